@@ -1,0 +1,114 @@
+# shellcheck shell=bash
+# Helpers shared by the scripts of the PostgreSQL pods (postgres.sh, agent.sh, lifecycle.sh).
+# Sourced, never executed. Everything a pod needs comes from its environment (see postgres-pod.ts).
+
+: "${PGDATA:?PGDATA must be set}"
+: "${POD_NAME:?POD_NAME must be set (downward API metadata.name)}"
+: "${PRIMARY_HOST:?PRIMARY_HOST must be set (the read-write PostgreSQL Service)}"
+: "${REPLICATION_USER:?REPLICATION_USER must be set}"
+: "${FERRETDB_USER:?FERRETDB_USER must be set}"
+: "${SLOT_PREFIX:?SLOT_PREFIX must be set}"
+CONFIG_DIR=${CONFIG_DIR:-/etc/ferretdb-postgres}
+SECRET_DIR=${SECRET_DIR:-/etc/ferretdb-postgres-secret}
+RUN_DIR=${RUN_DIR:-/var/run/postgresql}
+PGPORT=${PGPORT:-5432}
+PGPASSFILE="$RUN_DIR/.pgpass"
+export PGPASSFILE
+
+log() {
+  printf '%s %s[%s]: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${LOG_TAG:-postgres.sh}" "$POD_NAME" "$*" >&2
+}
+
+die() {
+  log "FATAL: $*"
+  exit 1
+}
+
+# The physical replication slot of a pod: prefix + pod name, lower case, [^a-z0-9_] -> '_', at most 63 bytes.
+slot_name() {
+  local name
+  name=$(printf '%s' "$1" | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9_' '_')
+  name="${SLOT_PREFIX}${name}"
+  printf '%s' "${name:0:63}"
+}
+
+# The pod that must run as primary (the ConfigMap key 'leader').
+current_leader() {
+  tr -d '[:space:]' < "$CONFIG_DIR/leader"
+}
+
+# Every PostgreSQL pod of the cluster, one per line (the ConfigMap key 'members').
+members() {
+  grep -v '^[[:space:]]*$' "$CONFIG_DIR/members" || true
+}
+
+read_secret() {
+  local file="$SECRET_DIR/$1"
+  [ -r "$file" ] || die "cannot read the Secret key '$1' (expected at $file)"
+  cat "$file"
+}
+
+# libpq password file for the replication role; the password never appears in a command line or setting.
+write_pgpass() {
+  local password tmp
+  password=$(read_secret replication-password)
+  password=${password//\\/\\\\}
+  password=${password//:/\\:}
+  tmp="$PGPASSFILE.tmp.$$"
+  (umask 077 && printf '*:*:*:%s:%s\n' "$REPLICATION_USER" "$password" > "$tmp")
+  mv -f "$tmp" "$PGPASSFILE"
+}
+
+# Connection to the current primary, through the read-write Service (never a pod name).
+leader_conninfo() {
+  printf 'host=%s port=%s user=%s dbname=postgres passfile=%s connect_timeout=5 application_name=%s' \
+    "$PRIMARY_HOST" "$PGPORT" "$REPLICATION_USER" "$PGPASSFILE" "$POD_NAME"
+}
+
+leader_sql() {
+  psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$(leader_conninfo)" "$@"
+}
+
+local_sql() {
+  psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$RUN_DIR" -p "$PGPORT" -U postgres -d postgres "$@"
+}
+
+has_data() {
+  [ -s "$PGDATA/PG_VERSION" ]
+}
+
+is_standby_data() {
+  [ -f "$PGDATA/standby.signal" ]
+}
+
+# Start a server reachable only through the local socket (for initialisation and promotion).
+start_local_server() {
+  pg_ctl -D "$PGDATA" -w -t "${PG_START_TIMEOUT:-3600}" -l "$RUN_DIR/local-server.log" \
+    -o "-c config_file=$CONFIG_DIR/postgresql.conf -c listen_addresses=''" start \
+    || { cat "$RUN_DIR/local-server.log" >&2; die "local server did not start"; }
+}
+
+stop_local_server() {
+  pg_ctl -D "$PGDATA" -m fast -w -t 600 stop
+}
+
+# Roles, passwords (from the Secret, re-applied so a reused volume never keeps stale passwords),
+# the grants pg_rewind needs, and the DocumentDB extension. Idempotent; runs on the primary only.
+apply_setup() {
+  {
+    printf '\\set replication_user %s\n' "$REPLICATION_USER"
+    printf '\\set ferretdb_user %s\n' "$FERRETDB_USER"
+    # The backticks are psql's: it reads the password files itself, so they never reach argv.
+    # shellcheck disable=SC2016
+    printf '\\set replication_password `cat %s/replication-password`\n' "$SECRET_DIR"
+    # shellcheck disable=SC2016
+    printf '\\set ferretdb_password `cat %s/ferretdb-password`\n' "$SECRET_DIR"
+    cat "$CONFIG_DIR/setup.sql"
+  } | local_sql -f -
+}
+
+# A fingerprint of what apply_setup applies, to re-apply only when it changes.
+setup_fingerprint() {
+  cat "$CONFIG_DIR/setup.sql" "$SECRET_DIR/replication-password" "$SECRET_DIR/ferretdb-password" \
+    | md5sum | cut -d' ' -f1
+}

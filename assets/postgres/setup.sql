@@ -1,0 +1,26 @@
+-- Applied on the primary by lib.sh apply_setup (at initialisation and whenever it or the Secret
+-- changes). psql variables: replication_user, replication_password, ferretdb_user, ferretdb_password.
+\set ON_ERROR_STOP on
+SET client_min_messages = warning;
+
+-- Replication role: REPLICATION LOGIN and nothing else.
+SELECT format('CREATE ROLE %I', :'replication_user')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'replication_user') \gexec
+ALTER ROLE :"replication_user" WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOBYPASSRLS
+  PASSWORD :'replication_password';
+-- pg_rewind reads the new primary's files through these functions when a former primary rejoins.
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO :"replication_user";
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO :"replication_user";
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO :"replication_user";
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO :"replication_user";
+
+-- FerretDB v2 stores documents through the DocumentDB extension.
+CREATE EXTENSION IF NOT EXISTS documentdb CASCADE;
+
+-- FerretDB's role: not a superuser; DocumentDB's admin role, and CREATEROLE so that MongoDB
+-- createUser works (MongoDB users are PostgreSQL roles).
+SELECT format('CREATE ROLE %I', :'ferretdb_user')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'ferretdb_user') \gexec
+ALTER ROLE :"ferretdb_user" WITH LOGIN INHERIT CREATEROLE NOSUPERUSER NOREPLICATION NOBYPASSRLS
+  PASSWORD :'ferretdb_password';
+GRANT documentdb_admin_role TO :"ferretdb_user";

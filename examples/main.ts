@@ -1,0 +1,9 @@
+import { App, YamlOutputType } from 'cdk8s';
+import { MinimalChart } from './minimal';
+import { ProductionChart } from './production';
+
+// `npm run synth` (or `cdk8s synth`) writes one YAML file per chart to dist/.
+const app = new App({ outdir: 'dist', yamlOutputType: YamlOutputType.FILE_PER_CHART });
+new MinimalChart(app, 'minimal');
+new ProductionChart(app, 'production', { namespace: 'orders' });
+app.synth();

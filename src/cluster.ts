@@ -1,0 +1,260 @@
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { checkResources, Resources, Scheduling, StorageSettings } from './common';
+import { Credentials } from './credentials';
+import { DEFAULT_FERRETDB_IMAGE, ferretdbDeployment, METRICS_PORT } from './ferretdb';
+import { defaultName, GROUP_LABEL, validateName } from './names';
+import { WalSettings } from './postgres-config';
+import { PostgresPrimary } from './primary';
+import { MONGODB_PORT, ReadService } from './read-service';
+import { StreamingReplica } from './replica';
+import { ReplicationMode } from './replication-mode';
+import { checkImage, checkInteger } from './validation';
+
+/** Label on every FerretDB pod of a cluster (NetworkPolicy); value: the cluster name. */
+export const FERRETDB_LABEL = 'ferretdb.cdk8s.io/ferretdb';
+
+/** Longest cluster name: every derived name stays valid (StatefulSets at most 52 characters). */
+export const MAX_CLUSTER_NAME = 40;
+
+/**
+ * Props of a FerretDB cluster.
+ */
+export interface FerretDBClusterProps {
+  /**
+   * Base name of every object (`<name>-rw`, `<name>-ro`, `<name>-pg-primary`, ...).
+   *
+   * @default - derived from the construct path (at most 40 characters)
+   */
+  readonly name?: string;
+  /**
+   * Number of streaming replicas (PostgreSQL hot standbys). 0 is allowed: the read Service then
+   * serves reads from the primary side.
+   *
+   * @default 2
+   */
+  readonly replicas?: number;
+  /**
+   * @default ReplicationMode.async()
+   */
+  readonly replicationMode?: ReplicationMode;
+  /**
+   * @default Credentials.fromGeneratedSecret()
+   */
+  readonly credentials?: Credentials;
+  /**
+   * Volume of each PostgreSQL pod.
+   *
+   * @default - 10Gi, the default StorageClass
+   */
+  readonly storage?: StorageSettings;
+  /**
+   * @default "ghcr.io/ferretdb/postgres-documentdb:17-0.107.0-ferretdb-2.7.0"
+   */
+  readonly postgresImage?: string;
+  /**
+   * @default "ghcr.io/ferretdb/ferretdb:2.7.0"
+   */
+  readonly ferretdbImage?: string;
+  /**
+   * @default - requests 250m CPU and 512Mi memory, memory limit 1Gi
+   */
+  readonly postgresResources?: Resources;
+  /**
+   * @default - requests 100m CPU and 128Mi memory, memory limit 512Mi
+   */
+  readonly ferretdbResources?: Resources;
+  /**
+   * @default - see WalSettings
+   */
+  readonly wal?: WalSettings;
+  /**
+   * Extra PostgreSQL parameters for every server.
+   *
+   * @default - none
+   */
+  readonly parameters?: { [name: string]: string };
+  /**
+   * FerretDB pods in front of the primary (the write Service).
+   *
+   * @default 2
+   */
+  readonly ferretdbWriterReplicas?: number;
+  /**
+   * FerretDB pods in front of the replicas (the read Service). Ignored with 0 replicas.
+   *
+   * @default 2
+   */
+  readonly ferretdbReaderReplicas?: number;
+  /**
+   * Node selector, tolerations and affinity of every pod.
+   *
+   * @default - each group's pods spread over nodes
+   */
+  readonly scheduling?: Scheduling;
+  /**
+   * The pod that runs as PostgreSQL primary; see the README's promotion runbook.
+   *
+   * @default - the primary StatefulSet's pod 0
+   */
+  readonly currentPrimary?: string;
+  /**
+   * NetworkPolicies: only `allowedClients` reach FerretDB (27017), only FerretDB and the
+   * PostgreSQL pods reach PostgreSQL (5432), `metricsScrapers` reach 8088.
+   *
+   * @default true
+   */
+  readonly networkPolicy?: boolean;
+  /**
+   * Who may connect to FerretDB (27017).
+   *
+   * @default - every pod in the namespace
+   */
+  readonly allowedClients?: k8s.NetworkPolicyPeer[];
+  /**
+   * Who may scrape FerretDB's metrics (8088, /debug/metrics).
+   *
+   * @default - nobody (kubelet probes are not affected)
+   */
+  readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
+  /**
+   * FerretDB's anonymous usage telemetry.
+   *
+   * @default false
+   */
+  readonly telemetry?: boolean;
+  /**
+   * Extra labels for every object's metadata (never used in selectors).
+   *
+   * @default - none
+   */
+  readonly labels?: { [key: string]: string };
+}
+
+/**
+ * A replicated FerretDB: a PostgreSQL primary with the DocumentDB extension, N hot standbys fed
+ * by WAL streaming through one physical replication slot each, FerretDB Deployments in front of
+ * each side, and separate read-write and read-only Services.
+ */
+export class FerretDBCluster extends Construct {
+  /** Base name of every object. */
+  public readonly name: string;
+  /** The FerretDB read-write Service (27017): writes and reads on the primary. */
+  public readonly writeServiceName: string;
+  /** The FerretDB read-only Service (27017): reads on the replicas (the primary with 0 replicas). */
+  public readonly readServiceName: string;
+  /** MongoDB wire protocol port of both Services. */
+  public readonly port: number = MONGODB_PORT;
+  public readonly primary: PostgresPrimary;
+  /** The hot standbys (a StatefulSet with `replicas` pods; none with 0). */
+  public readonly replicas: StreamingReplica;
+  public readonly readService: ReadService;
+  /** The Secret with `replication-password` and `ferretdb-password`. */
+  public readonly secretName: string;
+  /** The PostgreSQL role (and MongoDB user) FerretDB connects with. */
+  public readonly username: string;
+
+  constructor(scope: Construct, id: string, props: FerretDBClusterProps = {}) {
+    super(scope, id);
+    this.name = props.name !== undefined ? validateName('name', props.name, MAX_CLUSTER_NAME) : defaultName(this, MAX_CLUSTER_NAME);
+    const replicaCount = checkInteger('replicas', props.replicas ?? 2, 0, 100);
+    const writers = checkInteger('ferretdbWriterReplicas', props.ferretdbWriterReplicas ?? 2, 1, 100);
+    const readers = checkInteger('ferretdbReaderReplicas', props.ferretdbReaderReplicas ?? 2, 1, 100);
+    const ferretdbImage = checkImage('ferretdbImage', props.ferretdbImage ?? DEFAULT_FERRETDB_IMAGE);
+    checkResources('ferretdbResources', props.ferretdbResources);
+    const networkPolicy = props.networkPolicy ?? true;
+
+    this.primary = new PostgresPrimary(this, 'Primary', {
+      name: `${this.name}-pg-primary`,
+      serviceName: `${this.name}-pg-rw`,
+      instance: this.name,
+      image: props.postgresImage,
+      storage: props.storage,
+      resources: props.postgresResources,
+      scheduling: props.scheduling,
+      credentials: props.credentials ?? Credentials.fromGeneratedSecret({ secretName: `${this.name}-credentials` }),
+      replicationMode: props.replicationMode,
+      wal: props.wal,
+      parameters: props.parameters,
+      currentPrimary: props.currentPrimary,
+      networkPolicy,
+      labels: props.labels,
+    });
+    this.replicas = new StreamingReplica(this, 'Replicas', {
+      primary: this.primary,
+      replicas: replicaCount,
+      name: `${this.name}-pg-replica`,
+      serviceName: `${this.name}-pg-ro`,
+      scheduling: props.scheduling,
+    });
+    this.secretName = this.primary.secretName;
+    this.username = this.primary.ferretdbUser;
+
+    const ferretdbLabels = { [FERRETDB_LABEL]: this.name };
+    const side = (component: string, deploymentName: string, postgresHost: string, count: number) => {
+      const selector = { [GROUP_LABEL]: deploymentName };
+      const metadataLabels = this.primary._metadataLabels(component, 'ferretdb');
+      ferretdbDeployment(this, component === 'writer' ? 'Writer' : 'Reader', {
+        name: deploymentName,
+        replicas: count,
+        selector,
+        podLabels: { ...metadataLabels, ...ferretdbLabels, ...this.primary.clientLabels },
+        metadataLabels,
+        image: ferretdbImage,
+        postgresHost,
+        postgresUser: this.primary.ferretdbUser,
+        secretName: this.secretName,
+        telemetry: props.telemetry ?? false,
+        resources: props.ferretdbResources,
+        scheduling: props.scheduling,
+      });
+      return selector;
+    };
+
+    const writerSelector = side('writer', `${this.name}-ferretdb-rw`, this.primary.serviceName, writers);
+    this.writeServiceName = `${this.name}-rw`;
+    new k8s.KubeService(this, 'WriteService', {
+      metadata: { name: this.writeServiceName, labels: this.primary._metadataLabels('write', 'ferretdb') },
+      spec: {
+        type: 'ClusterIP',
+        selector: writerSelector,
+        ports: [{ name: 'mongodb', port: MONGODB_PORT, targetPort: k8s.IntOrString.fromString('mongodb') }],
+      },
+    });
+
+    // With no replicas the read Service serves reads from the writer side.
+    const readerSelector = replicaCount > 0
+      ? side('reader', `${this.name}-ferretdb-ro`, this.replicas.serviceName, readers)
+      : writerSelector;
+    this.readService = new ReadService(this, 'ReadService', {
+      name: `${this.name}-ro`,
+      selector: readerSelector,
+      labels: this.primary._metadataLabels('read', 'ferretdb'),
+    });
+    this.readServiceName = this.readService.serviceName;
+
+    if (networkPolicy) {
+      const ingress: k8s.NetworkPolicyIngressRule[] = [{
+        from: props.allowedClients ?? [{ podSelector: {} }],
+        ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(MONGODB_PORT) }],
+      }];
+      if (props.metricsScrapers && props.metricsScrapers.length > 0) {
+        ingress.push({ from: props.metricsScrapers, ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(METRICS_PORT) }] });
+      }
+      new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
+        metadata: { name: `${this.name}-ferretdb`, labels: this.primary._metadataLabels('ferretdb', 'ferretdb') },
+        spec: { podSelector: { matchLabels: ferretdbLabels }, policyTypes: ['Ingress'], ingress },
+      });
+    }
+  }
+
+  /** `host:port` of the read-write endpoint inside the namespace. */
+  public get writeEndpoint(): string {
+    return `${this.writeServiceName}:${this.port}`;
+  }
+
+  /** `host:port` of the read-only endpoint inside the namespace. */
+  public get readEndpoint(): string {
+    return `${this.readServiceName}:${this.port}`;
+  }
+}

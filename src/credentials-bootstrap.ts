@@ -1,0 +1,79 @@
+import { ApiObjectMetadata } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { containerSecurityContext, podSecurityContext, renderResources } from './common';
+import { asset } from './scripts';
+
+/** A pinned image with curl and a POSIX shell, running as a non-root user (uid 100). */
+export const BOOTSTRAP_IMAGE = 'curlimages/curl:8.13.0';
+const BOOTSTRAP_UID = 100;
+
+export interface CredentialsBootstrapProps {
+  readonly secretName: string;
+  readonly metadata: ApiObjectMetadata;
+}
+
+/**
+ * A Job that creates the credentials Secret with random passwords if it does not exist, with a
+ * ServiceAccount whose Role may only create Secrets. Nothing secret is synthesized.
+ */
+export class CredentialsBootstrap extends Construct {
+  constructor(scope: Construct, id: string, props: CredentialsBootstrapProps) {
+    super(scope, id);
+    const name = `${props.secretName}-bootstrap`.slice(0, 63).replace(/[-.]+$/, '');
+    const metadata = { ...props.metadata, name };
+
+    new k8s.KubeServiceAccount(this, 'ServiceAccount', { metadata, automountServiceAccountToken: false });
+    new k8s.KubeRole(this, 'Role', {
+      metadata,
+      // `create` cannot be limited to one name; the Job never reads, updates or deletes Secrets.
+      rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['create'] }],
+    });
+    new k8s.KubeRoleBinding(this, 'RoleBinding', {
+      metadata,
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+      subjects: [{ kind: 'ServiceAccount', name }],
+    });
+    new k8s.KubeConfigMap(this, 'Script', {
+      metadata,
+      data: { 'create-secret.sh': asset('credentials/create-secret.sh') },
+    });
+    new k8s.KubeJob(this, 'Resource', {
+      metadata,
+      spec: {
+        backoffLimit: 10,
+        template: {
+          metadata: { labels: props.metadata.labels },
+          spec: {
+            serviceAccountName: name,
+            // The only pod of the cluster that talks to the Kubernetes API.
+            automountServiceAccountToken: true,
+            restartPolicy: 'OnFailure',
+            enableServiceLinks: false,
+            securityContext: podSecurityContext(BOOTSTRAP_UID),
+            containers: [{
+              name: 'create-secret',
+              image: BOOTSTRAP_IMAGE,
+              imagePullPolicy: 'IfNotPresent',
+              command: ['sh', '/scripts/create-secret.sh'],
+              env: [
+                { name: 'SECRET_NAME', value: props.secretName },
+                { name: 'SECRET_LABELS', value: JSON.stringify(props.metadata.labels ?? {}) },
+              ],
+              volumeMounts: [
+                { name: 'script', mountPath: '/scripts', readOnly: true },
+                { name: 'tmp', mountPath: '/tmp' },
+              ],
+              resources: renderResources(undefined, { cpuRequest: '10m', memoryRequest: '16Mi', memoryLimit: '64Mi' }),
+              securityContext: containerSecurityContext(),
+            }],
+            volumes: [
+              { name: 'script', configMap: { name, defaultMode: 0o444 } },
+              { name: 'tmp', emptyDir: {} },
+            ],
+          },
+        },
+      },
+    });
+  }
+}

@@ -1,0 +1,94 @@
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import {
+  containerSecurityContext, podSecurityContext, renderResources, Resources, Scheduling, spreadOverNodes,
+} from './common';
+import { SECRET_KEYS } from './credentials';
+import { MONGODB_PORT } from './read-service';
+
+/** The pinned FerretDB v2 image (built FROM scratch, runs as uid 1000). */
+export const DEFAULT_FERRETDB_IMAGE = 'ghcr.io/ferretdb/ferretdb:2.7.0';
+export const FERRETDB_UID = 1000;
+/** FerretDB's debug handler: /debug/livez, /debug/readyz and /debug/metrics (Prometheus). */
+export const METRICS_PORT = 8088;
+export const DEFAULT_FERRETDB_RESOURCES: Resources = { cpuRequest: '100m', memoryRequest: '128Mi', memoryLimit: '512Mi' };
+
+export interface FerretDBDeploymentOptions {
+  readonly name: string;
+  readonly replicas: number;
+  readonly selector: { [key: string]: string };
+  readonly podLabels: { [key: string]: string };
+  readonly metadataLabels: { [key: string]: string };
+  readonly image: string;
+  /** The PostgreSQL Service this side connects to (read-write or read-only). */
+  readonly postgresHost: string;
+  readonly postgresUser: string;
+  readonly secretName: string;
+  readonly telemetry: boolean;
+  readonly resources?: Resources;
+  readonly scheduling?: Scheduling;
+}
+
+/**
+ * A FerretDB Deployment and its PodDisruptionBudget. The password reaches FerretDB as
+ * PGPASSWORD (from the Secret), which its PostgreSQL driver reads, so the URL holds none.
+ */
+export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDeploymentOptions): k8s.KubeDeployment {
+  const scheduling = o.scheduling ?? {};
+  const probe = (path: string, periodSeconds: number, failureThreshold: number): k8s.Probe => ({
+    httpGet: { path, port: k8s.IntOrString.fromString('metrics') },
+    periodSeconds,
+    timeoutSeconds: 3,
+    failureThreshold,
+  });
+  const deployment = new k8s.KubeDeployment(scope, id, {
+    metadata: { name: o.name, labels: o.metadataLabels },
+    spec: {
+      replicas: o.replicas,
+      selector: { matchLabels: o.selector },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: k8s.IntOrString.fromNumber(0), maxSurge: k8s.IntOrString.fromNumber(1) } },
+      template: {
+        metadata: { labels: { ...o.podLabels, ...o.selector } },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: podSecurityContext(FERRETDB_UID),
+          containers: [{
+            name: 'ferretdb',
+            image: o.image,
+            imagePullPolicy: 'IfNotPresent',
+            env: [
+              { name: 'FERRETDB_POSTGRESQL_URL', value: `postgres://${o.postgresUser}@${o.postgresHost}:5432/postgres` },
+              { name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: o.secretName, key: SECRET_KEYS.ferretdbPassword } } },
+              { name: 'FERRETDB_LISTEN_ADDR', value: `:${MONGODB_PORT}` },
+              { name: 'FERRETDB_DEBUG_ADDR', value: `:${METRICS_PORT}` },
+              { name: 'FERRETDB_STATE_DIR', value: '/state' },
+              { name: 'FERRETDB_TELEMETRY', value: o.telemetry ? 'enable' : 'disable' },
+            ],
+            ports: [
+              { name: 'mongodb', containerPort: MONGODB_PORT, protocol: 'TCP' },
+              { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
+            ],
+            startupProbe: probe('/debug/livez', 2, 30),
+            livenessProbe: probe('/debug/livez', 10, 3),
+            // readyz pings PostgreSQL and DocumentDB: not ready while its server is unreachable.
+            readinessProbe: probe('/debug/readyz', 5, 2),
+            resources: renderResources(o.resources, DEFAULT_FERRETDB_RESOURCES),
+            securityContext: containerSecurityContext(),
+            volumeMounts: [{ name: 'state', mountPath: '/state' }, { name: 'tmp', mountPath: '/tmp' }],
+          }],
+          volumes: [{ name: 'state', emptyDir: {} }, { name: 'tmp', emptyDir: {} }],
+          nodeSelector: scheduling.nodeSelector,
+          tolerations: scheduling.tolerations,
+          affinity: scheduling.affinity,
+          topologySpreadConstraints: scheduling.affinity ? undefined : spreadOverNodes(o.selector),
+        },
+      },
+    },
+  });
+  new k8s.KubePodDisruptionBudget(scope, `${id}Budget`, {
+    metadata: { name: o.name, labels: o.metadataLabels },
+    spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: o.selector } },
+  });
+  return deployment;
+}

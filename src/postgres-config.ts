@@ -1,0 +1,210 @@
+import { checkInteger, checkPostgresDuration, invalid, parsePostgresSize } from './validation';
+
+/**
+ * Write-ahead log and replication settings of the PostgreSQL servers. Each default is chosen
+ * for a primary with hot-standby replicas fed by physical replication slots.
+ */
+export interface WalSettings {
+  /**
+   * `wal_keep_size`: WAL kept for standbys regardless of slots, so a standby that lost its slot,
+   * or a former primary running pg_rewind, can still find recent WAL.
+   *
+   * @default "512MB"
+   */
+  readonly walKeepSize?: string;
+
+  /**
+   * `max_slot_wal_keep_size`: the most WAL a replication slot may hold back. A dead or stuck
+   * standby's slot otherwise keeps every WAL segment until the primary's disk is full (the most
+   * reported replication failure of comparable systems). Past this bound the slot is invalidated
+   * and the standby re-clones itself.
+   *
+   * @default - a quarter of the PostgreSQL volume size
+   */
+  readonly maxSlotWalKeepSize?: string;
+
+  /**
+   * `max_wal_senders`: concurrent replication connections. A pg_basebackup uses two.
+   *
+   * @default - max(16, 2 x PostgreSQL pods + 4)
+   */
+  readonly maxWalSenders?: number;
+
+  /**
+   * `max_replication_slots`.
+   *
+   * @default - max(16, PostgreSQL pods + 8)
+   */
+  readonly maxReplicationSlots?: number;
+
+  /**
+   * `hot_standby_feedback`: standbys tell the primary which rows their queries still read, so
+   * long reads on replicas are not cancelled by vacuum (at the cost of some bloat on the primary).
+   *
+   * @default true
+   */
+  readonly hotStandbyFeedback?: boolean;
+
+  /**
+   * `wal_sender_timeout`: how soon the primary drops a silent standby connection.
+   *
+   * @default "10s"
+   */
+  readonly walSenderTimeout?: string;
+
+  /**
+   * `wal_receiver_timeout`: how soon a standby drops a silent primary connection and reconnects.
+   *
+   * @default "10s"
+   */
+  readonly walReceiverTimeout?: string;
+}
+
+/** Settings the pods' scripts own: a parameters map may not change them. */
+const RESERVED = new Set([
+  'port', 'listen_addresses', 'unix_socket_directories', 'hba_file', 'ident_file', 'config_file',
+  'data_directory', 'primary_conninfo', 'primary_slot_name', 'hot_standby', 'synchronous_standby_names',
+  'restore_command', 'recovery_target_timeline',
+]);
+
+/** The libraries FerretDB's DocumentDB extension needs preloaded on every server. */
+export const DOCUMENTDB_PRELOAD = ['pg_cron', 'pg_documentdb_core', 'pg_documentdb'];
+
+const PARAMETER_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/;
+
+export interface SettingsInput {
+  readonly wal: WalSettings;
+  readonly parameters: { [name: string]: string };
+  /** Bytes of the smallest PostgreSQL volume. */
+  readonly volumeBytes: number;
+  /** Every PostgreSQL pod's name (its application_name). */
+  readonly members: string[];
+  readonly synchronousStandbyNames: string;
+}
+
+/** One rendered setting and why it has its value. */
+export interface Setting {
+  readonly name: string;
+  readonly value: string;
+  readonly reason: string;
+}
+
+/**
+ * Validates the user's WAL settings and parameters (throws naming the prop); returns a function
+ * that renders every setting once the members are known.
+ */
+export function checkSettings(wal: WalSettings, parameters: { [name: string]: string }, volumeBytes: number): void {
+  if (wal.walKeepSize !== undefined) parsePostgresSize('wal.walKeepSize', wal.walKeepSize);
+  if (wal.maxSlotWalKeepSize !== undefined) {
+    const bytes = parsePostgresSize('wal.maxSlotWalKeepSize', wal.maxSlotWalKeepSize);
+    if (bytes >= volumeBytes) {
+      throw invalid('wal.maxSlotWalKeepSize', wal.maxSlotWalKeepSize,
+        `a size smaller than the PostgreSQL volume (${Math.floor(volumeBytes / 2 ** 20)}MB), so a dead standby's slot cannot fill the disk`);
+    }
+  }
+  if (wal.maxWalSenders !== undefined) checkInteger('wal.maxWalSenders', wal.maxWalSenders, 1, 10000);
+  if (wal.maxReplicationSlots !== undefined) checkInteger('wal.maxReplicationSlots', wal.maxReplicationSlots, 1, 10000);
+  if (wal.walSenderTimeout !== undefined) checkPostgresDuration('wal.walSenderTimeout', wal.walSenderTimeout);
+  if (wal.walReceiverTimeout !== undefined) checkPostgresDuration('wal.walReceiverTimeout', wal.walReceiverTimeout);
+  if (wal.hotStandbyFeedback !== undefined && typeof wal.hotStandbyFeedback !== 'boolean') {
+    throw invalid('wal.hotStandbyFeedback', wal.hotStandbyFeedback, 'true or false');
+  }
+  for (const [name, value] of Object.entries(parameters ?? {})) {
+    if (!PARAMETER_NAME.test(name)) {
+      throw invalid(`parameters[${JSON.stringify(name)}]`, name,
+        'a PostgreSQL parameter name (letters, digits and "_", optionally "prefix.name")');
+    }
+    if (RESERVED.has(name.toLowerCase())) {
+      throw invalid(`parameters[${JSON.stringify(name)}]`, value,
+        `no value: ${name} is managed by cdk8s-ferretdb (see the README's defaults table)`);
+    }
+    if (typeof value !== 'string' || /[\n\r\0]/.test(value)) {
+      throw invalid(`parameters[${JSON.stringify(name)}]`, value, 'a string on one line');
+    }
+    if (name.toLowerCase() === 'wal_level' && !['replica', 'logical'].includes(value)) {
+      throw invalid('parameters["wal_level"]', value, '"replica" or "logical" (streaming replicas need at least replica)');
+    }
+    if (name.toLowerCase() === 'shared_preload_libraries') {
+      const libraries = value.split(',').map((l) => l.trim());
+      const missing = DOCUMENTDB_PRELOAD.filter((l) => !libraries.includes(l));
+      if (missing.length > 0) {
+        throw invalid('parameters["shared_preload_libraries"]', value, `a list that keeps ${DOCUMENTDB_PRELOAD.join(', ')} (FerretDB needs them)`);
+      }
+    }
+  }
+}
+
+/** Every setting of postgresql.conf, in order, with the reason for each default. */
+export function buildSettings(input: SettingsInput): Setting[] {
+  const { wal, members } = input;
+  const pods = members.length;
+  const slotKeepMB = wal.maxSlotWalKeepSize !== undefined
+    ? undefined
+    : Math.max(64, Math.floor(input.volumeBytes / 4 / 2 ** 20));
+  const settings: Setting[] = [
+    { name: 'listen_addresses', value: '*', reason: 'reached through the Services' },
+    { name: 'port', value: '5432', reason: 'the Services and probes use it' },
+    { name: 'unix_socket_directories', value: '/var/run/postgresql', reason: 'an emptyDir shared with the agent sidecar (peer auth)' },
+    { name: 'hba_file', value: '/etc/ferretdb-postgres/pg_hba.conf', reason: 'from the ConfigMap' },
+    { name: 'password_encryption', value: 'scram-sha-256', reason: 'no md5 hashes' },
+    { name: 'shared_preload_libraries', value: DOCUMENTDB_PRELOAD.join(','), reason: 'DocumentDB (FerretDB v2) and pg_cron, on every server' },
+    { name: 'cron.database_name', value: 'postgres', reason: 'DocumentDB schedules its jobs there (they run on the primary only)' },
+    { name: 'documentdb.enableUserCrud', value: 'true', reason: 'MongoDB createUser/dropUser through FerretDB' },
+    { name: 'documentdb.maxUserLimit', value: '100', reason: 'as FerretDB\'s image' },
+    { name: 'documentdb.enableSchemaValidation', value: 'true', reason: 'as FerretDB\'s image' },
+    { name: 'documentdb.enableBypassDocumentValidation', value: 'true', reason: 'as FerretDB\'s image' },
+    { name: 'wal_level', value: 'replica', reason: 'enough for physical streaming replication' },
+    { name: 'max_wal_senders', value: String(wal.maxWalSenders ?? Math.max(16, 2 * pods + 4)), reason: 'every standby plus concurrent pg_basebackups (two each), with headroom; equal on all servers as hot standby requires' },
+    { name: 'max_replication_slots', value: String(wal.maxReplicationSlots ?? Math.max(16, pods + 8)), reason: 'one slot per PostgreSQL pod, with headroom' },
+    { name: 'wal_keep_size', value: wal.walKeepSize ?? '512MB', reason: 'recent WAL for standbys without a slot and for pg_rewind' },
+    { name: 'max_slot_wal_keep_size', value: wal.maxSlotWalKeepSize ?? `${slotKeepMB}MB`, reason: 'a dead standby\'s slot may hold back at most this much WAL (default: a quarter of the volume), then it is invalidated and the standby re-clones' },
+    { name: 'hot_standby', value: 'on', reason: 'replicas serve reads' },
+    { name: 'hot_standby_feedback', value: (wal.hotStandbyFeedback ?? true) ? 'on' : 'off', reason: 'reads on replicas are not cancelled by vacuum on the primary' },
+    { name: 'wal_log_hints', value: 'on', reason: 'a former primary can pg_rewind and rejoin as a standby' },
+    { name: 'wal_sender_timeout', value: wal.walSenderTimeout ?? '10s', reason: 'drop dead standby connections quickly' },
+    { name: 'wal_receiver_timeout', value: wal.walReceiverTimeout ?? '10s', reason: 'standbys notice a dead primary connection quickly and reconnect through the Service' },
+    { name: 'synchronous_standby_names', value: input.synchronousStandbyNames, reason: 'the replication mode (empty: asynchronous)' },
+    { name: 'logging_collector', value: 'off', reason: 'logs go to the container\'s stderr' },
+    { name: 'log_line_prefix', value: '%m [%p] %q%u@%d ', reason: 'timestamps and users in the container log' },
+    { name: 'log_replication_commands', value: 'on', reason: 'replication connections and slot use appear in the log' },
+  ];
+  const byName = new Map(settings.map((s) => [s.name.toLowerCase(), s] as const));
+  for (const [name, value] of Object.entries(input.parameters ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
+    byName.set(name.toLowerCase(), { name, value, reason: 'set by the parameters prop' });
+  }
+  return [...byName.values()];
+}
+
+function quote(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, '\'\'')}'`;
+}
+
+export function renderPostgresqlConf(settings: Setting[]): string {
+  const lines = [
+    '# postgresql.conf of every PostgreSQL pod (primary and standbys), rendered by cdk8s-ferretdb.',
+    '# Standby-only settings (primary_conninfo, primary_slot_name) are passed by postgres.sh.',
+  ];
+  for (const s of settings) {
+    lines.push(`# ${s.reason}`, `${s.name} = ${quote(s.value)}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * pg_hba.conf: local socket by peer for the postgres superuser only (probes, agent, setup);
+ * every network connection by scram-sha-256; the replication role may open replication
+ * connections and (for pg_rewind and slot checks) connect to the postgres database; no trust.
+ */
+export function renderPgHba(replicationUser: string, ferretdbUser: string): string {
+  return [
+    '# TYPE  DATABASE     USER                 ADDRESS   METHOD',
+    'local   all          postgres                       peer',
+    `host    replication  ${replicationUser.padEnd(20)} all       scram-sha-256`,
+    `host    postgres     ${replicationUser.padEnd(20)} all       scram-sha-256`,
+    `host    all          ${ferretdbUser.padEnd(20)} all       scram-sha-256`,
+    // MongoDB users created through FerretDB are PostgreSQL roles too.
+    'host    postgres     all                  all       scram-sha-256',
+    'host    all          all                  all       reject',
+    '',
+  ].join('\n');
+}

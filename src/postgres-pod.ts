@@ -1,0 +1,180 @@
+import { ApiObjectMetadata } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import {
+  containerSecurityContext, DEFAULT_STORAGE_SIZE, podSecurityContext, renderResources, Resources, Scheduling,
+  spreadOverNodes, StorageSettings,
+} from './common';
+import { POSTGRES_CLUSTER_LABEL, SLOT_PREFIX } from './names';
+
+/** uid/gid of the postgres user in the official postgres (and postgres-documentdb) images. */
+export const POSTGRES_UID = 999;
+export const CONFIG_DIR = '/etc/ferretdb-postgres';
+export const SECRET_DIR = '/etc/ferretdb-postgres-secret';
+export const RUN_DIR = '/var/run/postgresql';
+export const DATA_MOUNT = '/var/lib/postgresql/data';
+/** A subdirectory, so the volume's own root (lost+found) never is the data directory. */
+export const PGDATA = `${DATA_MOUNT}/pgdata`;
+export const POSTGRES_PORT = 5432;
+export const AGENT_INTERVAL_SECONDS = 10;
+
+export const DEFAULT_POSTGRES_RESOURCES: Resources = { cpuRequest: '250m', memoryRequest: '512Mi', memoryLimit: '1Gi' };
+const AGENT_RESOURCES: Resources = { cpuRequest: '10m', memoryRequest: '32Mi', memoryLimit: '64Mi' };
+
+/** What every PostgreSQL pod of one cluster shares (owned by the primary). */
+export interface PostgresClusterInfo {
+  /** The primary's name: cluster label value. */
+  readonly clusterName: string;
+  readonly instance: string;
+  readonly configMapName: string;
+  readonly secretName: string;
+  readonly primaryServiceName: string;
+  readonly bootstrapPod: string;
+  readonly replicationUser: string;
+  readonly ferretdbUser: string;
+}
+
+export interface PostgresStatefulSetOptions {
+  readonly name: string;
+  readonly headlessServiceName: string;
+  readonly replicas: number;
+  readonly selector: { [key: string]: string };
+  readonly component: string;
+  readonly metadata: ApiObjectMetadata;
+  readonly podLabels: { [key: string]: string };
+  readonly image: string;
+  readonly storage: StorageSettings;
+  readonly resources?: Resources;
+  readonly scheduling?: Scheduling;
+  readonly cluster: PostgresClusterInfo;
+}
+
+function env(name: string, value: string): k8s.EnvVar {
+  return { name, value };
+}
+
+/** The StatefulSet of a group of PostgreSQL pods (the primary's, or a replica group's). */
+export function postgresStatefulSet(scope: Construct, id: string, o: PostgresStatefulSetOptions): k8s.KubeStatefulSet {
+  const c = o.cluster;
+  const mounts = {
+    data: { name: 'data', mountPath: DATA_MOUNT },
+    config: { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
+    secret: { name: 'credentials', mountPath: SECRET_DIR, readOnly: true },
+    run: { name: 'run', mountPath: RUN_DIR },
+    tmp: { name: 'tmp', mountPath: '/tmp' },
+    shm: { name: 'shm', mountPath: '/dev/shm' },
+  };
+  const commonEnv: k8s.EnvVar[] = [
+    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    env('PGDATA', PGDATA),
+    env('CONFIG_DIR', CONFIG_DIR),
+    env('SECRET_DIR', SECRET_DIR),
+    env('RUN_DIR', RUN_DIR),
+    env('PRIMARY_HOST', c.primaryServiceName),
+    env('BOOTSTRAP_POD', c.bootstrapPod),
+    env('REPLICATION_USER', c.replicationUser),
+    env('FERRETDB_USER', c.ferretdbUser),
+    env('SLOT_PREFIX', SLOT_PREFIX),
+    // `kubectl exec ... -- psql` reaches the local server as postgres over the socket.
+    env('PGHOST', RUN_DIR),
+    env('PGUSER', 'postgres'),
+  ];
+  const lifecycle = (arg: string): k8s.ExecAction => ({ command: ['bash', `${CONFIG_DIR}/lifecycle.sh`, arg] });
+
+  const postgres: k8s.Container = {
+    name: 'postgres',
+    image: o.image,
+    imagePullPolicy: 'IfNotPresent',
+    command: ['bash', `${CONFIG_DIR}/postgres.sh`],
+    env: commonEnv,
+    ports: [{ name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' }],
+    volumeMounts: [mounts.data, mounts.config, mounts.secret, mounts.run, mounts.tmp, mounts.shm],
+    resources: renderResources(o.resources, DEFAULT_POSTGRES_RESOURCES),
+    securityContext: containerSecurityContext(),
+    // A clone (pg_basebackup) or crash recovery may take long: alive, not ready.
+    startupProbe: { exec: lifecycle('live'), periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 360 },
+    livenessProbe: { exec: lifecycle('live'), periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6 },
+    readinessProbe: { exec: lifecycle('ready'), periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 3 },
+    lifecycle: { preStop: { exec: lifecycle('stop') } },
+  };
+  const agent: k8s.Container = {
+    name: 'agent',
+    image: o.image,
+    imagePullPolicy: 'IfNotPresent',
+    command: ['bash', `${CONFIG_DIR}/agent.sh`],
+    env: [...commonEnv, env('AGENT_INTERVAL', String(AGENT_INTERVAL_SECONDS))],
+    volumeMounts: [mounts.config, mounts.secret, mounts.run, mounts.tmp],
+    resources: renderResources(undefined, AGENT_RESOURCES),
+    securityContext: containerSecurityContext(),
+  };
+
+  const scheduling = o.scheduling ?? {};
+  const defaultAffinity: k8s.Affinity = {
+    podAntiAffinity: {
+      preferredDuringSchedulingIgnoredDuringExecution: [{
+        weight: 100,
+        podAffinityTerm: {
+          topologyKey: 'kubernetes.io/hostname',
+          labelSelector: { matchLabels: { [POSTGRES_CLUSTER_LABEL]: c.clusterName } },
+        },
+      }],
+    },
+  };
+
+  return new k8s.KubeStatefulSet(scope, id, {
+    metadata: o.metadata,
+    spec: {
+      serviceName: o.headlessServiceName,
+      replicas: o.replicas,
+      podManagementPolicy: 'OrderedReady',
+      updateStrategy: { type: 'RollingUpdate' },
+      selector: { matchLabels: o.selector },
+      persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
+      template: {
+        metadata: {
+          labels: { ...o.podLabels, ...o.selector, [POSTGRES_CLUSTER_LABEL]: c.clusterName },
+        },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: podSecurityContext(POSTGRES_UID),
+          terminationGracePeriodSeconds: 60,
+          containers: [postgres, agent],
+          volumes: [
+            { name: 'config', configMap: { name: c.configMapName, defaultMode: 0o444 } },
+            { name: 'credentials', secret: { secretName: c.secretName, defaultMode: 0o440 } },
+            { name: 'run', emptyDir: {} },
+            { name: 'tmp', emptyDir: {} },
+            { name: 'shm', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('256Mi') } },
+          ],
+          nodeSelector: scheduling.nodeSelector,
+          tolerations: scheduling.tolerations,
+          affinity: scheduling.affinity ?? defaultAffinity,
+          topologySpreadConstraints: scheduling.affinity ? undefined : spreadOverNodes(o.selector),
+        },
+      },
+      volumeClaimTemplates: [{
+        metadata: { name: 'data' },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          storageClassName: o.storage.storageClassName,
+          resources: { requests: { storage: k8s.Quantity.fromString(o.storage.size ?? DEFAULT_STORAGE_SIZE) } },
+        },
+      }],
+    },
+  });
+}
+
+/** A headless Service giving each pod of a StatefulSet a DNS name. */
+export function headlessService(scope: Construct, id: string, name: string, metadata: ApiObjectMetadata,
+  selector: { [key: string]: string }): k8s.KubeService {
+  return new k8s.KubeService(scope, id, {
+    metadata: { ...metadata, name },
+    spec: {
+      clusterIp: 'None',
+      publishNotReadyAddresses: true,
+      selector,
+      ports: [{ name: 'postgresql', port: POSTGRES_PORT, targetPort: k8s.IntOrString.fromString('postgresql') }],
+    },
+  });
+}

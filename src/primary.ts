@@ -1,0 +1,341 @@
+import { ApiObject, Lazy } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { checkResources, DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './common';
+import { Credentials } from './credentials';
+import { CredentialsBootstrap } from './credentials-bootstrap';
+import { metadataLabels } from './labels';
+import {
+  defaultName, GROUP_LABEL, MAX_STATEFULSET_NAME, POD_NAME_LABEL, POSTGRES_CLIENT_LABEL, POSTGRES_CLUSTER_LABEL,
+  validateName,
+} from './names';
+import { buildSettings, checkSettings, renderPgHba, renderPostgresqlConf, Setting, WalSettings } from './postgres-config';
+import { headlessService, POSTGRES_PORT, postgresStatefulSet } from './postgres-pod';
+import { ReplicationMode } from './replication-mode';
+import { postgresScripts } from './scripts';
+import { checkImage, checkRoleName, invalid, parseQuantity } from './validation';
+
+/** The pinned PostgreSQL image with the DocumentDB extension FerretDB v2 needs. */
+export const DEFAULT_POSTGRES_IMAGE = 'ghcr.io/ferretdb/postgres-documentdb:17-0.107.0-ferretdb-2.7.0';
+
+/**
+ * Props of a PostgreSQL primary.
+ */
+export interface PostgresPrimaryProps {
+  /**
+   * Name of the StatefulSet (and its headless Service); its pod is `<name>-0`.
+   *
+   * @default - derived from the construct path
+   */
+  readonly name?: string;
+  /**
+   * Name of the read-write PostgreSQL Service (port 5432), which selects only the primary.
+   *
+   * @default - `<name>-rw`
+   */
+  readonly serviceName?: string;
+  /**
+   * The `app.kubernetes.io/instance` label.
+   *
+   * @default - the name
+   */
+  readonly instance?: string;
+  /**
+   * PostgreSQL image with the DocumentDB extension (`ghcr.io/ferretdb/postgres-documentdb`).
+   *
+   * @default "ghcr.io/ferretdb/postgres-documentdb:17-0.107.0-ferretdb-2.7.0"
+   */
+  readonly image?: string;
+  /**
+   * @default - 10Gi, the default StorageClass
+   */
+  readonly storage?: StorageSettings;
+  /**
+   * Resources of the postgres container.
+   *
+   * @default - requests 250m CPU and 512Mi memory, memory limit 1Gi
+   */
+  readonly resources?: Resources;
+  /**
+   * @default - pods spread over nodes
+   */
+  readonly scheduling?: Scheduling;
+  /**
+   * @default Credentials.fromGeneratedSecret()
+   */
+  readonly credentials?: Credentials;
+  /**
+   * @default ReplicationMode.async()
+   */
+  readonly replicationMode?: ReplicationMode;
+  /**
+   * @default - see WalSettings
+   */
+  readonly wal?: WalSettings;
+  /**
+   * Extra PostgreSQL parameters (postgresql.conf), applied on every server. They override the
+   * defaults, except the settings the pods' scripts manage (listen_addresses, port, hba_file,
+   * primary_conninfo, synchronous_standby_names, ...), which are rejected.
+   *
+   * @default - none
+   */
+  readonly parameters?: { [name: string]: string };
+  /**
+   * The role standbys replicate with (REPLICATION LOGIN only).
+   *
+   * @default "replicator"
+   */
+  readonly replicationUser?: string;
+  /**
+   * The role FerretDB connects with.
+   *
+   * @default "ferretdb"
+   */
+  readonly ferretdbUser?: string;
+  /**
+   * The pod that runs as primary. Change it only as the README's promotion runbook says: the
+   * named pod (a replica's pod) promotes itself when it restarts, the read-write Service selects
+   * it, and every other pod, the former primary included, follows it (pg_rewind where needed).
+   *
+   * @default - `<name>-0`
+   */
+  readonly currentPrimary?: string;
+  /**
+   * A NetworkPolicy that lets only this cluster's PostgreSQL pods and pods labelled
+   * `clientLabels` reach PostgreSQL (5432).
+   *
+   * @default true
+   */
+  readonly networkPolicy?: boolean;
+  /**
+   * Extra labels for the metadata of every object (never used in selectors).
+   *
+   * @default - none
+   */
+  readonly labels?: { [key: string]: string };
+}
+
+/** What a replica group tells its primary. */
+export interface ReplicaGroupInfo {
+  readonly podNames: string[];
+  readonly selector: { [key: string]: string };
+}
+
+/**
+ * A PostgreSQL primary: a one-pod StatefulSet with a volume claim template, a headless Service,
+ * the read-write Service, a PodDisruptionBudget, the cluster's ConfigMap (settings, pg_hba,
+ * scripts, membership) and, by default, the credentials Secret's bootstrap Job and a NetworkPolicy.
+ */
+export class PostgresPrimary extends Construct {
+  /** Name of the StatefulSet and its headless Service. */
+  public readonly name: string;
+  /** The read-write PostgreSQL Service (5432): always the current primary. */
+  public readonly serviceName: string;
+  /** The headless Service of the primary's StatefulSet. */
+  public readonly headlessServiceName: string;
+  /** The ConfigMap shared by every PostgreSQL pod of the cluster. */
+  public readonly configMapName: string;
+  /** The credentials Secret (keys `replication-password`, `ferretdb-password`). */
+  public readonly secretName: string;
+  /** PostgreSQL port of every Service. */
+  public readonly port: number = POSTGRES_PORT;
+  public readonly replicationUser: string;
+  public readonly ferretdbUser: string;
+  public readonly image: string;
+  public readonly storage: StorageSettings;
+  public readonly resources?: Resources;
+  public readonly replicationMode: ReplicationMode;
+  /** The pod that runs as primary. */
+  public readonly currentPrimary: string;
+  /** The primary StatefulSet's pod. */
+  public readonly podName: string;
+  /** Labels that select the primary StatefulSet's pod. */
+  public readonly selector: { [key: string]: string };
+  /** Labels a client pod needs for the NetworkPolicy to let it reach PostgreSQL. */
+  public readonly clientLabels: { [key: string]: string };
+  /** Labels on every PostgreSQL pod of this cluster. */
+  public readonly memberLabels: { [key: string]: string };
+  public readonly statefulSet: ApiObject;
+  /** `app.kubernetes.io/instance` of every object. */
+  public readonly instance: string;
+  /** Extra metadata labels. */
+  public readonly labels: { [key: string]: string };
+
+  private readonly groups: ReplicaGroupInfo[] = [];
+  private readonly wal: WalSettings;
+  private readonly parameters: { [name: string]: string };
+  private readonly volumeBytes: number;
+
+  constructor(scope: Construct, id: string, props: PostgresPrimaryProps = {}) {
+    super(scope, id);
+    this.name = props.name !== undefined
+      ? validateName('name', props.name, MAX_STATEFULSET_NAME)
+      : defaultName(this, MAX_STATEFULSET_NAME - 3);
+    this.serviceName = validateName('serviceName', props.serviceName ?? `${this.name}-rw`, 63);
+    this.headlessServiceName = this.name;
+    this.configMapName = `${this.name}-config`;
+    this.instance = props.instance ?? this.name;
+    this.labels = props.labels ?? {};
+    this.image = checkImage('image', props.image ?? DEFAULT_POSTGRES_IMAGE);
+    this.storage = props.storage ?? {};
+    this.volumeBytes = parseQuantity('storage.size', this.storage.size ?? DEFAULT_STORAGE_SIZE);
+    checkResources('resources', props.resources);
+    this.resources = props.resources;
+    this.replicationMode = ReplicationMode._check('replicationMode', props.replicationMode ?? ReplicationMode.async());
+    this.replicationUser = checkRoleName('replicationUser', props.replicationUser ?? 'replicator');
+    this.ferretdbUser = checkRoleName('ferretdbUser', props.ferretdbUser ?? 'ferretdb');
+    if (this.replicationUser === this.ferretdbUser || [this.replicationUser, this.ferretdbUser].includes('postgres')) {
+      throw invalid('ferretdbUser', this.ferretdbUser, 'a role different from replicationUser and from "postgres"');
+    }
+    this.wal = props.wal ?? {};
+    this.parameters = props.parameters ?? {};
+    checkSettings(this.wal, this.parameters, this.volumeBytes);
+    this.podName = `${this.name}-0`;
+    this.currentPrimary = props.currentPrimary ?? this.podName;
+    this.selector = { [GROUP_LABEL]: this.name };
+    this.clientLabels = { [POSTGRES_CLIENT_LABEL]: this.name };
+    this.memberLabels = { [POSTGRES_CLUSTER_LABEL]: this.name };
+
+    const credentials = Credentials._check('credentials', props.credentials ?? Credentials.fromGeneratedSecret());
+    this.secretName = credentials.secretName ?? `${this.name}-credentials`;
+    if (credentials.generated) {
+      new CredentialsBootstrap(this, 'Credentials', {
+        secretName: this.secretName,
+        metadata: this.metadata('credentials'),
+      });
+    }
+
+    new k8s.KubeConfigMap(this, 'Config', {
+      metadata: { ...this.metadata('postgresql'), name: this.configMapName },
+      data: Lazy.any({ produce: () => this.configMapData() }) as any,
+    });
+
+    this.statefulSet = postgresStatefulSet(this, 'Resource', {
+      name: this.name,
+      headlessServiceName: this.headlessServiceName,
+      replicas: 1,
+      selector: this.selector,
+      component: 'primary',
+      metadata: { ...this.metadata('primary'), name: this.name },
+      podLabels: this.metadata('primary').labels ?? {},
+      image: this.image,
+      storage: this.storage,
+      resources: this.resources,
+      scheduling: props.scheduling,
+      cluster: {
+        clusterName: this.name,
+        instance: this.instance,
+        configMapName: this.configMapName,
+        secretName: this.secretName,
+        primaryServiceName: this.serviceName,
+        bootstrapPod: this.podName,
+        replicationUser: this.replicationUser,
+        ferretdbUser: this.ferretdbUser,
+      },
+    });
+    headlessService(this, 'Headless', this.headlessServiceName, this.metadata('primary'), this.selector);
+
+    new k8s.KubeService(this, 'Service', {
+      metadata: { ...this.metadata('primary'), name: this.serviceName },
+      spec: {
+        type: 'ClusterIP',
+        selector: Lazy.any({ produce: () => this.primarySelector() }) as any,
+        ports: [{ name: 'postgresql', port: POSTGRES_PORT, targetPort: k8s.IntOrString.fromString('postgresql') }],
+      },
+    });
+
+    new k8s.KubePodDisruptionBudget(this, 'Budget', {
+      metadata: { ...this.metadata('primary'), name: this.name },
+      spec: { minAvailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: this.selector } },
+    });
+
+    if (props.networkPolicy ?? true) {
+      new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
+        metadata: { ...this.metadata('postgresql'), name: `${this.name}-postgresql` },
+        spec: {
+          podSelector: { matchLabels: this.memberLabels },
+          policyTypes: ['Ingress'],
+          ingress: [{
+            from: [{ podSelector: { matchLabels: this.memberLabels } }, { podSelector: { matchLabels: this.clientLabels } }],
+            ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(POSTGRES_PORT) }],
+          }],
+        },
+      });
+    }
+
+    this.node.addValidation({ validate: () => this.validateTopology() });
+  }
+
+  /** Every PostgreSQL pod of the cluster (primary and every registered replica group). */
+  public get members(): string[] {
+    return [this.podName, ...this.groups.flatMap((g) => g.podNames)];
+  }
+
+  /** Number of standbys over every replica group. */
+  public get replicaCount(): number {
+    return this.members.length - 1;
+  }
+
+  /** Every postgresql.conf setting with the reason for its value. */
+  public get settings(): Setting[] {
+    return buildSettings({
+      wal: this.wal,
+      parameters: this.parameters,
+      volumeBytes: this.volumeBytes,
+      members: this.members,
+      synchronousStandbyNames: this.replicationMode.synchronousStandbyNames(this.members),
+    });
+  }
+
+  /**
+   * Registers a group of replica pods (called by StreamingReplica).
+   * @internal
+   */
+  public _registerReplicaGroup(group: ReplicaGroupInfo): void {
+    this.groups.push(group);
+  }
+
+  /**
+   * Metadata of an object of this cluster.
+   * @internal
+   */
+  public _metadataLabels(component: string, name = 'postgresql'): { [key: string]: string } {
+    return metadataLabels({ name, instance: this.instance, component }, this.labels);
+  }
+
+  private metadata(component: string): { labels: { [key: string]: string } } {
+    return { labels: this._metadataLabels(component) };
+  }
+
+  private primarySelector(): { [key: string]: string } {
+    if (this.currentPrimary === this.podName) return this.selector;
+    // After a promotion: the promoted pod, by the label Kubernetes puts on StatefulSet pods.
+    return { ...this.memberLabels, [POD_NAME_LABEL]: this.currentPrimary };
+  }
+
+  private configMapData(): { [key: string]: string } {
+    return {
+      'postgresql.conf': renderPostgresqlConf(this.settings),
+      'pg_hba.conf': renderPgHba(this.replicationUser, this.ferretdbUser),
+      'leader': this.currentPrimary + '\n',
+      'members': this.members.join('\n') + '\n',
+      ...postgresScripts(),
+    };
+  }
+
+  private validateTopology(): string[] {
+    const errors: string[] = [];
+    if (!this.members.includes(this.currentPrimary)) {
+      errors.push(`Invalid currentPrimary: ${JSON.stringify(this.currentPrimary)}. Expected one of the PostgreSQL pods: ${this.members.join(', ')}.`);
+    }
+    const quorum = this.replicationMode.synchronousStandbys;
+    if (quorum > this.replicaCount) {
+      errors.push(`Invalid replicationMode: ReplicationMode.synchronousQuorum(${quorum}). Expected a quorum of at most the number of replicas (${this.replicaCount}); commits would never return.`);
+    }
+    const duplicates = this.members.filter((m, i) => this.members.indexOf(m) !== i);
+    if (duplicates.length > 0) {
+      errors.push(`Invalid name: two PostgreSQL pods would be called ${duplicates.join(', ')}. Expected distinct StatefulSet names.`);
+    }
+    return errors;
+  }
+}
