@@ -27,6 +27,7 @@ const project = new cdk8s.ConstructLibraryCdk8s({
   jestOptions: {
     // A broken snapshot fails the run; `npm run test:update-snapshots` is the explicit, reviewed step.
     updateSnapshot: javascript.UpdateSnapshot.NEVER,
+    passWithNoTests: false,
     jestConfig: {
       // The real-PostgreSQL suite starts processes and network namespaces: one file at a time.
       maxWorkers: 1,
@@ -35,6 +36,9 @@ const project = new cdk8s.ConstructLibraryCdk8s({
   },
   gitignore: ['/bench/results/', '/.ci-work/'],
 });
+
+project.eslint?.addLintPattern('examples');
+project.eslint?.addLintPattern('bench');
 
 // Shell scripts that run inside the pods ship with the package (read at synth time).
 project.addPackageIgnore('/examples/');
