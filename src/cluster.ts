@@ -1,14 +1,15 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { checkResources, Resources, Scheduling, StorageSettings } from './common';
+import { Resources, Scheduling, StorageSettings } from './common';
 import { Credentials } from './credentials';
 import { DEFAULT_FERRETDB_IMAGE, ferretdbDeployment, METRICS_PORT } from './ferretdb';
 import { defaultName, GROUP_LABEL, validateName } from './names';
-import { WalSettings } from './postgres-config';
+import { checkResources } from './pod-spec';
 import { PostgresPrimary } from './primary';
 import { MONGODB_PORT, ReadService } from './read-service';
 import { StreamingReplica } from './replica';
 import { ReplicationMode } from './replication-mode';
+import { WalSettings } from './settings';
 import { checkImage, checkInteger } from './validation';
 
 /** Label on every FerretDB pod of a cluster (NetworkPolicy); value: the cluster name. */

@@ -1,7 +1,7 @@
 import { ApiObjectMetadata } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { containerSecurityContext, podSecurityContext, renderResources } from './common';
+import { containerSecurityContext, podSecurityContext, renderResources } from './pod-spec';
 import { asset } from './scripts';
 
 /** A pinned image with curl and a POSIX shell, running as a non-root user (uid 100). */

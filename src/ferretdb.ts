@@ -1,9 +1,8 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import {
-  containerSecurityContext, podSecurityContext, renderResources, Resources, Scheduling, spreadOverNodes,
-} from './common';
+import { Resources, Scheduling } from './common';
 import { SECRET_KEYS } from './credentials';
+import { containerSecurityContext, podSecurityContext, renderResources, spreadOverNodes } from './pod-spec';
 import { MONGODB_PORT } from './read-service';
 
 /** The pinned FerretDB v2 image (built FROM scratch, runs as uid 1000). */

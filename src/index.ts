@@ -1,8 +1,9 @@
 export * from './cluster';
 export * from './common';
 export * from './credentials';
-export * from './postgres-config';
+export * from './settings';
 export * from './primary';
 export * from './read-service';
 export * from './replica';
 export * from './replication-mode';
+export { slotNameForPod } from './names';

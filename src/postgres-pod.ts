@@ -1,11 +1,9 @@
 import { ApiObjectMetadata } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import {
-  containerSecurityContext, DEFAULT_STORAGE_SIZE, podSecurityContext, renderResources, Resources, Scheduling,
-  spreadOverNodes, StorageSettings,
-} from './common';
+import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './common';
 import { POSTGRES_CLUSTER_LABEL, SLOT_PREFIX } from './names';
+import { containerSecurityContext, podSecurityContext, renderResources, spreadOverNodes } from './pod-spec';
 
 /** uid/gid of the postgres user in the official postgres (and postgres-documentdb) images. */
 export const POSTGRES_UID = 999;

@@ -1,7 +1,7 @@
 import { ApiObject, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { checkResources, DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './common';
+import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './common';
 import { Credentials } from './credentials';
 import { CredentialsBootstrap } from './credentials-bootstrap';
 import { metadataLabels } from './labels';
@@ -9,10 +9,12 @@ import {
   defaultName, GROUP_LABEL, MAX_STATEFULSET_NAME, POD_NAME_LABEL, POSTGRES_CLIENT_LABEL, POSTGRES_CLUSTER_LABEL,
   validateName,
 } from './names';
-import { buildSettings, checkSettings, renderPgHba, renderPostgresqlConf, Setting, WalSettings } from './postgres-config';
+import { checkResources } from './pod-spec';
+import { buildSettings, checkSettings, renderPgHba, renderPostgresqlConf } from './postgres-config';
 import { headlessService, POSTGRES_PORT, postgresStatefulSet } from './postgres-pod';
 import { ReplicationMode } from './replication-mode';
 import { postgresScripts } from './scripts';
+import { Setting, WalSettings } from './settings';
 import { checkImage, checkRoleName, invalid, parseQuantity } from './validation';
 
 /** The pinned PostgreSQL image with the DocumentDB extension FerretDB v2 needs. */

@@ -1,8 +1,9 @@
 import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { checkResources, DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './common';
+import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './common';
 import { defaultName, GROUP_LABEL, MAX_STATEFULSET_NAME, validateName } from './names';
+import { checkResources } from './pod-spec';
 import { headlessService, POSTGRES_PORT, postgresStatefulSet } from './postgres-pod';
 import { PostgresPrimary } from './primary';
 import { checkImage, checkInteger, invalid, parseQuantity } from './validation';
