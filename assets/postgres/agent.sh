@@ -68,6 +68,9 @@ SQL
   fi
 }
 
+# PID 1 of its container: without a handler SIGTERM would be ignored until the grace period ends.
+trap 'exit 0' TERM INT
+
 while true; do
   if pg_isready -q -h "$RUN_DIR" -p "$PGPORT" -U postgres -d postgres; then
     case "$(local_sql -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" in
@@ -82,5 +85,6 @@ while true; do
         ;;
     esac
   fi
-  sleep "$INTERVAL"
+  sleep "$INTERVAL" &
+  wait $!
 done

@@ -69,8 +69,10 @@ leader_sql() {
   psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$(leader_conninfo)" "$@"
 }
 
+# Maintenance sessions on the local server (roles, slots) commit locally: they must never wait
+# for a synchronous standby, which may itself be waiting for the slot they create.
 local_sql() {
-  psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$RUN_DIR" -p "$PGPORT" -U postgres -d postgres "$@"
+  PGOPTIONS='-c synchronous_commit=local' psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$RUN_DIR" -p "$PGPORT" -U postgres -d postgres "$@"
 }
 
 has_data() {
@@ -82,9 +84,10 @@ is_standby_data() {
 }
 
 # Start a server reachable only through the local socket (for initialisation and promotion).
+# No standby can reach it, so its commits must not wait for synchronous standbys.
 start_local_server() {
   pg_ctl -D "$PGDATA" -w -t "${PG_START_TIMEOUT:-3600}" -l "$RUN_DIR/local-server.log" \
-    -o "-c config_file=$CONFIG_DIR/postgresql.conf -c listen_addresses=''" start \
+    -o "-c config_file=$CONFIG_DIR/postgresql.conf -c listen_addresses='' -c synchronous_standby_names=''" start \
     || { cat "$RUN_DIR/local-server.log" >&2; die "local server did not start"; }
 }
 

@@ -42,7 +42,9 @@ clone_from_primary() {
   touch "$RUN_DIR/cloning"
   log "cloning $PRIMARY_HOST with pg_basebackup through slot $slot"
   ensure_slot "$slot" || die "cannot create or check slot $slot on $PRIMARY_HOST as $REPLICATION_USER (see the error above); data directory left as it was"
-  if ! pg_basebackup -D "$tmp" -d "$(leader_conninfo)" -X stream -S "$slot" -c fast --no-password -v >&2; then
+  # In the background so that SIGTERM (this shell is the container's PID 1) stops the clone.
+  pg_basebackup -D "$tmp" -d "$(leader_conninfo)" -X stream -S "$slot" -c fast --no-password -v >&2 &
+  if ! wait $!; then
     rm -rf "$tmp"
     die "pg_basebackup from $PRIMARY_HOST failed (see the error above); data directory left as it was"
   fi
@@ -62,11 +64,17 @@ SQL
 }
 
 # wal_status of the pod's slot on the primary: reserved|extended|unreserved|lost|missing, or
-# nothing when the primary cannot be asked.
+# nothing (and a log line saying why) when the primary cannot be asked.
 slot_status() {
-  leader_sql -v slot="$1" <<'SQL' 2>/dev/null || true
+  local out
+  if out=$(leader_sql -v slot="$1" 2>&1 <<'SQL'
 SELECT coalesce((SELECT wal_status FROM pg_replication_slots WHERE slot_name = :'slot'), 'missing');
 SQL
+  ); then
+    printf '%s' "$out"
+  else
+    log "cannot ask the primary behind $PRIMARY_HOST about slot $1: $out"
+  fi
 }
 
 wait_for_primary() {
@@ -84,7 +92,9 @@ wait_for_primary() {
 rejoin_as_standby() {
   log "the data directory belongs to a former primary: rewinding it to follow $PRIMARY_HOST"
   wait_for_primary || die "no writable primary behind $PRIMARY_HOST; refusing to start a former primary (it could accept writes)"
-  if ! pg_rewind --target-pgdata="$PGDATA" --source-server="$(leader_conninfo)" >&2; then
+  # --config-file: if the target needs crash recovery first, it runs with the real settings
+  # (wal_log_hints among them), not the data directory's initdb defaults.
+  if ! pg_rewind --target-pgdata="$PGDATA" --source-server="$(leader_conninfo)" --config-file="$CONF" >&2; then
     die "pg_rewind failed; the data directory is kept for inspection. To re-clone this pod, empty its volume (see the README runbook)"
   fi
   touch "$PGDATA/standby.signal"
@@ -100,6 +110,7 @@ run_primary() {
   if is_standby_data; then
     promote_local_standby
   fi
+  chmod 0700 "$PGDATA"
   log "starting as primary"
   exec postgres -D "$PGDATA" -c "config_file=$CONF"
 }
@@ -129,12 +140,20 @@ SQL
       ;;
   esac
   rm -f "$RUN_DIR/reclone-needed"
+  chmod 0700 "$PGDATA"
   log "starting as standby of $PRIMARY_HOST through slot $slot"
   exec postgres -D "$PGDATA" -c "config_file=$CONF" \
     -c "primary_conninfo=$(leader_conninfo)" -c "primary_slot_name=$slot"
 }
 
 main() {
+  trap 'log "terminated"; kill $(jobs -p) 2>/dev/null; exit 143' TERM INT
+  # Only this container runs PostgreSQL on this volume, and it has just started: a lock file
+  # left by a killed server is stale (its PID may even be this shell's, PID 1).
+  if [ -f "$PGDATA/postmaster.pid" ]; then
+    log "removing the stale postmaster.pid of a server that did not shut down cleanly"
+    rm -f "$PGDATA/postmaster.pid"
+  fi
   write_pgpass
   rm -f "$RUN_DIR/cloning"
   if [ "$POD_NAME" = "$(current_leader)" ]; then
