@@ -1,3 +1,4 @@
+import { ApiObject, Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { Resources, Scheduling, StorageSettings } from './common';
@@ -10,7 +11,7 @@ import { MONGODB_PORT, ReadService } from './read-service';
 import { StreamingReplica } from './replica';
 import { ReplicationMode } from './replication-mode';
 import { WalSettings } from './settings';
-import { checkImage, checkInteger } from './validation';
+import { checkImage, checkInteger, invalid } from './validation';
 
 /** Label on every FerretDB pod of a cluster (NetworkPolicy); value: the cluster name. */
 export const FERRETDB_LABEL = 'ferretdb.cdk8s.io/ferretdb';
@@ -163,6 +164,13 @@ export class FerretDBCluster extends Construct {
     const readers = checkInteger('ferretdbReaderReplicas', props.ferretdbReaderReplicas ?? 2, 1, 100);
     const ferretdbImage = checkImage('ferretdbImage', props.ferretdbImage ?? DEFAULT_FERRETDB_IMAGE);
     checkResources('ferretdbResources', props.ferretdbResources);
+    // Checked here too, so that errors name the cluster's props.
+    checkResources('postgresResources', props.postgresResources);
+    if (props.postgresImage !== undefined) checkImage('postgresImage', props.postgresImage);
+    if (props.allowedClients !== undefined && props.allowedClients.length === 0) {
+      // An empty `from` list means "every source" to Kubernetes.
+      throw invalid('allowedClients', props.allowedClients, 'at least one peer (omit the prop to allow every pod of the namespace)');
+    }
     const networkPolicy = props.networkPolicy ?? true;
 
     this.primary = new PostgresPrimary(this, 'Primary', {
@@ -173,7 +181,7 @@ export class FerretDBCluster extends Construct {
       storage: props.storage,
       resources: props.postgresResources,
       scheduling: props.scheduling,
-      credentials: props.credentials ?? Credentials.fromGeneratedSecret({ secretName: `${this.name}-credentials` }),
+      credentials: clusterCredentials(this.name, props.credentials),
       replicationMode: props.replicationMode,
       wal: props.wal,
       parameters: props.parameters,
@@ -203,6 +211,7 @@ export class FerretDBCluster extends Construct {
         metadataLabels,
         image: ferretdbImage,
         postgresHost,
+        readOnly: component === 'reader',
         postgresUser: this.primary.ferretdbUser,
         secretName: this.secretName,
         telemetry: props.telemetry ?? false,
@@ -234,6 +243,8 @@ export class FerretDBCluster extends Construct {
     });
     this.readServiceName = this.readService.serviceName;
 
+    this.node.addValidation({ validate: () => this.duplicateNames() });
+
     if (networkPolicy) {
       const ingress: k8s.NetworkPolicyIngressRule[] = [{
         from: props.allowedClients ?? [{ podSelector: {} }],
@@ -249,6 +260,18 @@ export class FerretDBCluster extends Construct {
     }
   }
 
+  /** Two objects of one kind with one name in a chart (for example clusters "app" and "app-pg"). */
+  private duplicateNames(): string[] {
+    const seen = new Map<string, number>();
+    for (const c of Chart.of(this).node.findAll()) {
+      if (!(c instanceof ApiObject)) continue;
+      const key = `${c.kind} ${c.metadata.namespace ?? ''}/${c.name}`;
+      seen.set(key, (seen.get(key) ?? 0) + 1);
+    }
+    return [...seen.entries()].filter(([, n]) => n > 1).map(([key]) =>
+      `Invalid name: ${JSON.stringify(this.name)}. Expected names that do not collide: two objects would be ${key}.`);
+  }
+
   /** `host:port` of the read-write endpoint inside the namespace. */
   public get writeEndpoint(): string {
     return `${this.writeServiceName}:${this.port}`;
@@ -258,4 +281,11 @@ export class FerretDBCluster extends Construct {
   public get readEndpoint(): string {
     return `${this.readServiceName}:${this.port}`;
   }
+}
+
+/** The generated Secret is called `<cluster name>-credentials` unless named. */
+function clusterCredentials(name: string, credentials: Credentials | undefined): Credentials {
+  const given = credentials === undefined ? undefined : Credentials._check('credentials', credentials);
+  if (given && (!given.generated || given.secretName !== undefined)) return given;
+  return Credentials.fromGeneratedSecret({ secretName: `${name}-credentials` });
 }

@@ -1,6 +1,7 @@
 import { ApiObjectMetadata } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { Scheduling } from './common';
 import { containerSecurityContext, podSecurityContext, renderResources } from './pod-spec';
 import { asset } from './scripts';
 
@@ -11,6 +12,7 @@ const BOOTSTRAP_UID = 100;
 export interface CredentialsBootstrapProps {
   readonly secretName: string;
   readonly metadata: ApiObjectMetadata;
+  readonly scheduling?: Scheduling;
 }
 
 /**
@@ -71,6 +73,9 @@ export class CredentialsBootstrap extends Construct {
               { name: 'script', configMap: { name, defaultMode: 0o444 } },
               { name: 'tmp', emptyDir: {} },
             ],
+            nodeSelector: props.scheduling?.nodeSelector,
+            tolerations: props.scheduling?.tolerations,
+            affinity: props.scheduling?.affinity,
           },
         },
       },

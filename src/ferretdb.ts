@@ -22,6 +22,8 @@ export interface FerretDBDeploymentOptions {
   /** The PostgreSQL Service this side connects to (read-write or read-only). */
   readonly postgresHost: string;
   readonly postgresUser: string;
+  /** Every transaction read-only (the reader side), even if its Service ever reaches a primary. */
+  readonly readOnly: boolean;
   readonly secretName: string;
   readonly telemetry: boolean;
   readonly resources?: Resources;
@@ -57,7 +59,7 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
             image: o.image,
             imagePullPolicy: 'IfNotPresent',
             env: [
-              { name: 'FERRETDB_POSTGRESQL_URL', value: `postgres://${o.postgresUser}@${o.postgresHost}:5432/postgres` },
+              { name: 'FERRETDB_POSTGRESQL_URL', value: `postgres://${o.postgresUser}@${o.postgresHost}:5432/postgres${o.readOnly ? '?default_transaction_read_only=on' : ''}` },
               { name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: o.secretName, key: SECRET_KEYS.ferretdbPassword } } },
               { name: 'FERRETDB_LISTEN_ADDR', value: `:${MONGODB_PORT}` },
               { name: 'FERRETDB_DEBUG_ADDR', value: `:${METRICS_PORT}` },

@@ -41,7 +41,9 @@ export function validateName(prop: string, value: string, maxLength: number): st
  * object derived from it.
  */
 export function defaultName(scope: Construct, maxLength: number): string {
-  let name = Names.toDnsLabel(scope, { maxLen: maxLength });
+  // Construct ids may hold characters that object names may not ("_", ".", upper case).
+  let name = Names.toDnsLabel(scope, { maxLen: maxLength }).toLowerCase().replace(/[^a-z0-9-]/g, '-')
+    .replace(/-+/g, '-').replace(/^-+|-+$/g, '');
   if (!/^[a-z]/.test(name)) {
     name = ('x' + name).slice(0, maxLength).replace(/-+$/, '');
   }

@@ -6,14 +6,26 @@ export function checkResources(prop: string, resources: Resources | undefined): 
   for (const [key, value] of Object.entries(resources ?? {})) {
     if (value !== undefined) parseQuantity(`${prop}.${key}`, value);
   }
-  if (resources?.memoryRequest && resources.memoryLimit
-    && parseQuantity(`${prop}.memoryRequest`, resources.memoryRequest) > parseQuantity(`${prop}.memoryLimit`, resources.memoryLimit)) {
-    throw invalid(`${prop}.memoryRequest`, resources.memoryRequest, `at most ${prop}.memoryLimit (${resources.memoryLimit})`);
+  for (const kind of ['cpu', 'memory'] as const) {
+    const request = resources?.[`${kind}Request`];
+    const limit = resources?.[`${kind}Limit`];
+    if (request && limit && parseQuantity(`${prop}.${kind}Request`, request) > parseQuantity(`${prop}.${kind}Limit`, limit)) {
+      throw invalid(`${prop}.${kind}Request`, request, `at most ${prop}.${kind}Limit (${limit})`);
+    }
   }
 }
 
 export function renderResources(given: Resources | undefined, defaults: Resources): k8s.ResourceRequirements {
-  const r = { ...defaults, ...withoutUndefined(given ?? {}) };
+  const r: { -readonly [K in keyof Resources]: Resources[K] } = { ...defaults, ...withoutUndefined(given ?? {}) };
+  // A request above a default limit raises the limit to the request (the API rejects request > limit).
+  for (const kind of ['cpu', 'memory'] as const) {
+    const request = given?.[`${kind}Request`];
+    const defaultLimit = defaults[`${kind}Limit`];
+    if (request && defaultLimit && given?.[`${kind}Limit`] === undefined
+      && parseQuantity(`${kind}Request`, request) > parseQuantity(`${kind}Limit`, defaultLimit)) {
+      r[`${kind}Limit`] = request;
+    }
+  }
   const pick = (cpu?: string, memory?: string) => {
     const out: { [key: string]: k8s.Quantity } = {};
     if (cpu) out.cpu = k8s.Quantity.fromString(cpu);

@@ -8,6 +8,17 @@ const RESERVED = new Set([
   'restore_command', 'recovery_target_timeline',
 ]);
 
+/** Settings with a typed, validated prop: the parameters map may not bypass its checks. */
+const TYPED: { [name: string]: string } = {
+  wal_keep_size: 'wal.walKeepSize',
+  max_slot_wal_keep_size: 'wal.maxSlotWalKeepSize',
+  max_wal_senders: 'wal.maxWalSenders',
+  max_replication_slots: 'wal.maxReplicationSlots',
+  hot_standby_feedback: 'wal.hotStandbyFeedback',
+  wal_sender_timeout: 'wal.walSenderTimeout',
+  wal_receiver_timeout: 'wal.walReceiverTimeout',
+};
+
 /** The libraries FerretDB's DocumentDB extension needs preloaded on every server. */
 export const DOCUMENTDB_PRELOAD = ['pg_cron', 'pg_documentdb_core', 'pg_documentdb'];
 
@@ -28,12 +39,11 @@ export interface SettingsInput {
  * that renders every setting once the members are known.
  */
 export function checkSettings(wal: WalSettings, parameters: { [name: string]: string }, volumeBytes: number): void {
-  if (wal.walKeepSize !== undefined) parsePostgresSize('wal.walKeepSize', wal.walKeepSize);
-  if (wal.maxSlotWalKeepSize !== undefined) {
-    const bytes = parsePostgresSize('wal.maxSlotWalKeepSize', wal.maxSlotWalKeepSize);
-    if (bytes >= volumeBytes) {
-      throw invalid('wal.maxSlotWalKeepSize', wal.maxSlotWalKeepSize,
-        `a size smaller than the PostgreSQL volume (${Math.floor(volumeBytes / 2 ** 20)}MB), so a dead standby's slot cannot fill the disk`);
+  for (const [prop, value] of [['wal.walKeepSize', wal.walKeepSize], ['wal.maxSlotWalKeepSize', wal.maxSlotWalKeepSize]] as const) {
+    if (value === undefined) continue;
+    if (parsePostgresSize(prop, value) >= volumeBytes) {
+      throw invalid(prop, value,
+        `a size smaller than the PostgreSQL volume (${Math.floor(volumeBytes / 2 ** 20)}MB), so retained WAL cannot fill the disk`);
     }
   }
   if (wal.maxWalSenders !== undefined) checkInteger('wal.maxWalSenders', wal.maxWalSenders, 1, 10000);
@@ -47,6 +57,9 @@ export function checkSettings(wal: WalSettings, parameters: { [name: string]: st
     if (!PARAMETER_NAME.test(name)) {
       throw invalid(`parameters[${JSON.stringify(name)}]`, name,
         'a PostgreSQL parameter name (letters, digits and "_", optionally "prefix.name")');
+    }
+    if (TYPED[name.toLowerCase()]) {
+      throw invalid(`parameters[${JSON.stringify(name)}]`, value, `no value: set ${TYPED[name.toLowerCase()]} instead (it is validated)`);
     }
     if (RESERVED.has(name.toLowerCase())) {
       throw invalid(`parameters[${JSON.stringify(name)}]`, value,

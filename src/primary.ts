@@ -121,6 +121,8 @@ export interface PostgresPrimaryProps {
 export interface ReplicaGroupInfo {
   readonly podNames: string[];
   readonly selector: { [key: string]: string };
+  /** Bytes of each pod's volume. */
+  readonly volumeBytes: number;
 }
 
 /**
@@ -204,6 +206,7 @@ export class PostgresPrimary extends Construct {
       new CredentialsBootstrap(this, 'Credentials', {
         secretName: this.secretName,
         metadata: this.metadata('credentials'),
+        scheduling: props.scheduling,
       });
     }
 
@@ -273,6 +276,11 @@ export class PostgresPrimary extends Construct {
     return [this.podName, ...this.groups.flatMap((g) => g.podNames)];
   }
 
+  /** Any pod may become primary: WAL bounds follow the smallest PostgreSQL volume. */
+  private get smallestVolumeBytes(): number {
+    return Math.min(this.volumeBytes, ...this.groups.map((g) => g.volumeBytes));
+  }
+
   /** Number of standbys over every replica group. */
   public get replicaCount(): number {
     return this.members.length - 1;
@@ -283,7 +291,7 @@ export class PostgresPrimary extends Construct {
     return buildSettings({
       wal: this.wal,
       parameters: this.parameters,
-      volumeBytes: this.volumeBytes,
+      volumeBytes: this.smallestVolumeBytes,
       members: this.members,
       synchronousStandbyNames: this.replicationMode.synchronousStandbyNames(this.members),
     });
@@ -333,6 +341,22 @@ export class PostgresPrimary extends Construct {
     const quorum = this.replicationMode.synchronousStandbys;
     if (quorum > this.replicaCount) {
       errors.push(`Invalid replicationMode: ReplicationMode.synchronousQuorum(${quorum}). Expected a quorum of at most the number of replicas (${this.replicaCount}); commits would never return.`);
+    }
+    const smallest = this.smallestVolumeBytes;
+    if (smallest < this.volumeBytes) {
+      try {
+        checkSettings(this.wal, this.parameters, smallest);
+      } catch (e) {
+        errors.push(`${(e as Error).message} (the smallest PostgreSQL volume is a replica's)`);
+      }
+    }
+    const senders = Number(this.settings.find((s) => s.name === 'max_wal_senders')?.value);
+    const slots = Number(this.settings.find((s) => s.name === 'max_replication_slots')?.value);
+    if (senders < this.members.length + 1) {
+      errors.push(`Invalid wal.maxWalSenders: ${senders}. Expected at least ${this.members.length + 1} (one per PostgreSQL pod, plus one for a clone).`);
+    }
+    if (slots < this.members.length) {
+      errors.push(`Invalid wal.maxReplicationSlots: ${slots}. Expected at least ${this.members.length} (one per PostgreSQL pod).`);
     }
     const duplicates = this.members.filter((m, i) => this.members.indexOf(m) !== i);
     if (duplicates.length > 0) {

@@ -92,11 +92,11 @@ export class StreamingReplica extends Construct {
     this.headlessServiceName = this.name;
     const image = checkImage('image', props.image ?? primary.image);
     const storage = props.storage ?? primary.storage;
-    parseQuantity('storage.size', storage.size ?? DEFAULT_STORAGE_SIZE);
+    const volumeBytes = parseQuantity('storage.size', storage.size ?? DEFAULT_STORAGE_SIZE);
     checkResources('resources', props.resources);
     this.selector = { [GROUP_LABEL]: this.name };
     this.podNames = Array.from({ length: this.replicas }, (_, i) => `${this.name}-${i}`);
-    primary._registerReplicaGroup({ podNames: this.podNames, selector: this.selector });
+    primary._registerReplicaGroup({ podNames: this.podNames, selector: this.selector, volumeBytes });
 
     const labels = primary._metadataLabels('replica');
     this.statefulSet = postgresStatefulSet(this, 'Resource', {
