@@ -60,6 +60,7 @@ project.addTask('synth', {
 project.addTask('test:update-snapshots', {
   description: 'Explicitly rewrite jest snapshots (review the diff before committing)',
   exec: 'jest --updateSnapshot',
+  receiveArgs: true,
 });
 
 project.addTask('bench', {

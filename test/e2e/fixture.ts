@@ -1,0 +1,139 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { Testing } from 'cdk8s';
+import { installDocumentDbStub, withoutDocumentDbPreload } from './documentdb-stub';
+import { Cluster, ClusterOptions, ExecResult } from './harness';
+import { FerretDBCluster, FerretDBClusterProps, slotNameForPod } from '../../src';
+
+/** Every scenario synthesizes a real FerretDBCluster named `fdb`. */
+export const NAME = 'fdb';
+export const PRIMARY_STS = `${NAME}-pg-primary`;
+export const REPLICA_STS = `${NAME}-pg-replica`;
+export const PRIMARY = `${PRIMARY_STS}-0`;
+export const RW_SERVICE = `${NAME}-pg-rw`;
+export const replica = (i: number): string => `${REPLICA_STS}-${i}`;
+
+/** The objects of a real synth (with the DocumentDB emulation of documentdb-stub.ts). */
+export function synthCluster(props: FerretDBClusterProps = {}): unknown[] {
+  const chart = Testing.chart();
+  new FerretDBCluster(chart, 'db', { name: NAME, ...props });
+  return withoutDocumentDbPreload(Testing.synth(chart));
+}
+
+/** A running synthesized cluster and the SQL it takes to check it. */
+export class PgCluster {
+  /**
+   * Synthesizes, runs the credentials Job, then starts the primary and replica StatefulSets
+   * in order, as `kubectl apply` would.
+   */
+  public static async boot(props: FerretDBClusterProps = {}, options: ClusterOptions = {}): Promise<PgCluster> {
+    installDocumentDbStub();
+    const h = await Cluster.create(synthCluster(props), options);
+    const pg = new PgCluster(h);
+    try {
+      const job = await h.runJob(`${NAME}-credentials-bootstrap`, { timeoutMs: 60_000 });
+      if (!job.succeeded) throw new Error(`credentials Job failed:\n${job.logs}`);
+      await h.startStatefulSet(PRIMARY_STS, { timeoutMs: 120_000 });
+      await h.startStatefulSet(REPLICA_STS, { timeoutMs: 180_000 });
+    } catch (e) {
+      await pg.destroy();
+      throw e;
+    }
+    return pg;
+  }
+
+  constructor(public readonly h: Cluster) {}
+
+  /** psql as postgres over the pod's own socket; throws with stderr on failure. */
+  public async sql(pod: string, query: string, timeoutMs = 30_000): Promise<string> {
+    const r = await this.trySql(pod, query, timeoutMs);
+    if (r.code !== 0) {
+      throw new Error(`psql on ${pod} failed (${r.timedOut ? 'timeout' : `exit ${r.code}`}): ${r.stderr}\nquery: ${query}`);
+    }
+    return r.stdout.trim();
+  }
+
+  public trySql(pod: string, query: string, timeoutMs = 30_000): Promise<ExecResult> {
+    return this.h.exec(pod, 'postgres', ['psql', '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-d', 'postgres'],
+      { input: query, timeoutMs });
+  }
+
+  public async inRecovery(pod: string): Promise<boolean> {
+    return (await this.sql(pod, 'SELECT pg_is_in_recovery()')) === 't';
+  }
+
+  /** Waits until `primary` streams to every standby, each through its own active slot. */
+  public async waitStreaming(primary: string, standbys: string[], timeoutMs = 120_000): Promise<void> {
+    try {
+      await this.streaming(primary, standbys, timeoutMs);
+    } catch (e) {
+      // Say why: the last lines each side logged.
+      const tails = [primary, ...standbys].map((pod) =>
+        `--- ${pod} ---\n${this.h.logs(pod, 'postgres').split('\n').slice(-15).join('\n')}`);
+      throw new Error(`${(e as Error).message}\n${tails.join('\n')}`);
+    }
+  }
+
+  private async streaming(primary: string, standbys: string[], timeoutMs: number): Promise<void> {
+    await this.h.waitUntil(`${primary} streaming to ${standbys.join(', ')}`, timeoutMs, async () => {
+      const rows = await this.trySql(primary, `
+        SELECT r.application_name || '=' || coalesce(s.slot_name, '-')
+        FROM pg_stat_replication r LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
+        WHERE r.state = 'streaming' ORDER BY 1`, 10_000);
+      if (rows.code !== 0) return false;
+      const got = rows.stdout.trim().split('\n').filter(Boolean);
+      return standbys.every((pod) => got.includes(`${pod}=${slotNameForPod(pod)}`));
+    });
+  }
+
+  public async count(pod: string, table: string): Promise<number> {
+    return Number(await this.sql(pod, `SELECT count(*) FROM ${table}`));
+  }
+
+  /** Waits until `pod` sees `expected` rows in `table` (replay is asynchronous). */
+  public async waitCount(pod: string, table: string, expected: number, timeoutMs = 60_000): Promise<void> {
+    await this.h.waitUntil(`${pod} has ${expected} rows in ${table}`, timeoutMs, async () => {
+      const r = await this.trySql(pod, `SELECT count(*) FROM ${table}`, 10_000);
+      return r.code === 0 && Number(r.stdout.trim()) === expected;
+    });
+  }
+
+  /** The pods that run as writable primaries right now (asked over each pod's socket). */
+  public async writablePrimaries(pods: string[]): Promise<string[]> {
+    const writable: string[] = [];
+    for (const pod of pods) {
+      const r = await this.trySql(pod, 'SELECT pg_is_in_recovery()', 10_000);
+      if (r.code === 0 && r.stdout.trim() === 'f') writable.push(pod);
+    }
+    return writable;
+  }
+
+  /** Logs are kept across restarts of a pod: a mark lets a test read only what came after it. */
+  public logMark(pod: string, container = 'postgres'): number {
+    return this.h.logs(pod, container).length;
+  }
+
+  public logsSince(pod: string, mark: number, container = 'postgres'): string {
+    return this.h.logs(pod, container).slice(mark);
+  }
+
+  public async waitLog(pod: string, pattern: RegExp, mark = 0, timeoutMs = 60_000): Promise<void> {
+    await this.h.waitUntil(`${pod} postgres log matching ${pattern}`, timeoutMs, () => pattern.test(this.logsSince(pod, mark)));
+  }
+
+  /** Host path of a pod's PGDATA (the volume claim `data`, subdirectory `pgdata`). */
+  public pgdata(pod: string): string {
+    return path.join(this.h.volumePath(pod, 'data'), 'pgdata');
+  }
+
+  /** Bytes of WAL in a pod's pg_wal, measured on disk. */
+  public walBytesOnDisk(pod: string): number {
+    const dir = path.join(this.pgdata(pod), 'pg_wal');
+    return fs.readdirSync(dir).filter((f) => /^[0-9A-F]{24}$/.test(f))
+      .reduce((sum, f) => sum + fs.statSync(path.join(dir, f)).size, 0);
+  }
+
+  public async destroy(): Promise<void> {
+    await this.h.destroy();
+  }
+}

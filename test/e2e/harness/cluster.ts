@@ -1,0 +1,965 @@
+import { execFileSync } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { RefSource } from './env';
+import { ApiRequest, FakeApi, RbacState, SecretStore } from './fakeapi';
+import { Network, NETNS_PREFIX, reapStaleNamespaces } from './netns';
+import { ExecOptions, ExecResult, ImageSpec, PodHost, PodRuntime, Tools } from './pod';
+import {
+  ConfigMap, Job, KubeObject, PodSpec, Role, RoleBinding, Secret, Service, ServiceAccount, StatefulSet, StringMap, Volume,
+} from './types';
+import { hostEnv, readText, signal, sleep, waitFor, which } from './util';
+import { liveHarnessIds, registerHarness, releaseHarness } from './volumes';
+
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+
+/**
+ * The default image: the host's PostgreSQL 15 stands in for the postgres images. Its binaries go
+ * first on PATH, PGDATA/PG_MAJOR are set as in the official image, and /var/run/postgresql and
+ * /var/lib/postgresql (HOME) are per-container directories, as in an image's writable layer.
+ */
+export const DEFAULT_IMAGE: ImageSpec = {
+  path: [PG_BIN],
+  env: { PGDATA: '/var/lib/postgresql/data', PG_MAJOR: '15' },
+  home: '/var/lib/postgresql',
+  privateDirs: [
+    { path: '/var/run/postgresql', mode: 0o3777 },
+    { path: '/var/lib/postgresql', mode: 0o755 },
+  ],
+};
+
+export interface ClusterOptions {
+  /** Namespace of objects without metadata.namespace. Default: the objects' namespace, else 'default'. */
+  readonly namespace?: string;
+  /** Temp root. Default: fs.mkdtempSync(os.tmpdir() + '/fdb-e2e-'). Removed by destroy(). */
+  readonly workDir?: string;
+  /**
+   * Per image (key: image name prefix without tag, e.g. 'curlimages/curl', or '*' for all),
+   * merged over DEFAULT_IMAGE. Longest matching key wins.
+   */
+  readonly images?: Record<string, ImageSpec>;
+  /** Run the fake API server (in-cluster `kubernetes` Service). Default true. */
+  readonly fakeApi?: boolean;
+  /**
+   * 'fast' (default): probe periodSeconds and initialDelaySeconds capped at 1 s, thresholds counted
+   * in probes. 'scaled': same caps, but liveness/startup failureThreshold scaled so that the time
+   * to a restart stays failureThreshold x periodSeconds.
+   */
+  readonly probeTiming?: 'fast' | 'scaled';
+  /** Emulate kubelet's recursive fsGroup chgrp/chmod of emptyDir/PVC volumes. Default true. */
+  readonly fsGroupOwnership?: boolean;
+  /** Keep the temp root after destroy() (debugging). */
+  readonly keepWorkDir?: boolean;
+  /** Called with every harness event (pod created, container exited, probe failed...). */
+  readonly onEvent?: (line: string) => void;
+}
+
+export interface PodInfo {
+  readonly name: string;
+  readonly owner: string;
+  readonly ip?: string;
+  readonly phase: string;
+  readonly ready: boolean;
+  readonly terminating: boolean;
+  readonly restarts: Record<string, number>;
+}
+
+export interface JobResult {
+  readonly succeeded: boolean;
+  /** Exit code of the first failed container of the last attempt (0 on success, null if killed). */
+  readonly exitCode: number | null;
+  readonly attempts: number;
+  /** Name of the last attempt's pod (logs(podName, container) keeps working). */
+  readonly podName: string;
+  /** Logs of the last attempt (containers concatenated in order). */
+  readonly logs: string;
+  readonly timedOut: boolean;
+}
+
+export interface DeleteOptions {
+  /** Default: the pod's terminationGracePeriodSeconds (30). */
+  readonly graceSeconds?: number;
+  /** Let the StatefulSet controller recreate the pod (default true). */
+  readonly recreate?: boolean;
+}
+
+interface StsState {
+  obj: StatefulSet;
+  started: boolean;
+  replicas: number;
+  readonly held: Set<number>;
+}
+
+const NAMESPACED = new Set(['ConfigMap', 'Secret', 'Service', 'StatefulSet', 'Job', 'ServiceAccount', 'Role', 'RoleBinding']);
+
+function nameOf(o: KubeObject): string {
+  const n = o.metadata?.name;
+  if (!n) throw new Error(`${o.kind} without metadata.name`);
+  return n;
+}
+
+function matches(labels: StringMap, selector: StringMap): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+function ordinalOf(p: PodRuntime): number {
+  return p.owner.ordinal ?? 0;
+}
+
+/**
+ * A "kubelet emulator": runs the StatefulSet and Job pods of a synthesized app on this machine,
+ * one network namespace per pod, with the containers' own commands. See README.md.
+ */
+export class Cluster implements PodHost {
+  /** Checks the host, sets up the network (and fake API server) and loads the objects. */
+  public static async create(objects: readonly unknown[], options: ClusterOptions = {}): Promise<Cluster> {
+    const { tools, uid, gid } = preflight(options.fakeApi !== false);
+    const root = options.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fdb-e2e-'));
+    fs.mkdirSync(root, { recursive: true });
+    fs.chmodSync(root, 0o755);
+    const typed = flatten(objects);
+    const namespace = options.namespace
+      ?? typed.find((o) => NAMESPACED.has(o.kind ?? '') && o.metadata?.namespace)?.metadata?.namespace ?? 'default';
+    const id = crypto.randomBytes(3).toString('hex');
+    reapStale(root);
+    const c = new Cluster(root, namespace, id, tools, uid, gid, options);
+    try {
+      await c.init(typed);
+    } catch (e) {
+      await c.destroy();
+      throw e;
+    }
+    return c;
+  }
+
+  public readonly network!: Network;
+  public readonly refs: RefSource;
+  public readonly probeTiming: 'fast' | 'scaled';
+  public readonly fsGroupOwnership: boolean;
+  public destroyed = false;
+  private api?: FakeApi;
+  private readonly secrets: SecretStore;
+  private configMaps = new Map<string, ConfigMap>();
+  private services = new Map<string, Service>();
+  private readonly statefulSets = new Map<string, StsState>();
+  private jobs = new Map<string, Job>();
+  private serviceAccounts = new Map<string, ServiceAccount>();
+  private appliedSecrets = new Set<string>();
+  private readonly podMap = new Map<string, PodRuntime>();
+  private readonly sticky = new Map<string, string>();
+  private readonly tracked = new Set<number>();
+  private readonly pidNamespaces = new Set<string>();
+  private readonly eventLines: string[] = [];
+  private readonly ignoredKinds = new Set<string>();
+  private timer?: NodeJS.Timeout;
+  private kickScheduled = false;
+  private lastSignature = '';
+  private configVersion = 0;
+  private destroying?: Promise<void>;
+  private readonly exitHook: () => void;
+
+  private constructor(
+    public readonly root: string,
+    public readonly namespace: string,
+    private readonly id: string,
+    public readonly tools: Tools,
+    public readonly postgresUid: number,
+    public readonly postgresGid: number,
+    private readonly options: ClusterOptions,
+  ) {
+    this.probeTiming = options.probeTiming ?? 'fast';
+    this.fsGroupOwnership = options.fsGroupOwnership !== false;
+    this.secrets = new SecretStore(path.join(root, 'api', 'secrets'));
+    this.refs = {
+      configMap: (name) => {
+        const cm = this.configMaps.get(name);
+        if (!cm) return undefined;
+        const bin = Object.fromEntries(Object.entries(cm.binaryData ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+        return { ...(cm.data ?? {}), ...bin };
+      },
+      secret: (name) => this.secrets.data(this.namespace, name),
+    };
+    this.exitHook = () => this.destroySync();
+    process.on('exit', this.exitHook);
+    registerHarness(id);
+    fs.writeFileSync(path.join(root, HARNESS_ID_FILE), `${process.pid}-${id}`);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Public API
+  // ---------------------------------------------------------------------------------------------
+
+  /** The fake API server's address as pods see it (KUBERNETES_SERVICE_HOST/PORT), if enabled. */
+  public get apiServer(): { host: string; port: number; caCertFile: string } | undefined {
+    return this.api ? { host: this.api.host, port: this.api.port, caCertFile: this.api.caCrtFile } : undefined;
+  }
+
+  /** Network namespaces of this harness (switch + pods), for assertions. */
+  public get netnsNames(): string[] {
+    return this.network ? this.network.names() : [];
+  }
+
+  /**
+   * Starts a StatefulSet's pods (ordinals 0..replicas-1; with OrderedReady one at a time, each
+   * ready before the next) and waits until all are ready.
+   */
+  public async startStatefulSet(name: string, opts: { timeoutMs?: number } = {}): Promise<void> {
+    const s = this.sts(name);
+    s.started = true;
+    this.kick();
+    await this.waitConverged(s, opts.timeoutMs ?? 120_000);
+  }
+
+  /** Sets spec.replicas (scale up in order / down from the highest ordinal) and waits for it. */
+  public async scale(name: string, replicas: number, opts: { timeoutMs?: number } = {}): Promise<void> {
+    const s = this.sts(name);
+    s.replicas = replicas;
+    for (const i of [...s.held]) if (i >= replicas) s.held.delete(i);
+    this.kick();
+    if (s.started) await this.waitConverged(s, opts.timeoutMs ?? 120_000);
+  }
+
+  /**
+   * Deletes a pod gracefully: preStop hooks (bounded by the grace period), SIGTERM, SIGKILL after
+   * the grace period; its emptyDirs are gone. Resolves when it is terminated. The StatefulSet
+   * controller then recreates it (new IP, same PVCs) unless `recreate: false`.
+   */
+  public async deletePod(pod: string, opts: DeleteOptions = {}): Promise<void> {
+    const p = this.pod(pod);
+    this.holdIfWanted(p, opts.recreate);
+    await this.removePod(p, opts.graceSeconds !== undefined ? opts.graceSeconds * 1000 : p.graceMs(), false);
+  }
+
+  /** Kills a pod at once (SIGKILL to everything, no preStop): a node crash. Same recreate option. */
+  public async killPod(pod: string, opts: { recreate?: boolean } = {}): Promise<void> {
+    const p = this.pod(pod);
+    this.holdIfWanted(p, opts.recreate);
+    await this.removePod(p, 0, true);
+  }
+
+  /** Lets the controller recreate a pod deleted with `recreate: false`; resolves once it is created. */
+  public async startPod(pod: string, opts: { timeoutMs?: number } = {}): Promise<void> {
+    const found = this.stsOfPod(pod);
+    if (!found) throw new Error(`${pod} is not a pod name of a StatefulSet`);
+    const [s, ordinal] = found;
+    if (!s.started) throw new Error(`StatefulSet ${nameOf(s.obj)} was not started (startStatefulSet)`);
+    if (ordinal >= s.replicas) throw new Error(`${pod}: ordinal ${ordinal} >= replicas ${s.replicas}`);
+    s.held.delete(ordinal);
+    this.kick();
+    await waitFor(`pod ${pod} to be created (OrderedReady waits for lower ordinals to be ready)`, opts.timeoutMs ?? 60_000,
+      () => this.podMap.has(pod) && !this.podMap.get(pod)!.terminating, () => this.describe());
+  }
+
+  /**
+   * `kubectl exec`: runs argv in the container (its namespaces, user and environment). Like
+   * kubectl, a pod that does not exist or a container that is not running gives exit code 1 and
+   * the reason on stderr; an unknown container name throws.
+   */
+  public async exec(pod: string, container: string, argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const p = this.podMap.get(pod);
+    if (!p) return { code: 1, stdout: '', stderr: `error: pods "${pod}" not found\n`, timedOut: false };
+    const c = p.container(container);
+    if (!c.running) {
+      return { code: 1, stdout: '', stderr: `error: container ${container} in pod ${pod} is not running\n`, timedOut: false };
+    }
+    return c.exec(argv, opts);
+  }
+
+  /**
+   * Reconciles a new synth of the same app: ConfigMaps/Secrets (mounted files updated atomically,
+   * env for future starts), Services (endpoints, DNS), RBAC, StatefulSet replicas (scaled, waited
+   * for when `wait`, default true) and templates (used by pods created later: OnDelete semantics).
+   */
+  public async apply(objects: readonly unknown[], opts: { wait?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    const changed = this.ingest(flatten(objects), false);
+    this.refreshAllVolumes();
+    this.refreshDns();
+    this.kick();
+    if (opts.wait !== false) {
+      for (const s of changed) await this.waitConverged(s, opts.timeoutMs ?? 120_000);
+    }
+  }
+
+  /**
+   * Runs a Job's pod to completion: a new pod per attempt, up to backoffLimit+1 attempts with a
+   * 1 s doubling (8 s max) backoff. Never throws for a failed Job: check `succeeded`.
+   */
+  public async runJob(name: string, opts: { timeoutMs?: number } = {}): Promise<JobResult> {
+    const job = this.jobs.get(name);
+    if (!job) throw new Error(`no Job ${name} (have: ${[...this.jobs.keys()].join(', ')})`);
+    const backoffLimit = job.spec.backoffLimit ?? 6;
+    const deadlineMs = Math.min(opts.timeoutMs ?? 120_000, (job.spec.activeDeadlineSeconds ?? Infinity) * 1000);
+    const deadline = Date.now() + deadlineMs;
+    let backoff = 1000;
+    for (let attempt = 1; ; attempt++) {
+      const pod = this.createJobPod(job);
+      const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now())).unref());
+      const result = await Promise.race([pod.completion, timeout]);
+      const logs = pod.containers.map((c) => c.logs()).join('');
+      await this.removePod(pod, 0, true);
+      if (result === 'timeout') {
+        this.event(`job ${name}: timed out after ${deadlineMs} ms`);
+        return { succeeded: false, exitCode: null, attempts: attempt, podName: pod.name, logs, timedOut: true };
+      }
+      if (result.succeeded) {
+        return { succeeded: true, exitCode: 0, attempts: attempt, podName: pod.name, logs, timedOut: false };
+      }
+      this.event(`job ${name}: attempt ${attempt} failed (exit ${result.exitCode})`);
+      if (attempt > backoffLimit || Date.now() + backoff > deadline) {
+        return { succeeded: false, exitCode: result.exitCode, attempts: attempt, podName: pod.name, logs, timedOut: false };
+      }
+      await sleep(backoff);
+      backoff = Math.min(backoff * 2, 8000);
+    }
+  }
+
+  public async waitReady(pod: string, timeoutMs = 60_000): Promise<void> {
+    await waitFor(`pod ${pod} to be ready`, timeoutMs, () => this.isReady(pod), () => this.describe());
+  }
+
+  public async waitNotReady(pod: string, timeoutMs = 60_000): Promise<void> {
+    await waitFor(`pod ${pod} to be not ready`, timeoutMs, () => !this.isReady(pod), () => this.describe());
+  }
+
+  /** Polls `check` (every 200 ms) until it returns something other than undefined/false. */
+  public async waitUntil<T>(what: string, timeoutMs: number, check: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> {
+    return waitFor(what, timeoutMs, check, () => this.describe(), 200);
+  }
+
+  public isReady(pod: string): boolean {
+    return this.podMap.get(pod)?.ready === true;
+  }
+
+  public podIP(pod: string): string {
+    const ip = this.pod(pod).ip;
+    if (!ip) throw new Error(`pod ${pod} has no IP yet`);
+    return ip;
+  }
+
+  public pods(): PodInfo[] {
+    return [...this.podMap.values()].map((p) => ({
+      name: p.name,
+      owner: `${p.owner.kind}/${p.owner.name}`,
+      ip: p.ip,
+      phase: p.phase,
+      ready: p.ready,
+      terminating: p.terminating,
+      restarts: Object.fromEntries([...p.initContainers, ...p.containers].map((c) => [c.name, c.restarts])),
+    }));
+  }
+
+  /** Restarts of a container of the current pod instance (a recreated pod starts at 0). */
+  public restarts(pod: string, container: string): number {
+    return this.pod(pod).container(container).restarts;
+  }
+
+  /** A container's stdout+stderr, appended across restarts and pod recreations. */
+  public logs(pod: string, container: string): string {
+    return readText(path.join(this.root, 'logs', pod, `${container}.log`));
+  }
+
+  /**
+   * Host path of a pod volume (emptyDir, configMap/secret dir) or of a PVC by its
+   * volumeClaimTemplate name (also when the pod is down).
+   */
+  public volumePath(pod: string, volumeOrClaimName: string): string {
+    const p = this.podMap.get(pod);
+    const v = p?.volume(volumeOrClaimName);
+    if (p && v) return p.volumeDir(v);
+    const found = this.stsOfPod(pod);
+    if (found && (found[0].obj.spec.volumeClaimTemplates ?? []).some((t) => t.metadata?.name === volumeOrClaimName)) {
+      return path.join(this.root, 'pvc', `${volumeOrClaimName}-${pod}`);
+    }
+    throw new Error(`pod ${pod} has no volume or claim template ${volumeOrClaimName}`);
+  }
+
+  /** Deletes a PVC's data (a lost volume). The pod must not be running unless `force`. */
+  public wipeVolume(pod: string, claimTemplateName: string, opts: { force?: boolean } = {}): void {
+    const p = this.podMap.get(pod);
+    if (p && !p.removed && !opts.force) {
+      throw new Error(`wipeVolume: pod ${pod} is running; delete it with { recreate: false } first (or pass force)`);
+    }
+    const dir = this.volumePath(pod, claimTemplateName);
+    fs.rmSync(dir, { recursive: true, force: true });
+    this.event(`${pod}: volume ${claimTemplateName} wiped`);
+  }
+
+  /** Creates or replaces a Secret (as if applied); mounted copies are updated. */
+  public setSecret(name: string, stringData: StringMap): void {
+    this.secrets.put(this.namespace, { metadata: { name }, stringData });
+    this.refreshAllVolumes();
+  }
+
+  /** A Secret's data decoded as UTF-8, or undefined. */
+  public getSecret(name: string): StringMap | undefined {
+    const d = this.secrets.data(this.namespace, name);
+    return d ? Object.fromEntries(Object.entries(d).map(([k, v]) => [k, v.toString('utf8')])) : undefined;
+  }
+
+  /** Requests the fake API server answered. */
+  public apiRequests(): ApiRequest[] {
+    return this.api ? this.api.requests() : [];
+  }
+
+  /** Pods currently resolving for a Service name (DNS). */
+  public endpoints(service: string): string[] {
+    const svc = this.services.get(service);
+    if (!svc) throw new Error(`no Service ${service}`);
+    return this.endpointPods(svc).map((p) => p.name);
+  }
+
+  /** The pod's current /etc/hosts. */
+  public hostsFile(pod: string): string {
+    return readText(this.pod(pod).hostsFile);
+  }
+
+  public events(): string[] {
+    return [...this.eventLines];
+  }
+
+  /** Live host PIDs of this harness: container processes (by PID namespace) and helpers. */
+  public processIds(): number[] {
+    const out: number[] = [];
+    for (const e of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      const pid = Number(e);
+      if (this.tracked.has(pid)) {
+        out.push(pid);
+        continue;
+      }
+      try {
+        if (this.pidNamespaces.has(fs.readlinkSync(`/proc/${e}/ns/pid`))) out.push(pid);
+      } catch {
+        // gone
+      }
+    }
+    return out;
+  }
+
+  /** State of every pod and the latest events, for error messages. */
+  public describe(): string {
+    return [
+      ...[...this.podMap.values()].map((p) => p.describe()),
+      'recent events:',
+      ...this.eventLines.slice(-25).map((l) => `  ${l}`),
+    ].join('\n');
+  }
+
+  /**
+   * Stops everything (SIGTERM, SIGKILL after 1 s), deletes the network namespaces and the temp
+   * root. Safe to call twice; call it in afterAll/afterEach (it also runs at process exit).
+   */
+  public destroy(): Promise<void> {
+    if (!this.destroying) this.destroying = this.doDestroy();
+    return this.destroying;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // PodHost
+  // ---------------------------------------------------------------------------------------------
+
+  public image(image: string | undefined): ImageSpec {
+    const repo = (image ?? '').replace(/@.*$/, '').replace(/:[^/:]*$/, '');
+    const specs = this.options.images ?? {};
+    const key = Object.keys(specs).filter((k) => k !== '*' && repo.startsWith(k)).sort((a, b) => b.length - a.length)[0];
+    const spec = key !== undefined ? specs[key] : specs['*'];
+    return { ...DEFAULT_IMAGE, ...(spec ?? {}) };
+  }
+
+  public serviceEnv(): StringMap {
+    if (!this.api) return {};
+    const h = this.api.host;
+    const p = String(this.api.port);
+    return {
+      KUBERNETES_SERVICE_HOST: h,
+      KUBERNETES_SERVICE_PORT: p,
+      KUBERNETES_SERVICE_PORT_HTTPS: p,
+      KUBERNETES_PORT: `tcp://${h}:${p}`,
+      [`KUBERNETES_PORT_${p}_TCP`]: `tcp://${h}:${p}`,
+      [`KUBERNETES_PORT_${p}_TCP_PROTO`]: 'tcp',
+      [`KUBERNETES_PORT_${p}_TCP_PORT`]: p,
+      [`KUBERNETES_PORT_${p}_TCP_ADDR`]: h,
+    };
+  }
+
+  public serviceAccountFiles(pod: PodRuntime): { token: string; caCrt: string } | undefined {
+    if (!this.api) return undefined;
+    return { token: this.api.token(pod.namespace, pod.facts().serviceAccountName), caCrt: this.api.caCrt() };
+  }
+
+  public automountToken(pod: PodRuntime): boolean {
+    if (!this.api) return false;
+    const sa = this.serviceAccounts.get(pod.facts().serviceAccountName);
+    return pod.spec.automountServiceAccountToken ?? sa?.automountServiceAccountToken ?? true;
+  }
+
+  public hostsFor(pod: PodRuntime): string {
+    return this.renderHosts(pod, this.dnsSnapshot());
+  }
+
+  public podChanged(_pod: PodRuntime): void {
+    if (this.destroyed) return;
+    this.refreshDns();
+    this.kick();
+  }
+
+  public event(message: string): void {
+    const line = `${new Date().toISOString().slice(11, 23)} ${message}`;
+    this.eventLines.push(line);
+    if (this.eventLines.length > 2000) this.eventLines.splice(0, 500);
+    try {
+      fs.appendFileSync(path.join(this.root, 'events.log'), `${line}\n`);
+    } catch {
+      // root removed
+    }
+    this.options.onEvent?.(line);
+    if (process.env.FDB_E2E_DEBUG) process.stderr.write(`[fdb-e2e] ${line}\n`);
+  }
+
+  public track(pid: number): void {
+    this.tracked.add(pid);
+  }
+
+  public untrack(pid: number): void {
+    this.tracked.delete(pid);
+  }
+
+  public trackPidNs(ns: string): void {
+    this.pidNamespaces.add(ns);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Internals
+  // ---------------------------------------------------------------------------------------------
+
+  private async init(objects: KubeObject[]): Promise<void> {
+    (this as { network: Network }).network = await Network.create(`${NETNS_PREFIX}-${this.id}`);
+    if (this.options.fakeApi !== false) {
+      this.api = await FakeApi.start(path.join(this.root, 'api'), this.network.switchNs, this.network.gateway, this.secrets.dir);
+      if (this.api.pid) this.track(this.api.pid);
+    }
+    this.ingest(objects, true);
+    this.event(`harness ${this.id}: namespace ${this.namespace}, subnet ${this.network.subnet}.0/24, root ${this.root}`
+      + (this.ignoredKinds.size > 0 ? `; not run: ${[...this.ignoredKinds].join(', ')}` : ''));
+    this.timer = setInterval(() => this.tick(), 500);
+    this.timer.unref();
+  }
+
+  /** Loads objects; returns the started StatefulSets whose replicas changed. */
+  private ingest(objects: KubeObject[], initial: boolean): StsState[] {
+    const cms = new Map<string, ConfigMap>();
+    const svcs = new Map<string, Service>();
+    const jobs = new Map<string, Job>();
+    const sas = new Map<string, ServiceAccount>();
+    const secrets: Secret[] = [];
+    const stss = new Map<string, StatefulSet>();
+    const rbac: RbacState = { roles: [], clusterRoles: [], roleBindings: [], clusterRoleBindings: [] };
+    for (const o of objects) {
+      const kind = o.kind ?? '';
+      if (NAMESPACED.has(kind)) {
+        const ns = o.metadata?.namespace ?? this.namespace;
+        if (ns !== this.namespace) {
+          throw new Error(`${kind} ${nameOf(o)} is in namespace ${ns}: the harness runs one namespace (${this.namespace})`);
+        }
+      }
+      switch (kind) {
+        case 'ConfigMap': cms.set(nameOf(o), o as ConfigMap); break;
+        case 'Secret': secrets.push(o as Secret); break;
+        case 'Service': svcs.set(nameOf(o), o as Service); break;
+        case 'StatefulSet': stss.set(nameOf(o), o as StatefulSet); break;
+        case 'Job': jobs.set(nameOf(o), o as Job); break;
+        case 'ServiceAccount': sas.set(nameOf(o), o as ServiceAccount); break;
+        case 'Role': rbac.roles.push({ namespace: this.namespace, name: nameOf(o), rules: (o as Role).rules ?? [] }); break;
+        case 'ClusterRole': rbac.clusterRoles.push({ name: nameOf(o), rules: (o as Role).rules ?? [] }); break;
+        case 'RoleBinding':
+          rbac.roleBindings.push({
+            namespace: this.namespace, roleRef: (o as RoleBinding).roleRef ?? {}, subjects: (o as RoleBinding).subjects ?? [],
+          });
+          break;
+        case 'ClusterRoleBinding':
+          rbac.clusterRoleBindings.push({ roleRef: (o as RoleBinding).roleRef ?? {}, subjects: (o as RoleBinding).subjects ?? [] });
+          break;
+        default:
+          this.ignoredKinds.add(kind || '(no kind)');
+      }
+    }
+    this.configMaps = cms;
+    this.services = svcs;
+    this.jobs = jobs;
+    this.serviceAccounts = sas;
+    this.configVersion += 1;
+    const applied = new Set<string>();
+    for (const s of secrets) {
+      this.secrets.put(this.namespace, s);
+      applied.add(nameOf(s));
+    }
+    for (const old of this.appliedSecrets) if (!applied.has(old)) this.secrets.delete(this.namespace, old);
+    this.appliedSecrets = applied;
+    this.api?.setRbac(rbac);
+    const changed: StsState[] = [];
+    for (const [name, obj] of stss) {
+      const replicas = obj.spec.replicas ?? 1;
+      const s = this.statefulSets.get(name);
+      if (!s) {
+        this.statefulSets.set(name, { obj, started: false, replicas, held: new Set() });
+        continue;
+      }
+      s.obj = obj;
+      if (s.replicas !== replicas && !initial) {
+        s.replicas = replicas;
+        for (const i of [...s.held]) if (i >= replicas) s.held.delete(i);
+        if (s.started) changed.push(s);
+      }
+    }
+    for (const [name, s] of this.statefulSets) {
+      if (stss.has(name)) continue;
+      s.replicas = 0;
+      if (s.started) changed.push(s);
+    }
+    return changed;
+  }
+
+  private sts(name: string): StsState {
+    const s = this.statefulSets.get(name);
+    if (!s) throw new Error(`no StatefulSet ${name} (have: ${[...this.statefulSets.keys()].join(', ')})`);
+    return s;
+  }
+
+  private pod(name: string): PodRuntime {
+    const p = this.podMap.get(name);
+    if (!p) throw new Error(`no pod ${name} (have: ${[...this.podMap.keys()].join(', ') || 'none'})`);
+    return p;
+  }
+
+  private stsOfPod(pod: string): [StsState, number] | undefined {
+    for (const [name, s] of this.statefulSets) {
+      const m = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-(\\d+)$`).exec(pod);
+      if (m) return [s, Number(m[1])];
+    }
+    return undefined;
+  }
+
+  private holdIfWanted(p: PodRuntime, recreate: boolean | undefined): void {
+    if (recreate !== false || p.owner.kind !== 'StatefulSet') return;
+    this.statefulSets.get(p.owner.name)?.held.add(ordinalOf(p));
+  }
+
+  private async removePod(p: PodRuntime, graceMs: number, kill: boolean): Promise<void> {
+    this.event(`${p.name}: ${kill ? 'killed' : `deleting (grace ${graceMs} ms)`}`);
+    await p.terminate(graceMs, kill);
+    if (this.podMap.get(p.name) === p) this.podMap.delete(p.name);
+    this.event(`${p.name}: terminated`);
+    this.refreshDns();
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.kickScheduled || this.destroyed) return;
+    this.kickScheduled = true;
+    setImmediate(() => {
+      this.kickScheduled = false;
+      if (this.destroyed) return;
+      for (const s of this.statefulSets.values()) this.reconcile(s);
+    });
+  }
+
+  /** The StatefulSet controller's loop (OrderedReady: one pod at a time, in order). */
+  private reconcile(s: StsState): void {
+    if (!s.started) return;
+    const name = nameOf(s.obj);
+    const monotonic = s.obj.spec.podManagementPolicy !== 'Parallel';
+    for (let i = 0; i < s.replicas; i++) {
+      const pod = this.podMap.get(`${name}-${i}`);
+      if (!pod) {
+        if (s.held.has(i)) continue;
+        this.createStsPod(s, i);
+        if (monotonic) return;
+        continue;
+      }
+      if (monotonic && (!pod.ready || pod.terminating)) return;
+    }
+    const extras = [...this.podMap.values()]
+      .filter((p) => p.owner.kind === 'StatefulSet' && p.owner.name === name && ordinalOf(p) >= s.replicas)
+      .sort((a, b) => ordinalOf(b) - ordinalOf(a));
+    for (const p of extras) {
+      if (p.terminating) {
+        if (monotonic) return;
+        continue;
+      }
+      s.held.delete(ordinalOf(p));
+      const wipe = s.obj.spec.persistentVolumeClaimRetentionPolicy?.whenScaled === 'Delete';
+      this.removePod(p, p.graceMs(), false).then(() => {
+        if (!wipe) return;
+        for (const t of s.obj.spec.volumeClaimTemplates ?? []) {
+          fs.rmSync(path.join(this.root, 'pvc', `${t.metadata?.name}-${p.name}`), { recursive: true, force: true });
+        }
+      }).catch((e) => this.event(`${p.name}: delete failed: ${String(e)}`));
+      if (monotonic) return;
+    }
+  }
+
+  private createStsPod(s: StsState, ordinal: number): void {
+    const stsName = nameOf(s.obj);
+    const podName = `${stsName}-${ordinal}`;
+    const tpl = s.obj.spec.template;
+    const claims: Volume[] = (s.obj.spec.volumeClaimTemplates ?? []).map((t) => ({
+      name: t.metadata?.name ?? '',
+      persistentVolumeClaim: { claimName: `${t.metadata?.name}-${podName}` },
+    }));
+    const volumes = [...(tpl.spec.volumes ?? []).filter((v) => !claims.some((c) => c.name === v.name)), ...claims];
+    const spec: PodSpec = { ...tpl.spec, volumes, hostname: podName, subdomain: s.obj.spec.serviceName, restartPolicy: 'Always' };
+    if (!this.checkServiceAccount(podName, spec)) return;
+    const pod = new PodRuntime(this, {
+      name: podName,
+      namespace: this.namespace,
+      owner: { kind: 'StatefulSet', name: stsName, ordinal },
+      labels: { ...(tpl.metadata?.labels ?? {}), 'statefulset.kubernetes.io/pod-name': podName, 'apps.kubernetes.io/pod-index': String(ordinal) },
+      annotations: { ...(tpl.metadata?.annotations ?? {}) },
+      spec,
+    });
+    this.podMap.set(podName, pod);
+    this.event(`${podName}: created by StatefulSet ${stsName}`);
+    void pod.start();
+  }
+
+  private createJobPod(job: Job): PodRuntime {
+    const jobName = nameOf(job);
+    const tpl = job.spec.template;
+    const podName = `${jobName}-${crypto.randomBytes(4).toString('hex').slice(0, 5)}`;
+    const spec: PodSpec = { ...tpl.spec, restartPolicy: tpl.spec.restartPolicy ?? 'Never' };
+    if (spec.restartPolicy === 'Always') throw new Error(`Job ${jobName}: restartPolicy Always is invalid for a Job`);
+    if (!this.checkServiceAccount(podName, spec)) {
+      throw new Error(`Job ${jobName}: serviceaccount ${spec.serviceAccountName} not found`);
+    }
+    const uid = crypto.randomUUID();
+    const pod = new PodRuntime(this, {
+      name: podName,
+      namespace: this.namespace,
+      owner: { kind: 'Job', name: jobName },
+      labels: {
+        ...(tpl.metadata?.labels ?? {}),
+        'job-name': jobName,
+        'batch.kubernetes.io/job-name': jobName,
+        'controller-uid': uid,
+        'batch.kubernetes.io/controller-uid': uid,
+      },
+      annotations: { ...(tpl.metadata?.annotations ?? {}) },
+      spec,
+    });
+    this.podMap.set(podName, pod);
+    this.event(`${podName}: created by Job ${jobName}`);
+    void pod.start();
+    return pod;
+  }
+
+  /** Kubernetes refuses pods whose ServiceAccount does not exist ("default" always does). */
+  private checkServiceAccount(podName: string, spec: PodSpec): boolean {
+    const sa = spec.serviceAccountName ?? spec.serviceAccount ?? 'default';
+    if (sa === 'default' || this.serviceAccounts.has(sa)) return true;
+    this.event(`${podName}: FailedCreate: serviceaccount "${sa}" not found`);
+    return false;
+  }
+
+  private stsConverged(s: StsState): boolean {
+    const name = nameOf(s.obj);
+    for (const p of this.podMap.values()) {
+      if (p.owner.kind === 'StatefulSet' && p.owner.name === name && ordinalOf(p) >= s.replicas) return false;
+    }
+    for (let i = 0; i < s.replicas; i++) {
+      if (s.held.has(i)) continue;
+      if (!this.podMap.get(`${name}-${i}`)?.ready) return false;
+    }
+    return true;
+  }
+
+  private async waitConverged(s: StsState, timeoutMs: number): Promise<void> {
+    await waitFor(`StatefulSet ${nameOf(s.obj)} to have ${s.replicas} ready pod(s)`, timeoutMs, () => this.stsConverged(s), () => this.describe());
+  }
+
+  private endpointPods(svc: Service): PodRuntime[] {
+    const sel = svc.spec?.selector;
+    if (!sel || Object.keys(sel).length === 0) return [];
+    const publish = svc.spec?.publishNotReadyAddresses === true;
+    return [...this.podMap.values()]
+      .filter((p) => p.ip && !p.removed && matches(p.labels, sel) && (publish || p.ready))
+      .sort((a, b) => (a.owner.name === b.owner.name ? ordinalOf(a) - ordinalOf(b) : a.name.localeCompare(b.name)));
+  }
+
+  /** Endpoints of every Service; a ClusterIP Service keeps its current pod while it stays an endpoint. */
+  private dnsSnapshot(): Map<string, { svc: Service; pods: PodRuntime[] }> {
+    const snap = new Map<string, { svc: Service; pods: PodRuntime[] }>();
+    for (const [name, svc] of this.services) {
+      const eps = this.endpointPods(svc);
+      if (svc.spec?.clusterIP === 'None') {
+        snap.set(name, { svc, pods: eps });
+        continue;
+      }
+      const keep = eps.find((p) => p.name === this.sticky.get(name));
+      const chosen = keep ?? eps[0];
+      if (chosen) this.sticky.set(name, chosen.name);
+      else this.sticky.delete(name);
+      snap.set(name, { svc, pods: chosen ? [chosen] : [] });
+    }
+    return snap;
+  }
+
+  private renderHosts(pod: PodRuntime, snap: Map<string, { svc: Service; pods: PodRuntime[] }>): string {
+    const ns = this.namespace;
+    const lines = [
+      '# Kubernetes-managed hosts file (fdb-e2e harness: stands in for cluster DNS and kube-proxy).',
+      '127.0.0.1\tlocalhost',
+      '::1\tlocalhost ip6-localhost ip6-loopback',
+      'fe00::0\tip6-localnet',
+      'fe00::0\tip6-mcastprefix',
+      'fe00::1\tip6-allnodes',
+      'fe00::2\tip6-allrouters',
+    ];
+    const svcForms = (n: string): string[] => [n, `${n}.${ns}`, `${n}.${ns}.svc`, `${n}.${ns}.svc.cluster.local`];
+    const podRecord = (p: PodRuntime): string[] =>
+      (p.spec.subdomain ? svcForms(`${p.hostname}.${p.spec.subdomain}`).reverse() : []);
+    if (pod.ip) lines.push(`${pod.ip}\t${[...podRecord(pod), pod.hostname].join(' ')}`);
+    for (const a of pod.spec.hostAliases ?? []) lines.push(`${a.ip}\t${(a.hostnames ?? []).join(' ')}`);
+    if (this.api) {
+      // The short name resolves only in the default namespace (through the DNS search path).
+      const short = ns === 'default' ? 'kubernetes ' : '';
+      lines.push(`${this.api.host}\t${short}kubernetes.default kubernetes.default.svc kubernetes.default.svc.cluster.local`);
+    }
+    for (const [name, { svc, pods }] of [...snap].sort((a, b) => a[0].localeCompare(b[0]))) {
+      if (svc.spec?.clusterIP === 'None') {
+        for (const p of pods) {
+          if (p !== pod && p.spec.subdomain === name) lines.push(`${p.ip}\t${podRecord(p).join(' ')}`);
+        }
+      }
+      for (const p of pods) lines.push(`${p.ip}\t${svcForms(name).join(' ')}`);
+    }
+    return `${lines.join('\n')}\n`;
+  }
+
+  private refreshDns(): void {
+    if (this.destroyed) return;
+    const snap = this.dnsSnapshot();
+    for (const p of this.podMap.values()) {
+      if (p.ip && !p.removed) p.writeHosts(this.renderHosts(p, snap));
+    }
+  }
+
+  private refreshAllVolumes(): void {
+    for (const p of this.podMap.values()) p.refreshVolumes();
+    this.lastSignature = `${this.secrets.signature()}|${this.configVersion}`;
+  }
+
+  private tick(): void {
+    if (this.destroyed) return;
+    const sig = `${this.secrets.signature()}|${this.configVersion}`;
+    if (sig !== this.lastSignature) this.refreshAllVolumes();
+    this.kick();
+  }
+
+  private async doDestroy(): Promise<void> {
+    this.destroyed = true;
+    if (this.timer) clearInterval(this.timer);
+    const pods = [...this.podMap.values()];
+    const containers = pods.flatMap((p) => [...p.initContainers, ...p.containers]);
+    for (const p of pods) p.terminating = true;
+    for (const c of containers) {
+      c.stopped = true;
+      const r = c.current;
+      if (r?.nsPid && !r.exit) signal(r.nsPid, 'SIGTERM');
+    }
+    await Promise.race([Promise.all(containers.map((c) => c.waitExited(1000))), sleep(1000, true)]);
+    for (const c of containers) c.kill();
+    for (const pid of this.tracked) {
+      signal(-pid, 'SIGKILL');
+      signal(pid, 'SIGKILL');
+    }
+    this.api?.stop();
+    await Promise.race([Promise.all(containers.map((c) => c.waitExited(5000))), sleep(5000, true)]);
+    await waitFor('harness processes to exit', 5000, () => this.processIds().length === 0).catch(() => undefined);
+    if (this.network) await this.network.destroy();
+    process.removeListener('exit', this.exitHook);
+    releaseHarness(this.id);
+    if (!this.options.keepWorkDir) fs.rmSync(this.root, { recursive: true, force: true });
+  }
+
+  /** process 'exit' hook: synchronous best effort. */
+  private destroySync(): void {
+    if (this.destroyed && !this.destroying) return;
+    this.destroyed = true;
+    for (const pid of this.tracked) {
+      signal(-pid, 'SIGKILL');
+      signal(pid, 'SIGKILL');
+    }
+    for (const p of this.podMap.values()) {
+      for (const c of [...p.initContainers, ...p.containers]) c.kill();
+    }
+    this.api?.stop();
+    this.network?.destroySync();
+    releaseHarness(this.id);
+    if (!this.options.keepWorkDir) {
+      try {
+        fs.rmSync(this.root, { recursive: true, force: true });
+      } catch {
+        // best effort
+      }
+    }
+  }
+}
+
+const HARNESS_ID_FILE = '.fdb-e2e-harness';
+
+/**
+ * Cleans up after harnesses whose process died without destroy() (Ctrl-C, SIGKILL): their
+ * network namespaces (and processes in them) and their temp roots in the default location.
+ */
+function reapStale(root: string): void {
+  const live = liveHarnessIds();
+  reapStaleNamespaces(live);
+  const tmp = os.tmpdir();
+  for (const e of fs.readdirSync(tmp)) {
+    if (!e.startsWith('fdb-e2e-') || e === 'fdb-e2e-registry' || path.join(tmp, e) === root) continue;
+    const marker = readText(path.join(tmp, e, HARNESS_ID_FILE));
+    const id = marker.split('-')[1];
+    if (id && !live.has(id)) fs.rmSync(path.join(tmp, e), { recursive: true, force: true });
+  }
+}
+
+function flatten(objects: readonly unknown[]): KubeObject[] {
+  const out: KubeObject[] = [];
+  for (const o of objects) {
+    if (!o || typeof o !== 'object') continue;
+    const k = o as KubeObject & { items?: unknown[] };
+    if (k.kind === 'List' && Array.isArray(k.items)) out.push(...flatten(k.items));
+    else out.push(k);
+  }
+  return out;
+}
+
+/** Fails loudly when the host cannot run the harness (never skips). */
+function preflight(needOpenssl: boolean): { tools: Tools; uid: number; gid: number } {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
+    throw new Error('the e2e harness must run as root (network namespaces, mounts, setpriv)');
+  }
+  if (!fs.existsSync(`${PG_BIN}/postgres`)) {
+    throw new Error(`PostgreSQL 15 not found at ${PG_BIN}/postgres: apt-get install postgresql-15 (the e2e suite never skips)`);
+  }
+  const need = ['ip', 'unshare', 'nsenter', 'setpriv', 'runuser', 'mount', 'hostname', 'bash', 'timeout', ...(needOpenssl ? ['openssl'] : [])];
+  const found: Record<string, string> = {};
+  const missing: string[] = [];
+  for (const bin of need) {
+    const p = which(bin);
+    if (p) found[bin] = p;
+    else missing.push(bin);
+  }
+  if (missing.length > 0) throw new Error(`the e2e harness needs ${missing.join(', ')} on this host (iproute2, util-linux, openssl)`);
+  let uid: number;
+  let gid: number;
+  try {
+    uid = Number(execFileSync('id', ['-u', 'postgres'], { env: hostEnv() }).toString().trim());
+    gid = Number(execFileSync('id', ['-g', 'postgres'], { env: hostEnv() }).toString().trim());
+  } catch {
+    throw new Error('OS user postgres not found (it comes with the postgresql-15 package)');
+  }
+  return { tools: { ip: found.ip, unshare: found.unshare, nsenter: found.nsenter, setpriv: found.setpriv }, uid, gid };
+}

@@ -1,0 +1,470 @@
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { Cluster } from './index';
+
+/*
+ * Self-test of the e2e harness with hand-written objects (not the library): real PostgreSQL 15
+ * in two StatefulSet pods, and a Job talking to the fake API server with curl.
+ * Needs root, iproute2, util-linux and postgresql-15; never skips.
+ */
+
+const NS = 'e2e';
+const PGDATA = '/var/lib/postgresql/data/pgdata';
+
+const RUN_SH = `#!/bin/bash
+set -euo pipefail
+echo "starting $POD_NAME ip=$POD_IP"
+rm -f /var/run/postgresql/kill-me
+if [ ! -s "${PGDATA}/PG_VERSION" ]; then
+  initdb -D "${PGDATA}" -U postgres --auth=trust >/dev/null
+  # TEST-ONLY: trust everybody on the pod network.
+  echo "host all all 0.0.0.0/0 trust" >> "${PGDATA}/pg_hba.conf"
+fi
+# kubelet's fsGroup handling makes the data directory group-writable: PostgreSQL wants 0700.
+chmod 0700 "${PGDATA}"
+exec postgres -D "${PGDATA}" -c listen_addresses='*' -c unix_socket_directories=/var/run/postgresql
+`;
+
+const MAKE_SECRET_SH = `#!/bin/sh
+set -eu
+SA=/var/run/secrets/kubernetes.io/serviceaccount
+NS=$(cat $SA/namespace)
+TOKEN=$(cat $SA/token)
+API="https://kubernetes.default.svc:$KUBERNETES_SERVICE_PORT/api/v1/namespaces/$NS/secrets"
+PASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \\n')
+BODY='{"apiVersion":"v1","kind":"Secret","metadata":{"name":"generated"},"stringData":{"password":"'$PASSWORD'"}}'
+code=$(curl -sS -o /tmp/out.json -w '%{http_code}' --cacert $SA/ca.crt -H "Authorization: Bearer $TOKEN" \\
+  -H 'Content-Type: application/json' -X POST --data "$BODY" "$API")
+echo "POST $code"
+cat /tmp/out.json; echo
+get=$(curl -sS -o /dev/null -w '%{http_code}' --cacert $SA/ca.crt -H "Authorization: Bearer $TOKEN" "$API/generated")
+echo "GET $get"
+case $code in
+  201) echo created ;;
+  409) echo "already exists: fine" ;;
+  *) exit 1 ;;
+esac
+`;
+
+function pgObjects(greeting: string): object[] {
+  const labels = { app: 'pg' };
+  return [
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'pg-scripts', namespace: NS }, data: { 'run.sh': RUN_SH, 'greeting.txt': greeting } },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'creds', namespace: NS },
+      data: { user: Buffer.from('app').toString('base64') },
+      stringData: { password: 's3cret' },
+    },
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'pg-hl', namespace: NS }, spec: { clusterIP: 'None', selector: labels, ports: [{ port: 5432 }] } },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'pg-primary', namespace: NS },
+      spec: { selector: { ...labels, 'statefulset.kubernetes.io/pod-name': 'pg-0' }, ports: [{ port: 5432, targetPort: 'pg' }] },
+    },
+    { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'never-run', namespace: NS }, spec: {} },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'pg', namespace: NS },
+      spec: {
+        serviceName: 'pg-hl',
+        replicas: 2,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            terminationGracePeriodSeconds: 10,
+            securityContext: { runAsUser: 999, runAsGroup: 999, fsGroup: 999, runAsNonRoot: true },
+            containers: [{
+              name: 'postgres',
+              image: 'postgres:15',
+              command: ['bash', '/scripts/run.sh'],
+              ports: [{ name: 'pg', containerPort: 5432 }],
+              env: [
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+                { name: 'POD_NS', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+                { name: 'NODE', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+                { name: 'DB_PASSWORD', valueFrom: { secretKeyRef: { name: 'creds', key: 'password' } } },
+                { name: 'DB_USER', valueFrom: { secretKeyRef: { name: 'creds', key: 'user' } } },
+                { name: 'MISSING', valueFrom: { secretKeyRef: { name: 'nope', key: 'x', optional: true } } },
+                { name: 'GREETING', value: 'hello-$(POD_NAME)' },
+                { name: 'ESCAPED', value: '$$(POD_NAME)' },
+              ],
+              volumeMounts: [
+                { name: 'data', mountPath: '/var/lib/postgresql/data' },
+                { name: 'scripts', mountPath: '/scripts', readOnly: true },
+                { name: 'creds', mountPath: '/etc/creds', readOnly: true },
+                { name: 'run', mountPath: '/var/run/postgresql' },
+                { name: 'tmp', mountPath: '/tmp' },
+                { name: 'late', mountPath: '/etc/late', readOnly: true },
+              ],
+              readinessProbe: { exec: { command: ['pg_isready', '-h', '/var/run/postgresql'] }, periodSeconds: 1, failureThreshold: 1 },
+              livenessProbe: { exec: { command: ['bash', '-c', '! test -e /var/run/postgresql/kill-me'] }, periodSeconds: 1, failureThreshold: 2 },
+              lifecycle: { preStop: { exec: { command: ['touch', '/var/run/postgresql/prestop-ran'] } } },
+            }],
+            volumes: [
+              { name: 'scripts', configMap: { name: 'pg-scripts', defaultMode: 0o555 } },
+              { name: 'creds', secret: { secretName: 'creds', defaultMode: 0o400 } },
+              { name: 'run', emptyDir: {} },
+              { name: 'tmp', emptyDir: {} },
+              { name: 'late', secret: { secretName: 'late', optional: true } },
+            ],
+          },
+        },
+        volumeClaimTemplates: [{ metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'] } }],
+      },
+    },
+  ];
+}
+
+function jobObjects(): object[] {
+  const meta = { name: 'maker', namespace: NS };
+  return [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta, automountServiceAccountToken: false },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: meta, rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['create'] }] },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: meta,
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'maker' },
+      subjects: [{ kind: 'ServiceAccount', name: 'maker' }],
+    },
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta, data: { 'make-secret.sh': MAKE_SECRET_SH } },
+    {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: meta,
+      spec: {
+        backoffLimit: 2,
+        template: {
+          spec: {
+            serviceAccountName: 'maker',
+            automountServiceAccountToken: true,
+            restartPolicy: 'OnFailure',
+            securityContext: { runAsUser: 100, runAsGroup: 101, fsGroup: 101 },
+            containers: [{
+              name: 'make',
+              image: 'curlimages/curl:8.13.0',
+              command: ['sh', '/scripts/make-secret.sh'],
+              volumeMounts: [{ name: 'script', mountPath: '/scripts', readOnly: true }, { name: 'tmp', mountPath: '/tmp' }],
+            }],
+            volumes: [{ name: 'script', configMap: { name: 'maker', defaultMode: 0o444 } }, { name: 'tmp', emptyDir: {} }],
+          },
+        },
+      },
+    },
+  ];
+}
+
+function psql(c: Cluster, pod: string, host: string, sql: string): Promise<string> {
+  return c.exec(pod, 'postgres', ['psql', '-h', host, '-U', 'postgres', '-Atc', sql], { timeoutMs: 10_000 }).then((r) => {
+    if (r.code !== 0) throw new Error(`psql on ${pod} -> ${host} failed (${r.code}): ${r.stderr}`);
+    return r.stdout.trim();
+  });
+}
+
+const POSTGRES_UID = execFileSync('id', ['-u', 'postgres']).toString().trim();
+const POSTGRES_GID = execFileSync('id', ['-g', 'postgres']).toString().trim();
+
+function netnsList(): string {
+  return execFileSync('ip', ['netns', 'list']).toString();
+}
+
+describe('harness: StatefulSet of real PostgreSQL pods', () => {
+  let c: Cluster;
+
+  beforeAll(async () => {
+    c = await Cluster.create(pgObjects('v1'));
+    await c.startStatefulSet('pg', { timeoutMs: 40_000 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await c?.destroy();
+  }, 30_000);
+
+  test('both pods ready, on their own network namespace, with env, hostname and user mapped', async () => {
+    expect(c.isReady('pg-0') && c.isReady('pg-1')).toBe(true);
+    expect(c.podIP('pg-0')).not.toEqual(c.podIP('pg-1'));
+    const r = await c.exec('pg-1', 'postgres', ['bash', '-c',
+      'echo "$POD_NAME|$POD_IP|$POD_NS|$NODE|$DB_USER:$DB_PASSWORD|${MISSING-unset}|$GREETING|$ESCAPED|$(hostname)|$(id -u)|$HOSTNAME"']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(`pg-1|${c.podIP('pg-1')}|${NS}|node-1|app:s3cret|unset|hello-pg-1|$(POD_NAME)|pg-1|${POSTGRES_UID}|pg-1`);
+    expect(c.logs('pg-1', 'postgres')).toContain('starting pg-1');
+    expect(c.events().join('\n')).toContain('not run: Deployment');
+  });
+
+  test('DNS: pod records, headless and ClusterIP Services; psql across pods', async () => {
+    expect(await psql(c, 'pg-1', 'pg-0.pg-hl', 'select host(inet_server_addr())')).toBe(c.podIP('pg-0'));
+    expect(await psql(c, 'pg-1', `pg-primary.${NS}.svc.cluster.local`, 'select host(inet_server_addr())')).toBe(c.podIP('pg-0'));
+    expect(await psql(c, 'pg-0', 'pg-1.pg-hl', 'select host(inet_server_addr())')).toBe(c.podIP('pg-1'));
+    expect(c.endpoints('pg-hl')).toEqual(['pg-0', 'pg-1']);
+    expect(c.endpoints('pg-primary')).toEqual(['pg-0']);
+  });
+
+  test('volumes: configMap/secret files (mode, fsGroup, read-only), update through apply()', async () => {
+    const r = await c.exec('pg-0', 'postgres', ['bash', '-c',
+      'cat /etc/creds/password; echo; stat -L -c "%a %u %g" /etc/creds/password; cat /scripts/greeting.txt; echo; touch /scripts/x 2>&1 || true']);
+    expect(r.stdout).toContain(`s3cret\n440 0 ${POSTGRES_GID}\nv1\n`);
+    expect(r.stdout).toContain('Read-only file system');
+    await c.apply(pgObjects('v2'));
+    await c.waitUntil('greeting v2 in pg-0', 5000, async () =>
+      (await c.exec('pg-0', 'postgres', ['cat', '/scripts/greeting.txt'])).stdout === 'v2');
+  });
+
+  test('a Secret created later appears in an optional secret volume', async () => {
+    expect((await c.exec('pg-0', 'postgres', ['ls', '/etc/late'])).stdout).toBe('');
+    c.setSecret('late', { token: 'abc' });
+    await c.waitUntil('late secret file', 5000, async () =>
+      (await c.exec('pg-0', 'postgres', ['cat', '/etc/late/token'])).stdout === 'abc');
+  });
+
+  test('restartPolicy Always: a container whose process exits is restarted and counted', async () => {
+    expect(c.restarts('pg-0', 'postgres')).toBe(0);
+    const stop = await c.exec('pg-0', 'postgres', ['pg_ctl', 'stop', '-W', '-D', PGDATA, '-m', 'fast']);
+    expect(stop.code).toBe(0);
+    await c.waitUntil('pg-0 restart', 15_000, () => c.restarts('pg-0', 'postgres') === 1);
+    await c.waitReady('pg-0', 20_000);
+  }, 40_000);
+
+  test('liveness failure restarts the container (preStop runs)', async () => {
+    const before = c.restarts('pg-1', 'postgres');
+    await c.exec('pg-1', 'postgres', ['touch', '/var/run/postgresql/kill-me']);
+    await c.waitUntil('pg-1 liveness restart', 20_000, () => c.restarts('pg-1', 'postgres') === before + 1);
+    await c.waitReady('pg-1', 20_000);
+    expect((await c.exec('pg-1', 'postgres', ['test', '-e', '/var/run/postgresql/prestop-ran'])).code).toBe(0);
+    expect(c.events().join('\n')).toMatch(/pg-1\/postgres: liveness probe failed/);
+  }, 45_000);
+
+  test('deletePod keeps the PVC, wipes emptyDirs; Services follow readiness', async () => {
+    await psql(c, 'pg-0', '/var/run/postgresql', 'create table kept(v int); insert into kept values (42)');
+    await c.exec('pg-0', 'postgres', ['touch', '/var/run/postgresql/ephemeral']);
+    const oldIp = c.podIP('pg-0');
+    await c.deletePod('pg-0', { recreate: false });
+    expect(c.pods().map((p) => p.name)).toEqual(['pg-1']);
+    expect(c.hostsFile('pg-1')).not.toContain('pg-primary');
+    const lookup = await c.exec('pg-1', 'postgres', ['getent', 'hosts', 'pg-primary']);
+    expect(lookup.code).not.toBe(0);
+    expect(fs.existsSync(path.join(c.volumePath('pg-0', 'data'), 'pgdata', 'PG_VERSION'))).toBe(true);
+    await c.startPod('pg-0');
+    await c.waitReady('pg-0', 30_000);
+    expect(c.podIP('pg-0')).not.toBe(oldIp);
+    expect(await psql(c, 'pg-1', 'pg-primary', 'select v from kept')).toBe('42');
+    const ls = await c.exec('pg-0', 'postgres', ['ls', '/var/run/postgresql']);
+    expect(ls.stdout).not.toContain('ephemeral');
+  }, 60_000);
+
+  test('wipeVolume empties the PVC (a lost volume): initdb again', async () => {
+    await psql(c, 'pg-1', '/var/run/postgresql', 'create table gone(v int)');
+    await c.deletePod('pg-1', { recreate: false, graceSeconds: 5 });
+    expect(() => c.wipeVolume('pg-0', 'data')).toThrow(/running/);
+    c.wipeVolume('pg-1', 'data');
+    expect(fs.existsSync(c.volumePath('pg-1', 'data'))).toBe(false);
+    await c.startPod('pg-1');
+    await c.waitReady('pg-1', 30_000);
+    expect(await psql(c, 'pg-1', '/var/run/postgresql', "select count(*) from pg_tables where tablename = 'gone'")).toBe('0');
+  }, 60_000);
+
+  test('scale down from the highest ordinal, then up again', async () => {
+    await c.scale('pg', 1, { timeoutMs: 30_000 });
+    expect(c.pods().map((p) => p.name)).toEqual(['pg-0']);
+    expect(c.endpoints('pg-hl')).toEqual(['pg-0']);
+    await c.scale('pg', 2, { timeoutMs: 30_000 });
+    expect(c.isReady('pg-1')).toBe(true);
+    expect(c.endpoints('pg-hl')).toEqual(['pg-0', 'pg-1']);
+  }, 60_000);
+
+  test('destroy leaves no process, network namespace or file behind', async () => {
+    const pids = c.processIds();
+    const pidNs = (pid: number | string): string => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/ns/pid`);
+      } catch {
+        return '';
+      }
+    };
+    // This harness's containers, identified by their PID namespaces (other harnesses may run).
+    const ours = new Set(pids.map(pidNs).filter((n) => n !== '' && n !== pidNs('self')));
+    const postgresPids = (): string[] => {
+      try {
+        return execFileSync('pgrep', ['-u', 'postgres', 'postgres']).toString().split('\n').filter((p) => p !== '');
+      } catch {
+        return [];
+      }
+    };
+    expect(postgresPids().filter((p) => ours.has(pidNs(p))).length).toBeGreaterThanOrEqual(4);
+    const names = c.netnsNames;
+    expect(names.length).toBe(3);
+    const root = c.root;
+    await c.destroy();
+    await c.destroy();
+    expect(pids.filter((p) => fs.existsSync(`/proc/${p}`))).toEqual([]);
+    expect(postgresPids().filter((p) => ours.has(pidNs(p)))).toEqual([]);
+    const ns = netnsList();
+    for (const n of names) expect(ns).not.toContain(n);
+    expect(fs.existsSync(root)).toBe(false);
+  }, 30_000);
+});
+
+describe('harness: Job against the fake API server', () => {
+  let c: Cluster;
+
+  beforeAll(async () => {
+    c = await Cluster.create(jobObjects());
+  }, 30_000);
+
+  afterAll(async () => {
+    await c?.destroy();
+  }, 30_000);
+
+  test('creates a Secret (201), a second run gets 409 and succeeds; RBAC denies GET', async () => {
+    const first = await c.runJob('maker', { timeoutMs: 20_000 });
+    expect(first.logs).toContain('POST 201');
+    expect(first.succeeded).toBe(true);
+    expect(first.logs).toContain('GET 403');
+    const password = c.getSecret('generated')?.password;
+    expect(password).toMatch(/^[0-9a-f]{24}$/);
+    const second = await c.runJob('maker', { timeoutMs: 20_000 });
+    expect(second.succeeded).toBe(true);
+    expect(second.logs).toContain('POST 409');
+    expect(second.logs).toContain('AlreadyExists');
+    expect(c.getSecret('generated')?.password).toBe(password);
+    const users = new Set(c.apiRequests().map((r) => r.user));
+    expect([...users]).toEqual([`system:serviceaccount:${NS}:maker`]);
+  }, 50_000);
+});
+
+describe('harness: generic pod features', () => {
+  let c: Cluster;
+  const labels = { app: 'misc' };
+  const server = "require('http').createServer((q, s) => s.end('ok')).listen(8080)";
+
+  beforeAll(async () => {
+    c = await Cluster.create([
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'misc-env' }, data: { 'A': '1', 'B': 'two', 'bad key': 'x' } },
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'misc-files' }, data: { 'app.conf': 'port=8080\n', 'other': 'o' } },
+      {
+        apiVersion: 'apps/v1',
+        kind: 'StatefulSet',
+        metadata: { name: 'misc' },
+        spec: {
+          serviceName: 'misc',
+          replicas: 1,
+          podManagementPolicy: 'Parallel',
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels, annotations: { note: 'hi' } },
+            spec: {
+              securityContext: { runAsUser: 1000, fsGroup: 1000 },
+              initContainers: [{
+                name: 'init',
+                image: 'busybox',
+                // Fails on its first run, succeeds on the second: retried with backoff.
+                command: ['bash', '-c', 'n=$(cat /work/count 2>/dev/null || echo 0); echo $((n+1)) > /work/count; [ "$n" -ge 1 ]'],
+                volumeMounts: [{ name: 'work', mountPath: '/work' }],
+              }],
+              containers: [{
+                name: 'web',
+                image: 'node:20',
+                command: ['node', '-e', server],
+                ports: [{ name: 'http', containerPort: 8080 }],
+                envFrom: [{ configMapRef: { name: 'misc-env' }, prefix: 'CFG_' }],
+                env: [
+                  { name: 'CM_KEY', valueFrom: { configMapKeyRef: { name: 'misc-files', key: 'other' } } },
+                  { name: 'LATE', valueFrom: { secretKeyRef: { name: 'later', key: 'v' } } },
+                  { name: 'MEM', valueFrom: { resourceFieldRef: { resource: 'limits.memory', divisor: '1Mi' } } },
+                ],
+                resources: { limits: { memory: '64Mi' } },
+                startupProbe: { exec: { command: ['test', '-e', '/work/count'] }, periodSeconds: 1 },
+                readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 1 },
+                livenessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+                lifecycle: { postStart: { exec: { command: ['touch', '/work/poststart'] } } },
+                volumeMounts: [
+                  { name: 'work', mountPath: '/work' },
+                  { name: 'work', mountPath: '/data/sub', subPath: 'sub' },
+                  { name: 'files', mountPath: '/etc/app/app.conf', subPath: 'app.conf' },
+                  { name: 'podinfo', mountPath: '/etc/podinfo' },
+                  { name: 'proj', mountPath: '/etc/proj' },
+                ],
+              }],
+              volumes: [
+                { name: 'work', emptyDir: {} },
+                { name: 'files', configMap: { name: 'misc-files' } },
+                { name: 'podinfo', downwardAPI: { items: [{ path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } }] } },
+                {
+                  name: 'proj',
+                  projected: {
+                    sources: [
+                      { configMap: { name: 'misc-files', items: [{ key: 'other', path: 'nested/other.txt' }] } },
+                      { downwardAPI: { items: [{ path: 'note', fieldRef: { fieldPath: "metadata.annotations['note']" } }] } },
+                    ],
+                  },
+                },
+              ],
+            },
+          },
+        },
+      },
+      {
+        apiVersion: 'apps/v1',
+        kind: 'StatefulSet',
+        metadata: { name: 'rooty' },
+        spec: {
+          serviceName: 'rooty',
+          selector: { matchLabels: { app: 'rooty' } },
+          template: {
+            metadata: { labels: { app: 'rooty' } },
+            spec: {
+              securityContext: { runAsNonRoot: true },
+              containers: [{ name: 'c', image: 'busybox', command: ['sleep', '100'] }],
+            },
+          },
+        },
+      },
+    ], { namespace: 'misc' });
+  }, 30_000);
+
+  afterAll(async () => {
+    await c?.destroy();
+  }, 30_000);
+
+  test('waits for a missing Secret, init retried, probes of every kind, subPath/downward/projected volumes', async () => {
+    const started = c.startStatefulSet('misc', { timeoutMs: 20_000 });
+    await c.waitUntil('CreateContainerConfigError', 10_000, () => c.events().some((e) => /CreateContainerConfigError: secret "later" not found/.test(e)));
+    expect(c.isReady('misc-0')).toBe(false);
+    c.setSecret('later', { v: 'now' });
+    await started;
+    expect(c.restarts('misc-0', 'init')).toBe(1);
+    const r = await c.exec('misc-0', 'web', ['bash', '-c', [
+      'echo "$CFG_A $CFG_B ${CFG_bad_key-none} $CM_KEY $LATE $MEM $(id -u)"',
+      'cat /etc/app/app.conf /etc/podinfo/labels; echo',
+      'cat /etc/proj/nested/other.txt /etc/proj/note; echo',
+      'test -e /work/poststart && echo poststart',
+      'touch /data/sub/f && echo sub-ok',
+    ].join('; ')]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe([
+      `1 two none o now 64 ${POSTGRES_UID}`,
+      'port=8080',
+      'app="misc"',
+      'apps.kubernetes.io/pod-index="0"',
+      'statefulset.kubernetes.io/pod-name="misc-0"',
+      'ohi',
+      'poststart',
+      'sub-ok',
+      '',
+    ].join('\n'));
+    expect(fs.existsSync(path.join(c.volumePath('misc-0', 'work'), 'sub', 'f'))).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(c.restarts('misc-0', 'web')).toBe(0);
+    expect(c.isReady('misc-0')).toBe(true);
+  }, 40_000);
+
+  test('runAsNonRoot without a user is refused (CreateContainerConfigError)', async () => {
+    await expect(c.startStatefulSet('rooty', { timeoutMs: 2000 })).rejects.toThrow(/runAsNonRoot and image will run as root/);
+  }, 10_000);
+});

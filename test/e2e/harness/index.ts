@@ -1,0 +1,5 @@
+export { Cluster, DEFAULT_IMAGE } from './cluster';
+export type { ClusterOptions, DeleteOptions, JobResult, PodInfo } from './cluster';
+export type { ApiRequest } from './fakeapi';
+export type { ExecOptions, ExecResult, ImageSpec, PrivateDir } from './pod';
+export { expand } from './env';

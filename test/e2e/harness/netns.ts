@@ -1,0 +1,131 @@
+import { execFileSync } from 'child_process';
+import { hostEnv, run, runSync, signal, tryRun } from './util';
+
+let counter = 0;
+
+/** Network namespace names of every harness: `fdbe2e-<harness id>-...`. */
+export const NETNS_PREFIX = 'fdbe2e';
+
+/**
+ * Removes what harnesses killed without cleanup (SIGINT, SIGKILL) left behind: their network
+ * namespaces, after SIGKILLing the processes still in them.
+ */
+export function reapStaleNamespaces(liveIds: Set<string>): void {
+  let list = '';
+  try {
+    list = execFileSync('ip', ['netns', 'list'], { env: hostEnv() }).toString();
+  } catch {
+    return;
+  }
+  for (const line of list.split('\n')) {
+    const name = line.split(' ')[0];
+    const m = new RegExp(`^${NETNS_PREFIX}-([0-9a-f]{6})-`).exec(name);
+    if (!m || liveIds.has(m[1])) continue;
+    try {
+      const pids = execFileSync('ip', ['netns', 'pids', name], { env: hostEnv() }).toString().split('\n').filter((p) => p !== '');
+      for (const pid of pids) signal(Number(pid), 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+    runSync('ip', ['netns', 'del', name]);
+  }
+}
+
+/**
+ * The pod network: one "switch" network namespace holding a Linux bridge (and the fake API
+ * server), and one network namespace per pod attached to the bridge by a veth pair whose pod
+ * end is `eth0`. Nothing is created in the root namespace: pods cannot reach the host or
+ * anything beyond the bridge, only each other and the switch address (`.1`).
+ */
+export class Network {
+  /** Creates the switch namespace with its bridge on a private /24 of 10.231.0.0/16. */
+  public static async create(prefix: string): Promise<Network> {
+    counter += 1;
+    const octet = ((process.pid * 7 + counter * 31) % 250) + 1;
+    const net = new Network(prefix, `10.231.${octet}`);
+    await net.setup();
+    return net;
+  }
+
+  /** Name of the switch network namespace. */
+  public readonly switchNs: string;
+  /** The switch's address on the bridge: the "node" (probes, fake API server). */
+  public readonly gateway: string;
+  private readonly namespaces = new Set<string>();
+  private readonly used = new Set<number>();
+  private nextHost = 10;
+  private nextVeth = 0;
+
+  private constructor(private readonly prefix: string, public readonly subnet: string) {
+    this.switchNs = `${prefix}-switch`;
+    this.gateway = `${subnet}.1`;
+  }
+
+  /** Adds a network namespace `<prefix>-<name>` for a pod, returns it and the pod IP. */
+  public async addPod(name: string): Promise<{ netns: string; ip: string }> {
+    const host = this.allocate();
+    const ip = `${this.subnet}.${host}`;
+    const netns = `${this.prefix}-${name}`;
+    const veth = `v${this.nextVeth++}`;
+    await run('ip', ['netns', 'add', netns]);
+    this.namespaces.add(netns);
+    try {
+      await run('ip', ['-n', this.switchNs, 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
+      await run('ip', ['-n', this.switchNs, 'link', 'set', veth, 'master', 'br0', 'up']);
+      await run('ip', ['-n', netns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+      await run('ip', ['-n', netns, 'link', 'set', 'eth0', 'up']);
+      await run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+    } catch (e) {
+      await this.removePod(netns, ip);
+      throw e;
+    }
+    return { netns, ip };
+  }
+
+  /** Deletes a pod's namespace (its veth pair goes with it) and frees its IP. */
+  public async removePod(netns: string, ip: string): Promise<void> {
+    await tryRun('ip', ['netns', 'del', netns]);
+    this.namespaces.delete(netns);
+    this.used.delete(Number(ip.split('.')[3]));
+  }
+
+  public async destroy(): Promise<void> {
+    for (const ns of [...this.namespaces]) {
+      await tryRun('ip', ['netns', 'del', ns]);
+      this.namespaces.delete(ns);
+    }
+  }
+
+  /** For process-exit cleanup: synchronous, best effort. */
+  public destroySync(): void {
+    for (const ns of this.namespaces) runSync('ip', ['netns', 'del', ns]);
+    this.namespaces.clear();
+  }
+
+  /** All namespace names this network created and did not delete yet. */
+  public names(): string[] {
+    return [...this.namespaces];
+  }
+
+  private async setup(): Promise<void> {
+    await run('ip', ['netns', 'add', this.switchNs]);
+    this.namespaces.add(this.switchNs);
+    await run('ip', ['-n', this.switchNs, 'link', 'set', 'lo', 'up']);
+    await run('ip', ['-n', this.switchNs, 'link', 'add', 'br0', 'type', 'bridge']);
+    await run('ip', ['-n', this.switchNs, 'addr', 'add', `${this.gateway}/24`, 'dev', 'br0']);
+    await run('ip', ['-n', this.switchNs, 'link', 'set', 'br0', 'up']);
+  }
+
+  /** A fresh host number (pods get a new IP when they are recreated, as in Kubernetes). */
+  private allocate(): number {
+    for (let i = 0; i < 245; i++) {
+      const h = this.nextHost;
+      this.nextHost = this.nextHost >= 254 ? 10 : this.nextHost + 1;
+      if (!this.used.has(h)) {
+        this.used.add(h);
+        return h;
+      }
+    }
+    throw new Error('pod network: no free address left in the /24');
+  }
+}
