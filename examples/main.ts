@@ -3,7 +3,8 @@ import { MinimalChart } from './minimal';
 import { ProductionChart } from './production';
 
 // `npm run synth` (or `cdk8s synth`) writes one YAML file per chart to dist/.
-const app = new App({ outdir: 'dist', yamlOutputType: YamlOutputType.FILE_PER_CHART });
+// outdir: dist/, or what `cdk8s synth` asks for (CDK8S_OUTDIR).
+const app = new App({ yamlOutputType: YamlOutputType.FILE_PER_CHART });
 new MinimalChart(app, 'minimal');
 new ProductionChart(app, 'production', { namespace: 'orders' });
 app.synth();
