@@ -20,7 +20,8 @@ export function checkInteger(prop: string, value: number, min: number, max = Num
 }
 
 const QUANTITY = /^(\d+(\.\d+)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$/;
-const QUANTITY_FACTORS: { [suffix: string]: number } = {
+/** Multipliers of the Kubernetes quantity suffixes. */
+export const QUANTITY_FACTORS: { [suffix: string]: number } = {
   '': 1,
   'm': 1e-3,
   'k': 1e3,

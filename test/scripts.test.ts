@@ -50,6 +50,22 @@ function configMapKeyAt(spec: any, container: any, file: string): { configMap: a
   return undefined;
 }
 
+/** The environment lib.sh requires, for a pod whose ConfigMap is written to `dir`. */
+function libEnv(dir: string, pod: string, pathVar = process.env.PATH): NodeJS.ProcessEnv {
+  return {
+    PATH: pathVar,
+    LC_ALL: 'C',
+    CONFIG_DIR: dir,
+    RUN_DIR: dir,
+    PGDATA: path.join(dir, 'pgdata'),
+    POD_NAME: pod,
+    PRIMARY_HOST: 'x-pg-rw',
+    REPLICATION_USER: 'replicator',
+    FERRETDB_USER: 'ferretdb',
+    SLOT_PREFIX: 'fdb_',
+  };
+}
+
 describe('shellcheck', () => {
   test('the PostgreSQL pod scripts, as the ConfigMap carries them, pass shellcheck -x', () => {
     const dir = writeConfigMap(pgConfig);
@@ -224,18 +240,7 @@ describe('lib.sh against the ConfigMap it is shipped with', () => {
     const dir = writeConfigMap(configMap);
     try {
       return execFileSync('bash', ['-c', `set -euo pipefail; . "$CONFIG_DIR/lib.sh"; ${snippet}`], {
-        env: {
-          PATH: process.env.PATH,
-          LC_ALL: 'C',
-          CONFIG_DIR: dir,
-          RUN_DIR: dir,
-          PGDATA: path.join(dir, 'pgdata'),
-          POD_NAME: 'x-pg-replica-0',
-          PRIMARY_HOST: 'x-pg-rw',
-          REPLICATION_USER: 'replicator',
-          FERRETDB_USER: 'ferretdb',
-          SLOT_PREFIX: 'fdb_',
-        },
+        env: libEnv(dir, 'x-pg-replica-0', process.env.PATH),
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -274,18 +279,7 @@ describe('lib.sh against the ConfigMap it is shipped with', () => {
       // A pg_ctl that records its arguments, one per line.
       fs.writeFileSync(path.join(bin, 'pg_ctl'), `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a"; done > "${dir}/pg_ctl.args"\n`, { mode: 0o755 });
       execFileSync('bash', ['-c', 'set -euo pipefail; . "$CONFIG_DIR/lib.sh"; start_local_server'], {
-        env: {
-          PATH: `${bin}:${process.env.PATH}`,
-          LC_ALL: 'C',
-          CONFIG_DIR: dir,
-          RUN_DIR: dir,
-          PGDATA: path.join(dir, 'pgdata'),
-          POD_NAME: 'x-pg-primary-0',
-          PRIMARY_HOST: 'x-pg-rw',
-          REPLICATION_USER: 'replicator',
-          FERRETDB_USER: 'ferretdb',
-          SLOT_PREFIX: 'fdb_',
-        },
+        env: libEnv(dir, 'x-pg-primary-0', `${bin}:${process.env.PATH}`),
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'pipe'],
       });

@@ -1,5 +1,6 @@
 import { Container, ResourceFieldSelector, StringMap } from './types';
 import { ConfigError, MissingRefError } from './util';
+import { QUANTITY_FACTORS } from '../../../src/validation';
 
 /** Where ConfigMaps and Secrets are looked up (the harness's object store). */
 export interface RefSource {
@@ -63,22 +64,7 @@ export function parseQuantity(q: string | number): number {
   if (typeof q === 'number') return q;
   const m = /^([+-]?[0-9.]+)([eE][+-]?[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.exec(q.trim());
   if (!m) throw new ConfigError(`invalid quantity ${q}`);
-  const factors: Record<string, number> = {
-    '': 1,
-    'm': 1e-3,
-    'k': 1e3,
-    'M': 1e6,
-    'G': 1e9,
-    'T': 1e12,
-    'P': 1e15,
-    'E': 1e18,
-    'Ki': 1024,
-    'Mi': 1024 ** 2,
-    'Gi': 1024 ** 3,
-    'Ti': 1024 ** 4,
-    'Pi': 1024 ** 5,
-    'Ei': 1024 ** 6,
-  };
+  const factors = QUANTITY_FACTORS;
   return Number(m[1] + (m[2] ?? '')) * factors[m[3] ?? ''];
 }
 
