@@ -243,7 +243,12 @@ export class FerretDBCluster extends Construct {
     });
     this.readServiceName = this.readService.serviceName;
 
-    this.node.addValidation({ validate: () => this.duplicateNames() });
+    // One check per chart (a check per cluster would scan the chart once per cluster).
+    const chart = Chart.of(this);
+    if (!CHECKED_CHARTS.has(chart)) {
+      CHECKED_CHARTS.add(chart);
+      this.node.addValidation({ validate: () => duplicateNames(chart) });
+    }
 
     if (networkPolicy) {
       const ingress: k8s.NetworkPolicyIngressRule[] = [{
@@ -260,18 +265,6 @@ export class FerretDBCluster extends Construct {
     }
   }
 
-  /** Two objects of one kind with one name in a chart (for example clusters "app" and "app-pg"). */
-  private duplicateNames(): string[] {
-    const seen = new Map<string, number>();
-    for (const c of Chart.of(this).node.findAll()) {
-      if (!(c instanceof ApiObject)) continue;
-      const key = `${c.kind} ${c.metadata.namespace ?? ''}/${c.name}`;
-      seen.set(key, (seen.get(key) ?? 0) + 1);
-    }
-    return [...seen.entries()].filter(([, n]) => n > 1).map(([key]) =>
-      `Invalid name: ${JSON.stringify(this.name)}. Expected names that do not collide: two objects would be ${key}.`);
-  }
-
   /** `host:port` of the read-write endpoint inside the namespace. */
   public get writeEndpoint(): string {
     return `${this.writeServiceName}:${this.port}`;
@@ -281,6 +274,21 @@ export class FerretDBCluster extends Construct {
   public get readEndpoint(): string {
     return `${this.readServiceName}:${this.port}`;
   }
+}
+
+const CHECKED_CHARTS = new WeakSet<Chart>();
+
+/** Two objects of one kind with one name in a chart (for example clusters "app" and "app-pg"). */
+function duplicateNames(chart: Chart): string[] {
+  const owners = new Map<string, string[]>();
+  for (const c of chart.node.findAll()) {
+    if (!(c instanceof ApiObject)) continue;
+    const key = `${c.kind} ${c.metadata.namespace ?? ''}/${c.name}`;
+    const cluster = c.node.scopes.find((s) => s instanceof FerretDBCluster) as FerretDBCluster | undefined;
+    owners.set(key, [...owners.get(key) ?? [], cluster?.name ?? c.node.path]);
+  }
+  return [...owners.entries()].filter(([, names]) => names.length > 1).map(([key, names]) =>
+    `Invalid name: ${names.map((n) => JSON.stringify(n)).join(' and ')}. Expected names that do not collide: two objects would be ${key}.`);
 }
 
 /** The generated Secret is called `<cluster name>-credentials` unless named. */

@@ -209,7 +209,7 @@ describe('two clusters in one chart', () => {
   });
 
   test('clusters whose object names would collide ("app" and "app-pg") fail synth naming the object', () => {
-    expect(() => twoClusters('app', 'app-pg')).toThrow(/Invalid name: "app-pg".*two objects would be Service \/app-pg-rw/);
+    expect(() => twoClusters('app', 'app-pg')).toThrow(/Invalid name: "app" and "app-pg".*two objects would be Service \/app-pg-rw/);
   });
 
   test('object names of clusters "app" and "app-ferretdb" do not collide', () => {
