@@ -79,7 +79,7 @@ export class PgCluster {
       const rows = await this.trySql(primary, `
         SELECT r.application_name || '=' || coalesce(s.slot_name, '-')
         FROM pg_stat_replication r LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
-        WHERE r.state = 'streaming' ORDER BY 1`, 10_000);
+        WHERE r.state = 'streaming' AND r.replay_lsn IS NOT NULL ORDER BY 1`, 10_000);
       if (rows.code !== 0) return false;
       const got = rows.stdout.trim().split('\n').filter(Boolean);
       return standbys.every((pod) => got.includes(`${pod}=${slotNameForPod(pod)}`));

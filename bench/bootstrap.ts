@@ -1,0 +1,91 @@
+/**
+ * Section 2, replica bootstrap: a primary holding about 1 GB (pgbench -i -s 64), then the time
+ * from the replica pod's start (harness startPod of a pod deleted with recreate: false and a
+ * wiped volume) until the primary sees it streaming. The replica's own scripts do everything:
+ * slot check, pg_basebackup -X stream through its slot into a sibling directory, move, start as
+ * standby, connect.
+ *
+ * Floor: a bare `pg_basebackup -X stream -c fast` of the same primary, run in the other replica
+ * pod (same network path through the read-write Service, same replication role, same disk) into
+ * its /tmp emptyDir, timed inside the pod.
+ */
+import { log, mb, median, num, Options, range, ratio, row, Row, SectionResult } from './common';
+import { NOW_MS, PRIMARY, REPLICATION_CONNINFO, pgbench, pollUntil, sh, STREAMING, waitCaughtUp, withCluster } from './pg';
+import { replica } from '../test/e2e/fixture';
+
+const TARGET = replica(0);
+const VANTAGE = replica(1);
+
+export async function bootstrapSection(opts: Options): Promise<SectionResult> {
+  const scale = opts.quick ? 4 : 64;
+  const runs = opts.quick ? 1 : 3;
+  return withCluster({ replicas: 2, storage: { size: '20Gi' } }, async (pg) => {
+    await pg.waitStreaming(PRIMARY, [TARGET, VANTAGE]);
+    await pg.h.deletePod(TARGET, { recreate: false });
+    pg.h.wipeVolume(TARGET, 'data');
+
+    log(`bootstrap: loading the primary (pgbench -i -s ${scale})`);
+    const loadStart = Date.now();
+    await pgbench(pg, ['-i', '-s', String(scale), '-q'], 1_800_000);
+    await pg.sql(PRIMARY, 'CHECKPOINT', 300_000);
+    const loadSeconds = (Date.now() - loadStart) / 1000;
+    const dbBytes = Number(await pg.sql(PRIMARY, "SELECT pg_database_size('postgres')"));
+    const clusterBytes = Number(await pg.sql(PRIMARY, 'SELECT sum(pg_database_size(oid)) FROM pg_database'));
+    log(`bootstrap: database postgres is ${num(mb(dbBytes))} MB (all databases ${num(mb(clusterBytes))} MB), loaded in ${num(loadSeconds)} s`);
+    await waitCaughtUp(pg, [VANTAGE], 600_000);
+
+    const floor = async (): Promise<{ ms: number; bytes: number }> => {
+      const out = await sh(pg, VANTAGE, `
+        d=/tmp/bench-basebackup
+        rm -rf "$d"
+        s=$(${NOW_MS})
+        pg_basebackup -D "$d" -d "${REPLICATION_CONNINFO} application_name=bench-floor" -X stream -c fast --no-password
+        e=$(${NOW_MS})
+        b=$(du -sb "$d" | cut -f1)
+        rm -rf "$d"
+        echo "$s $e $b"`, [], 1_800_000);
+      const [s, e, b] = out.trim().split(/\s+/).map(Number);
+      return { ms: e - s, bytes: b };
+    };
+    const ours = async (): Promise<{ ms: number; bytes: number }> => {
+      const mark = pg.logMark(TARGET);
+      const streaming = pollUntil(pg, STREAMING, TARGET, 1_800_000);
+      const t0 = Date.now();
+      await pg.h.startPod(TARGET);
+      const t1 = await streaming;
+      if (!/clone complete/.test(pg.logsSince(TARGET, mark))) throw new Error(`${TARGET} streams without having cloned:\n${pg.logsSince(TARGET, mark)}`);
+      const bytes = Number((await sh(pg, TARGET, 'du -sb "$PGDATA" | cut -f1')).trim());
+      await pg.h.deletePod(TARGET, { recreate: false });
+      pg.h.wipeVolume(TARGET, 'data');
+      return { ms: t1 - t0, bytes };
+    };
+
+    log('bootstrap: warm-up (one floor pg_basebackup, discarded)');
+    await floor();
+    const oursRuns: Array<{ ms: number; bytes: number }> = [];
+    const floorRuns: Array<{ ms: number; bytes: number }> = [];
+    for (let i = 0; i < runs; i++) {
+      oursRuns.push(await ours());
+      floorRuns.push(await floor());
+      log(`bootstrap: run ${i + 1}/${runs}: ours ${num(oursRuns[i].ms / 1000)} s, floor ${num(floorRuns[i].ms / 1000)} s`);
+    }
+    const oursS = median(oursRuns.map((r) => r.ms)) / 1000;
+    const floorS = median(floorRuns.map((r) => r.ms)) / 1000;
+    const copiedMB = mb(median(floorRuns.map((r) => r.bytes)));
+    const note = runs > 1
+      ? `median of ${runs}; range ours ${range(oursRuns.map((r) => r.ms / 1000))}, floor ${range(floorRuns.map((r) => r.ms / 1000))}`
+      : '1 run';
+    const rows: Row[] = [
+      row('bootstrap', `pod start -> streaming, ${num(mb(dbBytes))} MB database: s`, num(oursS), num(floorS), ratio(oursS, floorS),
+        `${note}; pgbench -i -s ${scale}`),
+      row('bootstrap', 'base backup MB / elapsed s', num(copiedMB / oursS), num(copiedMB / floorS), ratio(floorS, oursS),
+        `ours/floor rate; the base backup is ${num(copiedMB)} MB`),
+    ];
+    return {
+      section: 'bootstrap' as const,
+      floor: 'a bare pg_basebackup -X stream -c fast of the same primary from the other replica pod into its /tmp emptyDir',
+      rows,
+      data: { scale, dbBytes, clusterBytes, loadSeconds, runs, ours: oursRuns, floor: floorRuns },
+    };
+  });
+}
