@@ -1,5 +1,3 @@
-import { GROUP_LABEL } from './names';
-
 /** The `app.kubernetes.io/*` labels of an object (metadata only, never selectors). */
 export interface AppLabels {
   readonly name: string;
@@ -16,9 +14,4 @@ export function metadataLabels(app: AppLabels, extra: { [key: string]: string } 
     'app.kubernetes.io/part-of': 'ferretdb',
     'app.kubernetes.io/managed-by': 'cdk8s-ferretdb',
   };
-}
-
-/** The one selector label of a construct's pods. */
-export function groupSelector(group: string): { [key: string]: string } {
-  return { [GROUP_LABEL]: group };
 }

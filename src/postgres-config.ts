@@ -35,8 +35,8 @@ export interface SettingsInput {
 }
 
 /**
- * Validates the user's WAL settings and parameters (throws naming the prop); returns a function
- * that renders every setting once the members are known.
+ * Validates the user's WAL settings and parameters against the volume size; throws an error
+ * that names the prop and the value.
  */
 export function checkSettings(wal: WalSettings, parameters: { [name: string]: string }, volumeBytes: number): void {
   for (const [prop, value] of [['wal.walKeepSize', wal.walKeepSize], ['wal.maxSlotWalKeepSize', wal.maxSlotWalKeepSize]] as const) {

@@ -350,8 +350,9 @@ export class PostgresPrimary extends Construct {
         errors.push(`${(e as Error).message} (the smallest PostgreSQL volume is a replica's)`);
       }
     }
-    const senders = Number(this.settings.find((s) => s.name === 'max_wal_senders')?.value);
-    const slots = Number(this.settings.find((s) => s.name === 'max_replication_slots')?.value);
+    const settings = this.settings;
+    const senders = Number(settings.find((s) => s.name === 'max_wal_senders')?.value);
+    const slots = Number(settings.find((s) => s.name === 'max_replication_slots')?.value);
     if (senders < this.members.length + 1) {
       errors.push(`Invalid wal.maxWalSenders: ${senders}. Expected at least ${this.members.length + 1} (one per PostgreSQL pod, plus one for a clone).`);
     }
