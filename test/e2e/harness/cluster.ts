@@ -4,12 +4,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { RefSource } from './env';
-import { ApiRequest, FakeApi, RbacState, SecretStore } from './fakeapi';
+import { ApiRequest, DataObject, FakeApi, ObjectStore, RbacState, Resource } from './fakeapi';
 import { Network, NETNS_PREFIX, reapStaleNamespaces } from './netns';
 import { ExecOptions, ExecResult, ImageSpec, PodHost, PodRuntime, Tools } from './pod';
-import {
-  ConfigMap, Job, KubeObject, PodSpec, Role, RoleBinding, Secret, Service, ServiceAccount, StatefulSet, StringMap, Volume,
-} from './types';
+import { Job, KubeObject, PodSpec, Role, RoleBinding, Service, ServiceAccount, StatefulSet, StringMap, Volume } from './types';
 import { hostEnv, readText, signal, sleep, waitFor, which } from './util';
 import { liveHarnessIds, registerHarness, releaseHarness } from './volumes';
 
@@ -94,6 +92,11 @@ interface StsState {
 
 const NAMESPACED = new Set(['ConfigMap', 'Secret', 'Service', 'StatefulSet', 'Job', 'ServiceAccount', 'Role', 'RoleBinding']);
 
+/** Kubernetes' root-ca-cert publisher puts this ConfigMap in every namespace. */
+const ROOT_CA = 'kube-root-ca.crt';
+const ROOT_CA_DESCRIPTION = 'Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as '
+  + 'the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.';
+
 function nameOf(o: KubeObject): string {
   const n = o.metadata?.name;
   if (!n) throw new Error(`${o.kind} without metadata.name`);
@@ -106,6 +109,10 @@ function matches(labels: StringMap, selector: StringMap): boolean {
 
 function ordinalOf(p: PodRuntime): number {
   return p.owner.ordinal ?? 0;
+}
+
+function asText(data: Record<string, Buffer> | undefined): StringMap | undefined {
+  return data && Object.fromEntries(Object.entries(data).map(([k, v]) => [k, v.toString('utf8')]));
 }
 
 /**
@@ -140,13 +147,12 @@ export class Cluster implements PodHost {
   public readonly fsGroupOwnership: boolean;
   public destroyed = false;
   private api?: FakeApi;
-  private readonly secrets: SecretStore;
-  private configMaps = new Map<string, ConfigMap>();
+  /** ConfigMaps and Secrets: what the fake API serves is what volumes and env see. */
+  private readonly store: ObjectStore;
   private services = new Map<string, Service>();
   private readonly statefulSets = new Map<string, StsState>();
   private jobs = new Map<string, Job>();
   private serviceAccounts = new Map<string, ServiceAccount>();
-  private appliedSecrets = new Set<string>();
   private readonly podMap = new Map<string, PodRuntime>();
   private readonly sticky = new Map<string, string>();
   private readonly tracked = new Set<number>();
@@ -156,7 +162,6 @@ export class Cluster implements PodHost {
   private timer?: NodeJS.Timeout;
   private kickScheduled = false;
   private lastSignature = '';
-  private configVersion = 0;
   private destroying?: Promise<void>;
   private readonly exitHook: () => void;
 
@@ -171,15 +176,10 @@ export class Cluster implements PodHost {
   ) {
     this.probeTiming = options.probeTiming ?? 'fast';
     this.fsGroupOwnership = options.fsGroupOwnership !== false;
-    this.secrets = new SecretStore(path.join(root, 'api', 'secrets'));
+    this.store = new ObjectStore(path.join(root, 'api', 'store'));
     this.refs = {
-      configMap: (name) => {
-        const cm = this.configMaps.get(name);
-        if (!cm) return undefined;
-        const bin = Object.fromEntries(Object.entries(cm.binaryData ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
-        return { ...(cm.data ?? {}), ...bin };
-      },
-      secret: (name) => this.secrets.data(this.namespace, name),
+      configMap: (name) => asText(this.store.data('configmaps', this.namespace, name)),
+      secret: (name) => this.store.data('secrets', this.namespace, name),
     };
     this.exitHook = () => this.destroySync();
     process.on('exit', this.exitHook);
@@ -268,9 +268,11 @@ export class Cluster implements PodHost {
   }
 
   /**
-   * Reconciles a new synth of the same app: ConfigMaps/Secrets (mounted files updated atomically,
-   * env for future starts), Services (endpoints, DNS), RBAC, StatefulSet replicas (scaled, waited
-   * for when `wait`, default true) and templates (used by pods created later: OnDelete semantics).
+   * Reconciles a new synth of the same app, like `kubectl apply --prune`: ConfigMaps/Secrets
+   * (three-way merge of their data, so keys added through the API are kept; ones no longer
+   * applied are deleted; mounted files updated atomically, env for future starts), Services
+   * (endpoints, DNS), RBAC, StatefulSet replicas (scaled, waited for when `wait`, default true)
+   * and templates (used by pods created later: OnDelete semantics).
    */
   public async apply(objects: readonly unknown[], opts: { wait?: boolean; timeoutMs?: number } = {}): Promise<void> {
     const changed = this.ingest(flatten(objects), false);
@@ -386,16 +388,30 @@ export class Cluster implements PodHost {
     this.event(`${pod}: volume ${claimTemplateName} wiped`);
   }
 
-  /** Creates or replaces a Secret (as if applied); mounted copies are updated. */
+  /** Creates or replaces a Secret (not as applied: `apply()` never prunes it); mounted copies are updated. */
   public setSecret(name: string, stringData: StringMap): void {
-    this.secrets.put(this.namespace, { metadata: { name }, stringData });
+    this.store.put('secrets', this.namespace, { metadata: { name }, stringData });
     this.refreshAllVolumes();
   }
 
-  /** A Secret's data decoded as UTF-8, or undefined. */
+  /** A Secret's data decoded as UTF-8 as the API serves it now, or undefined. */
   public getSecret(name: string): StringMap | undefined {
-    const d = this.secrets.data(this.namespace, name);
-    return d ? Object.fromEntries(Object.entries(d).map(([k, v]) => [k, v.toString('utf8')])) : undefined;
+    return asText(this.store.data('secrets', this.namespace, name));
+  }
+
+  /** A ConfigMap's data (and binaryData decoded as UTF-8) as the API serves it now, or undefined. */
+  public getConfigMap(name: string): StringMap | undefined {
+    return asText(this.store.data('configmaps', this.namespace, name));
+  }
+
+  /**
+   * `kubectl delete configmap`: returns whether it existed. Mounted copies keep their content (as
+   * kubelet does); the next `apply()` recreates an applied one; kube-root-ca.crt is put back.
+   */
+  public deleteConfigMap(name: string): boolean {
+    const existed = this.store.delete('configmaps', this.namespace, name);
+    this.refreshAllVolumes();
+    return existed;
   }
 
   /** Requests the fake API server answered. */
@@ -486,7 +502,7 @@ export class Cluster implements PodHost {
 
   public serviceAccountFiles(pod: PodRuntime): { token: string; caCrt: string } | undefined {
     if (!this.api) return undefined;
-    return { token: this.api.token(pod.namespace, pod.facts().serviceAccountName), caCrt: this.api.caCrt() };
+    return { token: this.api.token(pod.namespace, pod.facts().serviceAccountName), caCrt: this.api.caCrt };
   }
 
   public automountToken(pod: PodRuntime): boolean {
@@ -537,8 +553,9 @@ export class Cluster implements PodHost {
   private async init(objects: KubeObject[]): Promise<void> {
     (this as { network: Network }).network = await Network.create(`${NETNS_PREFIX}-${this.id}`);
     if (this.options.fakeApi !== false) {
-      this.api = await FakeApi.start(path.join(this.root, 'api'), this.network.switchNs, this.network.gateway, this.secrets.dir);
+      this.api = await FakeApi.start(path.join(this.root, 'api'), this.network.switchNs, this.network.gateway, this.store.dir);
       if (this.api.pid) this.track(this.api.pid);
+      this.publishRootCa();
     }
     this.ingest(objects, true);
     this.event(`harness ${this.id}: namespace ${this.namespace}, subnet ${this.network.subnet}.0/24, root ${this.root}`
@@ -549,11 +566,10 @@ export class Cluster implements PodHost {
 
   /** Loads objects; returns the started StatefulSets whose replicas changed. */
   private ingest(objects: KubeObject[], initial: boolean): StsState[] {
-    const cms = new Map<string, ConfigMap>();
+    const applied: Record<Resource, DataObject[]> = { configmaps: [], secrets: [] };
     const svcs = new Map<string, Service>();
     const jobs = new Map<string, Job>();
     const sas = new Map<string, ServiceAccount>();
-    const secrets: Secret[] = [];
     const stss = new Map<string, StatefulSet>();
     const rbac: RbacState = { roles: [], clusterRoles: [], roleBindings: [], clusterRoleBindings: [] };
     for (const o of objects) {
@@ -565,8 +581,8 @@ export class Cluster implements PodHost {
         }
       }
       switch (kind) {
-        case 'ConfigMap': cms.set(nameOf(o), o as ConfigMap); break;
-        case 'Secret': secrets.push(o as Secret); break;
+        case 'ConfigMap': applied.configmaps.push(this.notRootCa(o)); break;
+        case 'Secret': applied.secrets.push(o); break;
         case 'Service': svcs.set(nameOf(o), o as Service); break;
         case 'StatefulSet': stss.set(nameOf(o), o as StatefulSet); break;
         case 'Job': jobs.set(nameOf(o), o as Job); break;
@@ -585,18 +601,13 @@ export class Cluster implements PodHost {
           this.ignoredKinds.add(kind || '(no kind)');
       }
     }
-    this.configMaps = cms;
     this.services = svcs;
     this.jobs = jobs;
     this.serviceAccounts = sas;
-    this.configVersion += 1;
-    const applied = new Set<string>();
-    for (const s of secrets) {
-      this.secrets.put(this.namespace, s);
-      applied.add(nameOf(s));
+    for (const [resource, objs] of Object.entries(applied) as Array<[Resource, DataObject[]]>) {
+      for (const o of objs) this.store.apply(resource, this.namespace, o);
+      this.store.prune(resource, this.namespace, new Set(objs.map(nameOf)));
     }
-    for (const old of this.appliedSecrets) if (!applied.has(old)) this.secrets.delete(this.namespace, old);
-    this.appliedSecrets = applied;
     this.api?.setRbac(rbac);
     const changed: StsState[] = [];
     for (const [name, obj] of stss) {
@@ -619,6 +630,27 @@ export class Cluster implements PodHost {
       if (s.started) changed.push(s);
     }
     return changed;
+  }
+
+  /** kube-root-ca.crt belongs to the (emulated) root-ca-cert publisher while the fake API runs. */
+  private notRootCa(o: KubeObject): KubeObject {
+    if (this.api && nameOf(o) === ROOT_CA) {
+      throw new Error(`ConfigMap ${ROOT_CA} is published by the harness (the fake API server's CA, as Kubernetes does): do not apply it`);
+    }
+    return o;
+  }
+
+  /**
+   * Kubernetes' root-ca-cert publisher: kube-root-ca.crt holds the API server's CA in every
+   * namespace (the harness has one) and is put back whenever it is deleted or changed.
+   */
+  private publishRootCa(): void {
+    if (!this.api) return;
+    const data = { 'ca.crt': this.api.caCrt };
+    const live = this.store.get('configmaps', this.namespace, ROOT_CA);
+    if (live && JSON.stringify(live.data) === JSON.stringify(data)) return;
+    const metadata = { name: ROOT_CA, annotations: { 'kubernetes.io/description': ROOT_CA_DESCRIPTION } };
+    this.store.put('configmaps', this.namespace, { metadata, data });
   }
 
   private sts(name: string): StsState {
@@ -847,13 +879,14 @@ export class Cluster implements PodHost {
 
   private refreshAllVolumes(): void {
     for (const p of this.podMap.values()) p.refreshVolumes();
-    this.lastSignature = `${this.secrets.signature()}|${this.configVersion}`;
+    this.lastSignature = this.store.signature();
   }
 
+  /** Every 500 ms: the root-ca publisher, and kubelet's sync of volumes with changed sources. */
   private tick(): void {
     if (this.destroyed) return;
-    const sig = `${this.secrets.signature()}|${this.configVersion}`;
-    if (sig !== this.lastSignature) this.refreshAllVolumes();
+    this.publishRootCa();
+    if (this.store.signature() !== this.lastSignature) this.refreshAllVolumes();
     this.kick();
   }
 

@@ -2,91 +2,173 @@ import { ChildProcess, spawn } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { PolicyRule, Secret, StringMap } from './types';
+import { ConfigMap, ObjectMeta, PolicyRule, Secret, StringMap } from './types';
 import { hostEnv, run, signal, sleep } from './util';
 
-/** A Secret as stored: `stringData` folded into base64 `data`, namespace set. */
-export function normalizeSecret(s: Secret, namespace: string): Secret {
-  const data: StringMap = { ...(s.data ?? {}) };
-  for (const [k, v] of Object.entries(s.stringData ?? {})) data[k] = Buffer.from(v, 'utf8').toString('base64');
-  const meta = s.metadata ?? {};
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { ...meta, namespace },
-    type: s.type ?? 'Opaque',
-    data,
-  };
+/** The resources the fake API server serves, by plural name (as in URLs and RBAC rules). */
+export type Resource = 'configmaps' | 'secrets';
+
+/** A ConfigMap or Secret, as a manifest or as stored. */
+export type DataObject = ConfigMap & Secret;
+
+/** kubectl's annotation holding the last applied manifest: its three-way merge reads it. */
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+const KIND: Record<Resource, string> = { configmaps: 'ConfigMap', secrets: 'Secret' };
+
+/** The string maps of each kind (merged key by key by `ObjectStore.apply`). */
+const DATA_MAPS: Record<Resource, ReadonlyArray<'data' | 'binaryData'>> = { configmaps: ['data', 'binaryData'], secrets: ['data'] };
+
+/**
+ * The kind-specific body as the API server stores it (server.js's RESOURCES do the same for API
+ * writes): Secret `stringData` folded into base64 `data` and `type` defaulted, empty maps dropped
+ * (the API server omits them).
+ */
+function body(resource: Resource, o: DataObject): DataObject {
+  if (resource === 'configmaps') return withoutEmptyMaps({ data: o.data, binaryData: o.binaryData });
+  const data: StringMap = { ...o.data };
+  for (const [k, v] of Object.entries(o.stringData ?? {})) data[k] = Buffer.from(v, 'utf8').toString('base64');
+  return withoutEmptyMaps({ type: o.type ?? 'Opaque', data });
+}
+
+function withoutEmptyMaps(o: DataObject): DataObject {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && (typeof v !== 'object' || Object.keys(v).length > 0)));
+}
+
+/** A new resourceVersion: changes on every write of an object (409 Conflict relies on it). */
+function nextVersion(prev: ObjectMeta | undefined): string {
+  return String(Math.max(Date.now(), Number(prev?.resourceVersion ?? 0) + 1));
 }
 
 /**
- * The Secret store shared by the harness and the fake API server process: one JSON file per
- * Secret (`<dir>/<namespace>/<name>.json`), written with rename (update) or link (create, so
- * that a concurrent create fails with EEXIST like the API server's 409).
+ * `kubectl apply`'s three-way merge of one string map: keys the manifest sets are set, keys only
+ * the previous manifest set are removed, keys that others added (API clients) are kept.
  */
-export class SecretStore {
+function threeWayMerge(live: StringMap = {}, lastApplied: StringMap = {}, manifest: StringMap = {}): StringMap {
+  const out = { ...live };
+  for (const k of Object.keys(lastApplied)) if (!(k in manifest)) delete out[k];
+  return { ...out, ...manifest };
+}
+
+/**
+ * The ConfigMaps and Secrets, shared by the harness and the fake API server process: one JSON file
+ * per object (`<dir>/<resource>/<namespace>/<name>.json`), written with rename (update) or, by
+ * the server, link (create, so that a concurrent create fails with EEXIST like a 409).
+ */
+export class ObjectStore {
   constructor(public readonly dir: string) {
     fs.mkdirSync(dir, { recursive: true });
   }
 
-  public get(namespace: string, name: string): Secret | undefined {
+  public get(resource: Resource, namespace: string, name: string): DataObject | undefined {
     try {
-      return JSON.parse(fs.readFileSync(this.file(namespace, name), 'utf8')) as Secret;
+      return JSON.parse(fs.readFileSync(this.file(resource, namespace, name), 'utf8')) as DataObject;
     } catch {
       return undefined;
     }
   }
 
-  /** Decoded data, or undefined if the Secret does not exist. */
-  public data(namespace: string, name: string): Record<string, Buffer> | undefined {
-    const s = this.get(namespace, name);
-    if (!s) return undefined;
-    return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
+  /**
+   * An object's keys and bytes as kubelet projects them (ConfigMap `data` as UTF-8 plus
+   * `binaryData`, Secret `data` decoded), or undefined if it does not exist.
+   */
+  public data(resource: Resource, namespace: string, name: string): Record<string, Buffer> | undefined {
+    const o = this.get(resource, namespace, name);
+    if (!o) return undefined;
+    const decode = (m: StringMap | undefined, enc: BufferEncoding): Array<[string, Buffer]> =>
+      Object.entries(m ?? {}).map(([k, v]) => [k, Buffer.from(v, enc)]);
+    return Object.fromEntries(resource === 'configmaps'
+      ? [...decode(o.data, 'utf8'), ...decode(o.binaryData, 'base64')]
+      : decode(o.data, 'base64'));
   }
 
-  public put(namespace: string, secret: Secret): void {
-    const s = normalizeSecret(secret, namespace);
-    const name = s.metadata?.name;
-    if (!name) throw new Error('Secret without metadata.name');
-    const prev = this.get(namespace, name);
-    const full = {
-      ...s,
+  /** Creates or replaces an object (a manifest: Secret stringData allowed); uid and creationTimestamp are kept. */
+  public put(resource: Resource, namespace: string, manifest: DataObject): void {
+    const name = manifest.metadata?.name;
+    if (!name) throw new Error(`${KIND[resource]} without metadata.name`);
+    const prev = this.get(resource, namespace, name)?.metadata;
+    const stored: DataObject = {
+      apiVersion: 'v1',
+      kind: KIND[resource],
       metadata: {
-        ...s.metadata,
-        uid: (prev?.metadata as { uid?: string } | undefined)?.uid ?? crypto.randomUUID(),
-        creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-        resourceVersion: String(Date.now()),
+        ...manifest.metadata,
+        namespace,
+        uid: prev?.uid ?? crypto.randomUUID(),
+        creationTimestamp: prev?.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        resourceVersion: nextVersion(prev),
       },
+      ...body(resource, manifest),
     };
-    fs.mkdirSync(path.join(this.dir, namespace), { recursive: true });
-    const tmp = `${this.file(namespace, name)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(full), { mode: 0o600 });
-    fs.renameSync(tmp, this.file(namespace, name));
+    const file = this.file(resource, namespace, name);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const tmp = path.join(path.dirname(file), `.${name}.${crypto.randomBytes(4).toString('hex')}.tmp`);
+    fs.writeFileSync(tmp, JSON.stringify(stored), { mode: 0o600 });
+    fs.renameSync(tmp, file);
   }
 
-  public delete(namespace: string, name: string): void {
-    fs.rmSync(this.file(namespace, name), { force: true });
+  /**
+   * `kubectl apply` of a manifest: its data maps are three-way merged with the live object and the
+   * manifest applied last (kept, as kubectl does, in the last-applied-configuration annotation);
+   * everything else is the manifest's.
+   */
+  public apply(resource: Resource, namespace: string, manifest: DataObject): void {
+    const name = manifest.metadata?.name ?? '';
+    const live = this.get(resource, namespace, name);
+    const lastJson = live?.metadata?.annotations?.[LAST_APPLIED];
+    const last = lastJson ? body(resource, JSON.parse(lastJson) as DataObject) : undefined;
+    const next = body(resource, manifest);
+    const merged: DataObject = {
+      ...next,
+      metadata: { ...manifest.metadata, annotations: { ...manifest.metadata?.annotations, [LAST_APPLIED]: JSON.stringify(manifest) } },
+      ...Object.fromEntries(DATA_MAPS[resource].map((m) => [m, threeWayMerge(live?.[m], last?.[m], next[m])])),
+    };
+    this.put(resource, namespace, merged);
   }
 
-  /** Changes whenever any Secret is created, updated or deleted. */
+  /** `kubectl apply --prune`: deletes the objects applied earlier (they carry the annotation) that are not in `keep`. */
+  public prune(resource: Resource, namespace: string, keep: ReadonlySet<string>): void {
+    for (const o of this.list(resource, namespace)) {
+      const name = o.metadata?.name ?? '';
+      if (o.metadata?.annotations?.[LAST_APPLIED] !== undefined && !keep.has(name)) this.delete(resource, namespace, name);
+    }
+  }
+
+  public list(resource: Resource, namespace: string): DataObject[] {
+    const dir = path.join(this.dir, resource, namespace);
+    return safeReaddir(dir).filter((f) => f.endsWith('.json'))
+      .map((f) => this.get(resource, namespace, f.slice(0, -'.json'.length)))
+      .filter((o): o is DataObject => o !== undefined);
+  }
+
+  /** Deletes an object; returns whether it existed. */
+  public delete(resource: Resource, namespace: string, name: string): boolean {
+    const file = this.file(resource, namespace, name);
+    const existed = fs.existsSync(file);
+    fs.rmSync(file, { force: true });
+    return existed;
+  }
+
+  /** Changes whenever any object is created, updated or deleted. */
   public signature(): string {
     const parts: string[] = [];
-    for (const ns of safeReaddir(this.dir)) {
-      for (const f of safeReaddir(path.join(this.dir, ns))) {
-        if (!f.endsWith('.json')) continue;
-        try {
-          const st = fs.statSync(path.join(this.dir, ns, f));
-          parts.push(`${ns}/${f}:${st.mtimeMs}:${st.ino}`);
-        } catch {
-          // deleted meanwhile
+    for (const resource of Object.keys(KIND)) {
+      for (const ns of safeReaddir(path.join(this.dir, resource))) {
+        for (const f of safeReaddir(path.join(this.dir, resource, ns))) {
+          if (!f.endsWith('.json')) continue;
+          try {
+            const st = fs.statSync(path.join(this.dir, resource, ns, f));
+            parts.push(`${resource}/${ns}/${f}:${st.mtimeMs}:${st.ino}`);
+          } catch {
+            // deleted meanwhile
+          }
         }
       }
     }
     return parts.sort().join(',');
   }
 
-  private file(namespace: string, name: string): string {
-    return path.join(this.dir, namespace, `${name}.json`);
+  private file(resource: Resource, namespace: string, name: string): string {
+    return path.join(this.dir, resource, namespace, `${name}.json`);
   }
 }
 
@@ -130,21 +212,22 @@ export interface ApiRequest {
 /**
  * The fake API server: a small Node HTTPS server run as a separate process inside the switch
  * network namespace (`ip netns exec <switch> node server.js`), listening on the switch's bridge
- * address, port 443, so pods reach it like the in-cluster `kubernetes` Service. It serves Secrets
- * from the shared SecretStore and enforces the synthesized RBAC for ServiceAccount tokens.
+ * address, port 443, so pods reach it like the in-cluster `kubernetes` Service. It serves the
+ * ConfigMaps and Secrets of the shared ObjectStore and enforces the synthesized RBAC for
+ * ServiceAccount tokens.
  */
 export class FakeApi {
-  public static async start(dir: string, switchNs: string, host: string, secretsDir: string): Promise<FakeApi> {
+  public static async start(dir: string, switchNs: string, host: string, storeDir: string): Promise<FakeApi> {
     fs.mkdirSync(dir, { recursive: true });
     await makeCertificates(dir, host);
-    const api = new FakeApi(dir, host, secretsDir);
+    const api = new FakeApi(dir, host);
     fs.writeFileSync(api.rbacFile, JSON.stringify({ roles: [], clusterRoles: [], roleBindings: [], clusterRoleBindings: [] }));
     fs.writeFileSync(api.tokensFile, '{}');
     fs.writeFileSync(path.join(dir, 'server.js'), SERVER_JS);
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
       host,
       port: api.port,
-      storeDir: secretsDir,
+      storeDir,
       rbacFile: api.rbacFile,
       tokensFile: api.tokensFile,
       logFile: api.logFile,
@@ -169,14 +252,17 @@ export class FakeApi {
 
   public readonly port = 443;
   public readonly caCrtFile: string;
+  /** The CA certificate (PEM) that signed the server's certificate. */
+  public readonly caCrt: string;
   private readonly rbacFile: string;
   private readonly tokensFile: string;
   private readonly logFile: string;
   private proc?: ChildProcess;
   private readonly tokens = new Map<string, string>();
 
-  private constructor(private readonly dir: string, public readonly host: string, public readonly secretsDir: string) {
+  private constructor(private readonly dir: string, public readonly host: string) {
     this.caCrtFile = path.join(dir, 'ca.crt');
+    this.caCrt = fs.readFileSync(this.caCrtFile, 'utf8');
     this.rbacFile = path.join(dir, 'rbac.json');
     this.tokensFile = path.join(dir, 'tokens.json');
     this.logFile = path.join(dir, 'requests.log');
@@ -184,10 +270,6 @@ export class FakeApi {
 
   public get pid(): number | undefined {
     return this.proc?.pid;
-  }
-
-  public caCrt(): string {
-    return fs.readFileSync(this.caCrtFile, 'utf8');
   }
 
   /** The bearer token of a ServiceAccount (created on first use). */
@@ -317,41 +399,126 @@ function allowed(sa, verb, ns, resource, name) {
   }
   return false;
 }
-function secretFile(ns, name) { return path.join(cfg.storeDir, ns, name + '.json'); }
-function getSecret(ns, name) { return readJson(secretFile(ns, name), undefined); }
-function normalize(obj, ns, name, prev) {
-  const data = Object.assign({}, obj.data || {});
-  for (const k of Object.keys(obj.stringData || {})) data[k] = Buffer.from(String(obj.stringData[k]), 'utf8').toString('base64');
+// The resources served, by plural name: their string maps (values text or base64) and body(), the
+// kind-specific part of a stored object (ObjectStore's body() does the same for the harness's writes).
+const RESOURCES = {
+  configmaps: {
+    kind: 'ConfigMap',
+    maps: { data: 'text', binaryData: 'base64' },
+    body: (obj) => ({ data: obj.data, binaryData: obj.binaryData }),
+  },
+  secrets: {
+    kind: 'Secret',
+    maps: { data: 'base64', stringData: 'text' },
+    // stringData is write-only: folded into data.
+    body: (obj, prev) => {
+      const data = Object.assign({}, obj.data);
+      for (const k of Object.keys(obj.stringData || {})) data[k] = Buffer.from(obj.stringData[k], 'utf8').toString('base64');
+      return { type: obj.type || (prev && prev.type) || 'Opaque', data: data };
+    },
+  },
+};
+// For ConfigMaps and Secrets (string maps only), a strategic merge patch is a JSON merge patch.
+const MERGE_PATCH_TYPES = ['application/merge-patch+json', 'application/strategic-merge-patch+json'];
+const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function objectFile(r, ns, name) { return path.join(cfg.storeDir, r.resource, ns, name + '.json'); }
+function getObject(r, ns, name) { return readJson(objectFile(r, ns, name), undefined); }
+function listObjects(r, ns) {
+  let files = [];
+  try { files = fs.readdirSync(path.join(cfg.storeDir, r.resource, ns)); } catch (e) { /* none yet */ }
+  return files.filter((f) => f.endsWith('.json') && !f.startsWith('.')).map((f) => getObject(r, ns, f.slice(0, -5))).filter(Boolean);
+}
+function isMap(v) { return v !== null && typeof v === 'object' && !Array.isArray(v); }
+function normalize(r, obj, ns, name, prev) {
   const meta = Object.assign({}, obj.metadata || {}, {
     name: name, namespace: ns,
     uid: prev ? prev.metadata.uid : crypto.randomUUID(),
     creationTimestamp: prev ? prev.metadata.creationTimestamp : new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    resourceVersion: String(Date.now()),
+    // Changes on every write (the If-Match of PUT/PATCH): same rule as the harness's nextVersion().
+    resourceVersion: String(Math.max(Date.now(), prev ? Number(prev.metadata.resourceVersion) + 1 : 0)),
   });
   delete meta.generateName;
-  return { apiVersion: 'v1', kind: 'Secret', metadata: meta, type: obj.type || (prev && prev.type) || 'Opaque', data: data };
+  const out = { apiVersion: 'v1', kind: r.kind, metadata: meta };
+  const b = r.body(obj, prev);
+  // The API server omits empty maps.
+  for (const k of Object.keys(b)) if (b[k] !== undefined && !(isMap(b[k]) && Object.keys(b[k]).length === 0)) out[k] = b[k];
+  return out;
 }
-function validData(obj) {
-  for (const v of Object.values(obj.data || {})) {
-    if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) return false;
+/** Why the object's maps cannot be decoded (the API server's 400), or undefined. */
+function invalidMaps(r, obj) {
+  for (const [field, encoding] of Object.entries(r.maps)) {
+    if (obj[field] === undefined || obj[field] === null) continue;
+    if (!isMap(obj[field])) return field + ' must be a map of strings';
+    for (const v of Object.values(obj[field])) {
+      if (typeof v !== 'string') return field + ' must be a map of strings';
+      if (encoding === 'base64' && !BASE64.test(v)) return 'illegal base64 data in ' + field;
+    }
   }
-  return true;
+  return undefined;
 }
-function writeTmp(ns, obj) {
-  fs.mkdirSync(path.join(cfg.storeDir, ns), { recursive: true });
-  const tmp = path.join(cfg.storeDir, ns, '.' + obj.metadata.name + '.' + crypto.randomBytes(4).toString('hex') + '.tmp');
+function writeTmp(r, ns, obj) {
+  fs.mkdirSync(path.join(cfg.storeDir, r.resource, ns), { recursive: true });
+  const tmp = path.join(cfg.storeDir, r.resource, ns, '.' + obj.metadata.name + '.' + crypto.randomBytes(4).toString('hex') + '.tmp');
   fs.writeFileSync(tmp, JSON.stringify(obj), { mode: 0o600 });
   return tmp;
 }
 function mergePatch(target, patch) {
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const out = (target && typeof target === 'object' && !Array.isArray(target)) ? Object.assign({}, target) : {};
+  if (!isMap(patch)) return patch;
+  const out = isMap(target) ? Object.assign({}, target) : {};
   for (const k of Object.keys(patch)) {
     if (patch[k] === null) delete out[k]; else out[k] = mergePatch(out[k], patch[k]);
   }
   return out;
 }
-const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+function notFound(res, r, name) {
+  return status(res, 404, 'NotFound', r.resource + ' "' + name + '" not found', { name: name, kind: r.resource });
+}
+/** Validates and stores an object: link() for a create (EEXIST: 409), rename() for an update. */
+function store(res, r, ns, obj, prev) {
+  const invalid = invalidMaps(r, obj);
+  if (invalid) return status(res, 400, 'BadRequest', r.kind + ' in version "v1" cannot be handled as a ' + r.kind + ': ' + invalid);
+  const name = obj.metadata.name;
+  const s = normalize(r, obj, ns, name, prev);
+  const tmp = writeTmp(r, ns, s);
+  if (prev) {
+    fs.renameSync(tmp, objectFile(r, ns, name));
+    return send(res, 200, s);
+  }
+  try {
+    fs.linkSync(tmp, objectFile(r, ns, name));
+  } catch (e) {
+    if (e.code !== 'EEXIST') throw e;
+    return status(res, 409, 'AlreadyExists', r.resource + ' "' + name + '" already exists', { name: name, kind: r.resource });
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  return send(res, 201, s);
+}
+function create(res, r, ns, obj) {
+  const meta = obj.metadata || {};
+  let name = meta.name;
+  if (!name && meta.generateName) name = meta.generateName + crypto.randomBytes(3).toString('hex').slice(0, 5);
+  if (!name) return status(res, 422, 'Invalid', r.kind + ' "" is invalid: metadata.name: Required value: name or generateName is required');
+  if (!NAME.test(name) || name.length > 253) return status(res, 422, 'Invalid', r.kind + ' "' + name + '" is invalid: metadata.name: Invalid value');
+  return store(res, r, ns, Object.assign({}, obj, { metadata: Object.assign({}, meta, { name: name }) }), undefined);
+}
+/** PUT (replace) or PATCH (JSON merge patch); a resourceVersion in the body must be the current one. */
+function update(req, res, r, ns, name, obj) {
+  const prev = getObject(r, ns, name);
+  if (!prev) return notFound(res, r, name);
+  const meta = obj.metadata || {};
+  if (req.method === 'PUT' && meta.name !== undefined && meta.name !== name) {
+    return status(res, 400, 'BadRequest', 'the name of the object does not match the name on the URL');
+  }
+  if (meta.resourceVersion !== undefined && meta.resourceVersion !== prev.metadata.resourceVersion) {
+    return status(res, 409, 'Conflict', 'Operation cannot be fulfilled on ' + r.resource + ' "' + name +
+      '": the object has been modified; please apply your changes to the latest version and try again', { name: name, kind: r.resource });
+  }
+  const next = req.method === 'PUT' ? obj : mergePatch(prev, obj);
+  return store(res, r, ns, Object.assign({}, next, { metadata: Object.assign({}, next.metadata, { name: name }) }), prev);
+}
 
 function handle(req, res, body, log) {
   const url = new URL(req.url, 'https://kubernetes');
@@ -362,83 +529,53 @@ function handle(req, res, body, log) {
   }
   const sa = userOf(req);
   if (sa) log.user = 'system:serviceaccount:' + sa.namespace + ':' + sa.name;
-  const m = /^\/api\/v1\/namespaces\/([^/]+)\/secrets(?:\/([^/]+))?$/.exec(p);
+  const m = /^\/api\/v1\/namespaces\/([^/]+)\/(configmaps|secrets)(?:\/([^/]+))?$/.exec(p);
   if (!sa) return status(res, 401, 'Unauthorized', 'Unauthorized');
   if (!m) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
+  const r = Object.assign({ resource: m[2] }, RESOURCES[m[2]]);
   const ns = decodeURIComponent(m[1]);
-  const name = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
+  const name = m[3] === undefined ? undefined : decodeURIComponent(m[3]);
   const verbs = { GET: name ? 'get' : 'list', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
   const verb = verbs[req.method];
   if (!verb || (req.method === 'POST' && name) || (req.method !== 'GET' && req.method !== 'POST' && !name)) {
     return status(res, 405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
   }
-  if (!allowed(sa, verb, ns, 'secrets', req.method === 'POST' ? undefined : name)) {
-    return status(res, 403, 'Forbidden', (name ? 'secrets "' + name + '"' : 'secrets') + ' is forbidden: User "' + log.user +
-      '" cannot ' + verb + ' resource "secrets" in API group "" in the namespace "' + ns + '"',
-      { name: name, kind: 'secrets' });
-  }
-  let obj;
-  if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
-    try { obj = JSON.parse(body.toString('utf8')); } catch (e) {
-      return status(res, 400, 'BadRequest', 'the request body is not valid JSON: ' + e.message);
-    }
-    if (obj === null || typeof obj !== 'object') return status(res, 400, 'BadRequest', 'the request body is not a JSON object');
+  if (!allowed(sa, verb, ns, r.resource, req.method === 'POST' ? undefined : name)) {
+    return status(res, 403, 'Forbidden', (name ? r.resource + ' "' + name + '"' : r.resource) + ' is forbidden: User "' + log.user +
+      '" cannot ' + verb + ' resource "' + r.resource + '" in API group "" in the namespace "' + ns + '"',
+      { name: name, kind: r.resource });
   }
   if (req.method === 'GET' && !name) {
-    const items = [];
-    try { for (const f of fs.readdirSync(path.join(cfg.storeDir, ns))) if (f.endsWith('.json') && !f.startsWith('.')) items.push(readJson(path.join(cfg.storeDir, ns, f))); } catch (e) { /* none */ }
-    return send(res, 200, { kind: 'SecretList', apiVersion: 'v1', metadata: { resourceVersion: String(Date.now()) }, items: items.filter(Boolean) });
+    return send(res, 200, { kind: r.kind + 'List', apiVersion: 'v1', metadata: { resourceVersion: String(Date.now()) }, items: listObjects(r, ns) });
   }
   if (req.method === 'GET') {
-    const s = getSecret(ns, name);
-    return s ? send(res, 200, s) : status(res, 404, 'NotFound', 'secrets "' + name + '" not found', { name: name, kind: 'secrets' });
+    const o = getObject(r, ns, name);
+    return o ? send(res, 200, o) : notFound(res, r, name);
   }
   if (req.method === 'DELETE') {
-    const s = getSecret(ns, name);
-    if (!s) return status(res, 404, 'NotFound', 'secrets "' + name + '" not found', { name: name, kind: 'secrets' });
-    fs.rmSync(secretFile(ns, name), { force: true });
-    return status(res, 200, undefined, undefined, { name: name, kind: 'secrets', uid: s.metadata.uid });
+    const o = getObject(r, ns, name);
+    if (!o) return notFound(res, r, name);
+    fs.rmSync(objectFile(r, ns, name), { force: true });
+    return status(res, 200, undefined, undefined, { name: name, kind: r.resource, uid: o.metadata.uid });
   }
-  if (obj.kind !== undefined && obj.kind !== 'Secret' && req.method !== 'PATCH') {
-    return status(res, 400, 'BadRequest', 'the object provided is of kind ' + obj.kind + ', not Secret');
+  const mediaType = (req.headers['content-type'] || '').split(';')[0].trim().toLowerCase();
+  if (req.method === 'PATCH' && !MERGE_PATCH_TYPES.includes(mediaType)) {
+    return status(res, 415, 'UnsupportedMediaType', 'the body of the request was in an unknown format - accepted media types include: ' +
+      MERGE_PATCH_TYPES.join(', '));
+  }
+  let obj;
+  try { obj = JSON.parse(body.toString('utf8')); } catch (e) {
+    return status(res, 400, 'BadRequest', 'the request body is not valid JSON: ' + e.message);
+  }
+  if (!isMap(obj)) return status(res, 400, 'BadRequest', 'the request body is not a JSON object');
+  if (obj.kind !== undefined && obj.kind !== r.kind && req.method !== 'PATCH') {
+    return status(res, 400, 'BadRequest', 'the object provided is of kind ' + obj.kind + ', not ' + r.kind);
   }
   const meta = obj.metadata || {};
   if (req.method !== 'PATCH' && meta.namespace !== undefined && meta.namespace !== ns) {
     return status(res, 400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
   }
-  if (req.method === 'POST') {
-    let newName = meta.name;
-    if (!newName && meta.generateName) newName = meta.generateName + crypto.randomBytes(3).toString('hex').slice(0, 5);
-    if (!newName) return status(res, 422, 'Invalid', 'Secret "" is invalid: metadata.name: Required value: name or generateName is required');
-    if (!NAME.test(newName) || newName.length > 253) return status(res, 422, 'Invalid', 'Secret "' + newName + '" is invalid: metadata.name: Invalid value');
-    if (!validData(obj)) return status(res, 400, 'BadRequest', 'Secret in version "v1" cannot be handled as a Secret: illegal base64 data');
-    const s = normalize(obj, ns, newName, undefined);
-    const tmp = writeTmp(ns, s);
-    try {
-      fs.linkSync(tmp, secretFile(ns, newName));
-    } catch (e) {
-      fs.rmSync(tmp, { force: true });
-      if (e.code === 'EEXIST') {
-        return status(res, 409, 'AlreadyExists', 'secrets "' + newName + '" already exists', { name: newName, kind: 'secrets' });
-      }
-      throw e;
-    }
-    fs.rmSync(tmp, { force: true });
-    return send(res, 201, s);
-  }
-  const prev = getSecret(ns, name);
-  if (!prev) return status(res, 404, 'NotFound', 'secrets "' + name + '" not found', { name: name, kind: 'secrets' });
-  let next;
-  if (req.method === 'PUT') {
-    if (meta.name !== undefined && meta.name !== name) return status(res, 400, 'BadRequest', 'the name of the object does not match the name on the URL');
-    next = obj;
-  } else {
-    next = mergePatch(prev, obj);
-  }
-  if (!validData(next)) return status(res, 400, 'BadRequest', 'illegal base64 data');
-  const s = normalize(next, ns, name, prev);
-  fs.renameSync(writeTmp(ns, s), secretFile(ns, name));
-  return send(res, 200, s);
+  return req.method === 'POST' ? create(res, r, ns, obj) : update(req, res, r, ns, name, obj);
 }
 
 const server = https.createServer({ key: fs.readFileSync(cfg.key), cert: fs.readFileSync(cfg.cert) }, (req, res) => {

@@ -468,3 +468,272 @@ describe('harness: generic pod features', () => {
     await expect(c.startStatefulSet('rooty', { timeoutMs: 2000 })).rejects.toThrow(/runAsNonRoot and image will run as root/);
   }, 10_000);
 });
+
+describe('harness: ConfigMaps through the fake API (projected token, RBAC, apply)', () => {
+  const ns = 'state';
+  const tokenDir = '/var/run/secrets/api';
+  let c: Cluster;
+  let ca: string;
+
+  // As the library's state sidecar: a projected token (and kube-root-ca.crt) mounted into the
+  // sidecar only, RBAC for get/patch of one ConfigMap by resourceNames. `admin` may do anything.
+  function stateObjects(state: Record<string, string>, opts: { other?: boolean; creds?: Record<string, string> } = {}): object[] {
+    const rbac = (name: string, rules: object[]): object[] => [
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name } },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name }, rules },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+        subjects: [{ kind: 'ServiceAccount', name }],
+      },
+    ];
+    return [
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'app-state' }, data: state },
+      ...(opts.other === false ? [] : [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'other' }, data: { v: '1' } }]),
+      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds' }, stringData: opts.creds ?? { user: 'u' } },
+      ...rbac('state-writer', [{ apiGroups: [''], resources: ['configmaps'], resourceNames: ['app-state'], verbs: ['get', 'patch'] }]),
+      ...rbac('admin', [{ apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: ['*'] }]),
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'admin' }, data: { 'admin.sh': ADMIN_SH } },
+      {
+        apiVersion: 'batch/v1',
+        kind: 'Job',
+        metadata: { name: 'admin' },
+        spec: {
+          backoffLimit: 0,
+          template: {
+            spec: {
+              serviceAccountName: 'admin',
+              restartPolicy: 'Never',
+              containers: [{
+                name: 'admin',
+                image: 'curlimages/curl',
+                command: ['sh', '/scripts/admin.sh'],
+                volumeMounts: [{ name: 'script', mountPath: '/scripts' }, { name: 'tmp', mountPath: '/tmp' }],
+              }],
+              volumes: [{ name: 'script', configMap: { name: 'admin' } }, { name: 'tmp', emptyDir: {} }],
+            },
+          },
+        },
+      },
+      appStatefulSet('app'),
+    ];
+  }
+
+  /** The pod: `main` sees the state ConfigMap (volume, env), `sidecar` alone has the API token. */
+  function appStatefulSet(name: string, expirationSeconds = 3607): object {
+    const labels = { app: name };
+    return {
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name },
+      spec: {
+        serviceName: name,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: 'state-writer',
+            automountServiceAccountToken: false,
+            terminationGracePeriodSeconds: 1,
+            containers: [
+              {
+                name: 'main',
+                image: 'busybox',
+                // Exits (and is restarted, with a new environment) when /tmp/restart appears.
+                command: ['sh', '-c', 'rm -f /tmp/restart; while [ ! -e /tmp/restart ]; do sleep 0.2; done'],
+                env: [{ name: 'PRIMARY', valueFrom: { configMapKeyRef: { name: 'app-state', key: 'primary', optional: true } } }],
+                envFrom: [{ configMapRef: { name: 'app-state' }, prefix: 'STATE_' }],
+                volumeMounts: [{ name: 'state', mountPath: '/etc/state' }, { name: 'tmp', mountPath: '/tmp' }],
+              },
+              {
+                name: 'sidecar',
+                image: 'curlimages/curl',
+                command: ['sleep', 'infinity'],
+                volumeMounts: [{ name: 'api-token', mountPath: tokenDir, readOnly: true }],
+              },
+            ],
+            volumes: [
+              { name: 'state', configMap: { name: 'app-state' } },
+              { name: 'tmp', emptyDir: {} },
+              {
+                name: 'api-token',
+                projected: {
+                  sources: [
+                    { serviceAccountToken: { path: 'token', expirationSeconds } },
+                    { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+                    { downwardAPI: { items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }] } },
+                  ],
+                },
+              },
+            ],
+          },
+        },
+      },
+    };
+  }
+
+  /** What the tests read of an API response (a ConfigMap or a Status). */
+  interface ApiBody {
+    readonly metadata?: { readonly resourceVersion?: string };
+    readonly data?: Record<string, string>;
+    readonly message?: string;
+    readonly reason?: string;
+  }
+
+  /** A request from the sidecar with its projected token and CA (no -k): the code and the parsed body. */
+  async function api(method: string, resource: string, body = '', contentType = 'application/merge-patch+json'):
+  Promise<{ code: number; json: ApiBody }> {
+    const curl = `curl -sS -w '\\n%{http_code}' --cacert ${tokenDir}/ca.crt -H "Authorization: Bearer $(cat ${tokenDir}/token)" `
+      + '-X "$1" -H "Content-Type: $3" --data "$2" '
+      + `"https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api/v1/namespaces/$(cat ${tokenDir}/namespace)/configmaps$4"`;
+    const r = await c.exec('app-0', 'sidecar', ['sh', '-c', curl, 'sh', method, body, contentType, resource]);
+    if (r.code !== 0) throw new Error(`curl failed (${r.code}): ${r.stderr}`);
+    const nl = r.stdout.lastIndexOf('\n');
+    return { code: Number(r.stdout.slice(nl + 1)), json: JSON.parse(r.stdout.slice(0, nl)) as ApiBody };
+  }
+
+  async function cat(container: string, file: string): Promise<string> {
+    return (await c.exec('app-0', container, ['cat', file])).stdout;
+  }
+
+  beforeAll(async () => {
+    c = await Cluster.create(stateObjects({ seed: 'a', dropped: 'x' }), { namespace: ns });
+    ca = fs.readFileSync(c.apiServer!.caCertFile, 'utf8');
+    await c.startStatefulSet('app', { timeoutMs: 20_000 });
+  }, 40_000);
+
+  afterAll(async () => {
+    await c?.destroy();
+  }, 30_000);
+
+  test('the sidecar reads and merge-patches its ConfigMap with the projected token; RBAC resourceNames deny the rest', async () => {
+    const denied = (verb: string, what: string): string =>
+      `${what} is forbidden: User "system:serviceaccount:${ns}:state-writer" cannot ${verb} resource "configmaps" in API group "" in the namespace "${ns}"`;
+    for (const [container, file] of [['main', `${tokenDir}/token`], ['main', '/var/run/secrets/kubernetes.io/serviceaccount/token'],
+      ['sidecar', '/var/run/secrets/kubernetes.io/serviceaccount/token']]) {
+      expect((await c.exec('app-0', container, ['test', '-e', file])).code).not.toBe(0);
+    }
+    const got = await api('GET', '/app-state');
+    expect(got.code).toBe(200);
+    expect(got.json.data).toEqual({ seed: 'a', dropped: 'x' });
+    const patched = await api('PATCH', '/app-state', '{"data":{"primary":"app-0"}}');
+    expect([patched.code, patched.json.data?.primary]).toEqual([200, 'app-0']);
+    const version = got.json.metadata?.resourceVersion;
+    expect(Number(patched.json.metadata?.resourceVersion)).toBeGreaterThan(Number(version));
+    expect((await api('PATCH', '/app-state', '{"data":{"epoch":"1"}}', 'application/strategic-merge-patch+json')).code).toBe(200);
+    const stale = await api('PATCH', '/app-state', JSON.stringify({ metadata: { resourceVersion: version }, data: { epoch: '2' } }));
+    expect([stale.code, stale.json.reason]).toEqual([409, 'Conflict']);
+    expect((await api('PATCH', '/app-state', '{"data":{"epoch":"2"}}', 'application/json')).code).toBe(415);
+    expect(c.getConfigMap('app-state')).toEqual({ seed: 'a', dropped: 'x', primary: 'app-0', epoch: '1' });
+    expect((await api('GET', '/other')).json.message).toBe(denied('get', 'configmaps "other"'));
+    expect((await api('PATCH', '/other', '{"data":{"v":"2"}}')).code).toBe(403);
+    expect((await api('GET', '')).json.message).toBe(denied('list', 'configmaps'));
+    expect((await api('DELETE', '/app-state')).json.message).toBe(denied('delete', 'configmaps "app-state"'));
+    expect(c.getConfigMap('other')).toEqual({ v: '1' });
+    expect(new Set(c.apiRequests().map((r) => r.user))).toEqual(new Set([`system:serviceaccount:${ns}:state-writer`]));
+  }, 30_000);
+
+  test('API changes reach the ConfigMap volume within seconds, and configMapKeyRef/envFrom at the next start', async () => {
+    await c.waitUntil('primary in the volume', 5000, async () => await cat('main', '/etc/state/primary') === 'app-0');
+    expect(await cat('main', '/etc/state/epoch')).toBe('1');
+    await c.exec('app-0', 'main', ['touch', '/tmp/restart']);
+    const env = await c.waitUntil('main restarted with the new env', 15_000, async () => {
+      const r = await c.exec('app-0', 'main', ['sh', '-c', 'echo "$PRIMARY $STATE_primary $STATE_epoch $STATE_seed"']);
+      return c.restarts('app-0', 'main') === 1 && r.code === 0 && r.stdout.trim();
+    });
+    expect(env).toBe('app-0 app-0 1 a');
+  }, 30_000);
+
+  test('the generic API on configmaps and secrets: create, 409, 400, replace, conflict, patch, list, delete', async () => {
+    const job = await c.runJob('admin', { timeoutMs: 20_000 });
+    expect(job.succeeded).toBe(true);
+    const lines = job.logs.split('\n');
+    const line = (prefix: string): string => lines.find((l) => l.startsWith(prefix)) ?? `no line ${prefix}:\n${job.logs}`;
+    expect(line('POST configmaps 201')).toContain('"data":{"a":"1"},"binaryData":{"b":"aGk="}');
+    expect(line('POST configmaps 409')).toContain('configmaps \\"made\\" already exists');
+    expect(line('POST configmaps 400')).toContain('ConfigMap in version \\"v1\\" cannot be handled as a ConfigMap: data must be a map of strings');
+    expect(job.logs).toMatch(/^POST configmaps 400 .*illegal base64 data in binaryData/m);
+    expect(line('PUT configmaps/made 409')).toContain('"reason":"Conflict"');
+    expect(line('PUT configmaps/made 200')).toContain('"data":{"a":"2"}}');
+    expect(line('PATCH configmaps/made 200')).toContain('"data":{"a":"2","c":"3"}');
+    expect(line('GET configmaps 200')).toMatch(/"kind":"ConfigMapList".*"name":"kube-root-ca.crt"/);
+    expect(line('DELETE configmaps/made 200')).toContain('"status":"Success"');
+    expect(line('GET configmaps/made 404')).toContain('configmaps \\"made\\" not found');
+    expect(line('PATCH secrets/creds 200')).toContain('"data":{"user":"dQ==","added":"eWVz"}');
+    expect(c.getConfigMap('made')).toBeUndefined();
+    expect(c.getConfigMap('kept')).toEqual({ k: 'v' });
+    expect(c.getSecret('creds')).toEqual({ user: 'u', added: 'yes' });
+  }, 30_000);
+
+  test('apply(): keys added through the API survive, keys dropped from the manifest go, unlisted objects are pruned', async () => {
+    await c.apply(stateObjects({ seed: 'a', dropped: 'x' }));
+    expect(c.getConfigMap('app-state')).toEqual({ seed: 'a', dropped: 'x', primary: 'app-0', epoch: '1' });
+    expect(c.getSecret('creds')).toEqual({ user: 'u', added: 'yes' });
+    await c.apply(stateObjects({ seed: 'b' }, { other: false, creds: { user: 'v' } }));
+    expect(c.getConfigMap('app-state')).toEqual({ seed: 'b', primary: 'app-0', epoch: '1' });
+    expect(c.getSecret('creds')).toEqual({ user: 'v', added: 'yes' });
+    expect(c.getConfigMap('other')).toBeUndefined();
+    expect(c.getConfigMap('kept')).toEqual({ k: 'v' });
+    await c.waitUntil('volume updated by apply', 5000, async () =>
+      (await c.exec('app-0', 'main', ['sh', '-c', 'ls /etc/state; cat /etc/state/seed'])).stdout === 'epoch\nprimary\nseed\nb');
+  }, 30_000);
+
+  test('kube-root-ca.crt holds the CA that verifies the server (curl without -k); put back when deleted; never applied', async () => {
+    expect(c.getConfigMap('kube-root-ca.crt')).toEqual({ 'ca.crt': ca });
+    expect(await cat('sidecar', `${tokenDir}/ca.crt`)).toBe(ca);
+    const ok = await c.exec('app-0', 'sidecar', ['sh', '-c', `curl -sS --cacert ${tokenDir}/ca.crt https://$KUBERNETES_SERVICE_HOST/version; `
+      + `curl -sS --cacert ${tokenDir}/ca.crt https://kubernetes.default.svc.cluster.local/healthz`]);
+    expect([ok.code, ok.stderr]).toEqual([0, '']);
+    expect(ok.stdout).toMatch(/"gitVersion":"v1\.30\.0-fdb-e2e".*ok$/);
+    const untrusted = await c.exec('app-0', 'sidecar', ['curl', '-sS', `https://${c.apiServer!.host}/version`]);
+    expect(untrusted.code).toBe(60); // the system CAs do not know the server's
+    expect(c.deleteConfigMap('kube-root-ca.crt')).toBe(true);
+    await c.waitUntil('kube-root-ca.crt put back', 3000, () => c.getConfigMap('kube-root-ca.crt')?.['ca.crt'] === ca);
+    const own = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kube-root-ca.crt' }, data: { 'ca.crt': 'mine' } };
+    await expect(c.apply([...stateObjects({ seed: 'b' }), own])).rejects.toThrow(/kube-root-ca.crt is published by the harness/);
+  }, 30_000);
+
+  test('deleteConfigMap: the API answers 404, the volume keeps its files, apply() recreates it from the manifest only', async () => {
+    expect(c.deleteConfigMap('app-state')).toBe(true);
+    expect(c.deleteConfigMap('app-state')).toBe(false);
+    const gone = await api('GET', '/app-state');
+    expect([gone.code, gone.json.message]).toEqual([404, 'configmaps "app-state" not found']);
+    expect(await cat('main', '/etc/state/seed')).toBe('b');
+    await c.apply(stateObjects({ seed: 'c' }));
+    expect(c.getConfigMap('app-state')).toEqual({ seed: 'c' });
+    await c.waitUntil('volume recreated', 5000, async () =>
+      (await c.exec('app-0', 'main', ['sh', '-c', 'ls /etc/state; cat /etc/state/seed'])).stdout === 'seed\nc');
+  }, 30_000);
+
+  test('a projected token with expirationSeconds under 10 minutes is refused, as the API server validates pods', async () => {
+    await c.apply([...stateObjects({ seed: 'c' }), appStatefulSet('short', 599)]);
+    await expect(c.startStatefulSet('short', { timeoutMs: 2000 })).rejects.toThrow(/expirationSeconds 599: must be at least 600/);
+  }, 10_000);
+});
+
+// The admin Job of the ConfigMap tests: every verb through the generic API, one line per request.
+const ADMIN_SH = `#!/bin/sh
+set -u
+SA=/var/run/secrets/kubernetes.io/serviceaccount
+# req METHOD PATH [BODY [CONTENT_TYPE]]: prints "METHOD PATH CODE BODY" on one line.
+req() {
+  code=$(curl -sS -o /tmp/out -w '%{http_code}' --cacert $SA/ca.crt -H "Authorization: Bearer $(cat $SA/token)" \\
+    -X "$1" -H "Content-Type: \${4:-application/json}" --data "\${3:-}" \\
+    "https://kubernetes.default.svc/api/v1/namespaces/$(cat $SA/namespace)/$2")
+  printf '%s %s %s %s\\n' "$1" "$2" "$code" "$(cat /tmp/out)"
+}
+req POST configmaps '{"metadata":{"name":"made"},"data":{"a":"1"},"binaryData":{"b":"aGk="}}'
+req POST configmaps '{"metadata":{"name":"made"}}'
+req POST configmaps '{"metadata":{"name":"kept"},"data":{"k":"v"}}'
+req POST configmaps '{"metadata":{"name":"bad"},"data":{"n":1}}'
+req POST configmaps '{"metadata":{"name":"bad"},"binaryData":{"b":"%%"}}'
+req PUT configmaps/made '{"metadata":{"name":"made","resourceVersion":"1"},"data":{"a":"2"}}'
+req PUT configmaps/made '{"metadata":{"name":"made"},"data":{"a":"2"}}'
+req PATCH configmaps/made '{"data":{"c":"3"}}' application/merge-patch+json
+req GET configmaps
+req DELETE configmaps/made
+req GET configmaps/made
+req PATCH secrets/creds '{"stringData":{"added":"yes"}}' application/strategic-merge-patch+json
+`;

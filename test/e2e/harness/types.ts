@@ -12,6 +12,10 @@ export interface ObjectMeta {
   readonly namespace?: string;
   readonly labels?: StringMap;
   readonly annotations?: StringMap;
+  /** Set by the API server (the harness's object store). */
+  readonly uid?: string;
+  readonly resourceVersion?: string;
+  readonly creationTimestamp?: string;
 }
 
 export interface KubeObject {
@@ -95,7 +99,7 @@ export interface ProjectedSource {
   readonly configMap?: { readonly name?: string; readonly items?: KeyToPath[]; readonly optional?: boolean };
   readonly secret?: { readonly name?: string; readonly items?: KeyToPath[]; readonly optional?: boolean };
   readonly downwardAPI?: { readonly items?: DownwardApiFile[] };
-  readonly serviceAccountToken?: { readonly path: string };
+  readonly serviceAccountToken?: { readonly path: string; readonly expirationSeconds?: number; readonly audience?: string };
 }
 
 export interface Volume {

@@ -65,6 +65,19 @@ function addDownward(payload: VolumePayload, ctx: RenderContext, items: Downward
 }
 
 /**
+ * A projected serviceAccountToken: the pod's ServiceAccount token (the same for every pod of the
+ * ServiceAccount, never expiring). expirationSeconds is checked as the API server validates pods.
+ */
+function projectedToken(ctx: RenderContext, src: { readonly expirationSeconds?: number }): Buffer {
+  const seconds = src.expirationSeconds ?? 3600;
+  if (!Number.isInteger(seconds) || seconds < 600 || seconds > 2 ** 32) {
+    throw new ConfigError(`serviceAccountToken.expirationSeconds ${seconds}: must be at least 600 (10 minutes) and at most 2^32`);
+  }
+  if (!ctx.serviceAccount) throw new ConfigError('serviceAccountToken projection needs the fake API server');
+  return Buffer.from(ctx.serviceAccount.token);
+}
+
+/**
  * The files of a configMap, secret, downwardAPI or projected volume, or undefined for other
  * volume types. Throws MissingRefError when a non-optional source is missing (kubelet retries).
  */
@@ -118,8 +131,7 @@ export function renderVolume(volume: Volume, ctx: RenderContext): VolumePayload 
       } else if (src.downwardAPI) {
         addDownward(payload, ctx, src.downwardAPI.items, mode);
       } else if (src.serviceAccountToken) {
-        if (!ctx.serviceAccount) throw new ConfigError('serviceAccountToken projection needs the fake API server');
-        payload.set(src.serviceAccountToken.path, { data: Buffer.from(ctx.serviceAccount.token), mode });
+        payload.set(src.serviceAccountToken.path, { data: projectedToken(ctx, src.serviceAccountToken), mode });
       }
     }
     return payload;
