@@ -22,8 +22,10 @@ export class ProductionChart extends Chart {
       parameters: {
         shared_buffers: '2GB',
         effective_cache_size: '6GB',
-        max_connections: '300',
       },
+      maxConnections: 300,
+      ferretdbPoolSize: 30,
+      maxReplicationLag: '256MB',
       postgresResources: { cpuRequest: '2', memoryRequest: '8Gi', memoryLimit: '8Gi' },
       ferretdbResources: { cpuRequest: '500m', memoryRequest: '256Mi', memoryLimit: '1Gi' },
       ferretdbWriterReplicas: 3,
@@ -33,6 +35,7 @@ export class ProductionChart extends Chart {
         tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'database', effect: 'NoSchedule' }],
       },
       allowedClients: [{ podSelector: { matchLabels: { 'orders.example.com/db-client': 'true' } } }],
+      allowedNamespaces: ['orders-api'],
       metricsScrapers: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
     });
   }

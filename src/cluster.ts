@@ -6,6 +6,7 @@ import { Credentials } from './credentials';
 import { DEFAULT_FERRETDB_IMAGE, ferretdbDeployment, METRICS_PORT } from './ferretdb';
 import { defaultName, GROUP_LABEL, validateName } from './names';
 import { checkResources } from './pod-spec';
+import { CONNECTION_HEADROOM, neededConnections } from './postgres-config';
 import { PostgresPrimary } from './primary';
 import { MONGODB_PORT, ReadService } from './read-service';
 import { StreamingReplica } from './replica';
@@ -89,6 +90,29 @@ export interface FerretDBClusterProps {
    */
   readonly ferretdbReaderReplicas?: number;
   /**
+   * Connections each FerretDB pod may open to PostgreSQL (`pool_max_conns` in its URL).
+   * PostgreSQL's `max_connections` is derived from it: each FerretDB side's pods plus one
+   * rolling-update surge pod, times this, summed over both sides (a promoted replica serves
+   * both), plus 30.
+   *
+   * @default 20
+   */
+  readonly ferretdbPoolSize?: number;
+  /**
+   * `max_connections` of every PostgreSQL server. A value too small for the FerretDB pools
+   * (see `ferretdbPoolSize`) is a synth-time error.
+   *
+   * @default - derived from the FerretDB pods and `ferretdbPoolSize`
+   */
+  readonly maxConnections?: number;
+  /**
+   * A standby serves reads only while it streams and has replayed WAL to within this distance
+   * of the primary's (a PostgreSQL size).
+   *
+   * @default "64MB"
+   */
+  readonly maxReplicationLag?: string;
+  /**
    * Node selector, tolerations and affinity of every pod.
    *
    * @default - each group's pods spread over nodes
@@ -113,6 +137,12 @@ export interface FerretDBClusterProps {
    * @default - every pod in the namespace
    */
   readonly allowedClients?: k8s.NetworkPolicyPeer[];
+  /**
+   * Namespaces whose pods may connect to FerretDB (27017), besides `allowedClients`.
+   *
+   * @default - none: only `allowedClients` (by default the cluster's own namespace)
+   */
+  readonly allowedNamespaces?: string[];
   /**
    * Who may scrape FerretDB's metrics (8088, /debug/metrics).
    *
@@ -172,6 +202,13 @@ export class FerretDBCluster extends Construct {
       throw invalid('allowedClients', props.allowedClients, 'at least one peer (omit the prop to allow every pod of the namespace)');
     }
     const networkPolicy = props.networkPolicy ?? true;
+    const poolSize = checkInteger('ferretdbPoolSize', props.ferretdbPoolSize ?? 20, 1, 1000);
+    const clientConnections = neededConnections(poolSize, replicaCount > 0 ? [writers, readers] : [writers]) - CONNECTION_HEADROOM;
+    for (const [i, ns] of (props.allowedNamespaces ?? []).entries()) {
+      if (typeof ns !== 'string' || ns.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns)) {
+        throw invalid(`allowedNamespaces[${i}]`, ns, 'a namespace name (a DNS-1123 label: lower-case letters, digits and "-", at most 63 characters)');
+      }
+    }
 
     this.primary = new PostgresPrimary(this, 'Primary', {
       name: `${this.name}-pg-primary`,
@@ -183,6 +220,9 @@ export class FerretDBCluster extends Construct {
       scheduling: props.scheduling,
       credentials: clusterCredentials(this.name, props.credentials),
       replicationMode: props.replicationMode,
+      clientConnections,
+      maxConnections: props.maxConnections,
+      maxReplicationLag: props.maxReplicationLag,
       wal: props.wal,
       parameters: props.parameters,
       currentPrimary: props.currentPrimary,
@@ -213,6 +253,7 @@ export class FerretDBCluster extends Construct {
         postgresHost,
         readOnly: component === 'reader',
         postgresUser: this.primary.ferretdbUser,
+        poolSize,
         secretName: this.secretName,
         telemetry: props.telemetry ?? false,
         resources: props.ferretdbResources,
@@ -251,8 +292,11 @@ export class FerretDBCluster extends Construct {
     }
 
     if (networkPolicy) {
+      const namespaces: k8s.NetworkPolicyPeer[] = props.allowedNamespaces?.length
+        ? [{ namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: props.allowedNamespaces }] } }]
+        : [];
       const ingress: k8s.NetworkPolicyIngressRule[] = [{
-        from: props.allowedClients ?? [{ podSelector: {} }],
+        from: [...props.allowedClients ?? [{ podSelector: {} }], ...namespaces],
         ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(MONGODB_PORT) }],
       }];
       if (props.metricsScrapers && props.metricsScrapers.length > 0) {

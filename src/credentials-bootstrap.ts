@@ -1,3 +1,4 @@
+import { createHash } from 'crypto';
 import { ApiObjectMetadata } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
@@ -20,6 +21,9 @@ export interface CredentialsBootstrapProps {
  * ServiceAccount whose Role may only create Secrets. Nothing secret is synthesized.
  */
 export class CredentialsBootstrap extends Construct {
+  /** The Job's name: `<secret>-bootstrap-<hash of its content>`. */
+  public readonly jobName: string;
+
   constructor(scope: Construct, id: string, props: CredentialsBootstrapProps) {
     super(scope, id);
     const name = `${props.secretName}-bootstrap`.slice(0, 63).replace(/[-.]+$/, '');
@@ -36,49 +40,50 @@ export class CredentialsBootstrap extends Construct {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
       subjects: [{ kind: 'ServiceAccount', name }],
     });
-    new k8s.KubeConfigMap(this, 'Script', {
-      metadata,
-      data: { 'create-secret.sh': asset('credentials/create-secret.sh') },
-    });
-    new k8s.KubeJob(this, 'Resource', {
-      metadata,
+    const script = asset('credentials/create-secret.sh');
+    new k8s.KubeConfigMap(this, 'Script', { metadata, data: { 'create-secret.sh': script } });
+    const template: k8s.PodTemplateSpec = {
+      metadata: { labels: props.metadata.labels },
       spec: {
-        backoffLimit: 10,
-        template: {
-          metadata: { labels: props.metadata.labels },
-          spec: {
-            serviceAccountName: name,
-            // The only pod of the cluster that talks to the Kubernetes API.
-            automountServiceAccountToken: true,
-            restartPolicy: 'OnFailure',
-            enableServiceLinks: false,
-            securityContext: podSecurityContext(BOOTSTRAP_UID),
-            containers: [{
-              name: 'create-secret',
-              image: BOOTSTRAP_IMAGE,
-              imagePullPolicy: 'IfNotPresent',
-              command: ['sh', '/scripts/create-secret.sh'],
-              env: [
-                { name: 'SECRET_NAME', value: props.secretName },
-                { name: 'SECRET_LABELS', value: JSON.stringify(props.metadata.labels ?? {}) },
-              ],
-              volumeMounts: [
-                { name: 'script', mountPath: '/scripts', readOnly: true },
-                { name: 'tmp', mountPath: '/tmp' },
-              ],
-              resources: renderResources(undefined, { cpuRequest: '10m', memoryRequest: '16Mi', memoryLimit: '64Mi' }),
-              securityContext: containerSecurityContext(),
-            }],
-            volumes: [
-              { name: 'script', configMap: { name, defaultMode: 0o444 } },
-              { name: 'tmp', emptyDir: {} },
-            ],
-            nodeSelector: props.scheduling?.nodeSelector,
-            tolerations: props.scheduling?.tolerations,
-            affinity: props.scheduling?.affinity,
-          },
-        },
+        serviceAccountName: name,
+        // This Job's whole purpose is one API call: its token is automounted.
+        automountServiceAccountToken: true,
+        restartPolicy: 'OnFailure',
+        enableServiceLinks: false,
+        securityContext: podSecurityContext(BOOTSTRAP_UID),
+        containers: [{
+          name: 'create-secret',
+          image: BOOTSTRAP_IMAGE,
+          imagePullPolicy: 'IfNotPresent',
+          command: ['sh', '/scripts/create-secret.sh'],
+          env: [
+            { name: 'SECRET_NAME', value: props.secretName },
+            { name: 'SECRET_LABELS', value: JSON.stringify(props.metadata.labels ?? {}) },
+          ],
+          volumeMounts: [
+            { name: 'script', mountPath: '/scripts', readOnly: true },
+            { name: 'tmp', mountPath: '/tmp' },
+          ],
+          resources: renderResources(undefined, { cpuRequest: '10m', memoryRequest: '16Mi', memoryLimit: '64Mi' }),
+          securityContext: containerSecurityContext(),
+        }],
+        volumes: [
+          { name: 'script', configMap: { name, defaultMode: 0o444 } },
+          { name: 'tmp', emptyDir: {} },
+        ],
+        nodeSelector: props.scheduling?.nodeSelector,
+        tolerations: props.scheduling?.tolerations,
+        affinity: props.scheduling?.affinity,
       },
+    };
+    // A Job's template is immutable: the Job is named after its content (and the script it runs),
+    // so a changed Job is a new Job for `kubectl apply`, never a rejected update. Finished Jobs
+    // are removed after a day; a re-created one finds the Secret and leaves it unchanged.
+    const digest = createHash('sha256').update(JSON.stringify({ template, script })).digest('hex').slice(0, 8);
+    this.jobName = `${name.slice(0, 63 - 9).replace(/[-.]+$/, '')}-${digest}`;
+    new k8s.KubeJob(this, 'Resource', {
+      metadata: { ...metadata, name: this.jobName },
+      spec: { backoffLimit: 10, ttlSecondsAfterFinished: 86400, template },
     });
   }
 }

@@ -22,12 +22,21 @@ export interface FerretDBDeploymentOptions {
   /** The PostgreSQL Service this side connects to (read-write or read-only). */
   readonly postgresHost: string;
   readonly postgresUser: string;
+  /** `pool_max_conns`: connections this pod may open to PostgreSQL. */
+  readonly poolSize: number;
   /** Every transaction read-only (the reader side), even if its Service ever reaches a primary. */
   readonly readOnly: boolean;
   readonly secretName: string;
   readonly telemetry: boolean;
   readonly resources?: Resources;
   readonly scheduling?: Scheduling;
+}
+
+/** FerretDB's PostgreSQL URL: no password (PGPASSWORD), a bounded pool, read-only on the reader side. */
+export function postgresUrl(o: Pick<FerretDBDeploymentOptions, 'postgresUser' | 'postgresHost' | 'poolSize' | 'readOnly'>): string {
+  const query = [`pool_max_conns=${o.poolSize}`, `pool_min_conns=${Math.min(o.poolSize, 2)}`];
+  if (o.readOnly) query.push('default_transaction_read_only=on');
+  return `postgres://${o.postgresUser}@${o.postgresHost}:5432/postgres?${query.join('&')}`;
 }
 
 /**
@@ -59,7 +68,7 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
             image: o.image,
             imagePullPolicy: 'IfNotPresent',
             env: [
-              { name: 'FERRETDB_POSTGRESQL_URL', value: `postgres://${o.postgresUser}@${o.postgresHost}:5432/postgres${o.readOnly ? '?default_transaction_read_only=on' : ''}` },
+              { name: 'FERRETDB_POSTGRESQL_URL', value: postgresUrl(o) },
               { name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: o.secretName, key: SECRET_KEYS.ferretdbPassword } } },
               { name: 'FERRETDB_LISTEN_ADDR', value: `:${MONGODB_PORT}` },
               { name: 'FERRETDB_DEBUG_ADDR', value: `:${METRICS_PORT}` },

@@ -63,6 +63,16 @@ export function containerSecurityContext(): k8s.SecurityContext {
   };
 }
 
+/** Prefer one pod of a group per node and an even spread over zones, unless the user gave an affinity. */
+export function spreadOverNodesAndZones(selector: { [key: string]: string }): k8s.TopologySpreadConstraint[] {
+  return [...spreadOverNodes(selector), {
+    maxSkew: 1,
+    topologyKey: 'topology.kubernetes.io/zone',
+    whenUnsatisfiable: 'ScheduleAnyway',
+    labelSelector: { matchLabels: selector },
+  }];
+}
+
 /** Prefer one pod of a group per node, unless the user gave an affinity. */
 export function spreadOverNodes(selector: { [key: string]: string }): k8s.TopologySpreadConstraint[] {
   return [{

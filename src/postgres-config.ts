@@ -1,3 +1,5 @@
+import { createHash } from 'crypto';
+import { RUN_DIR } from './postgres-pod';
 import { Setting, WalSettings } from './settings';
 import { checkInteger, checkPostgresDuration, invalid, parsePostgresSize } from './validation';
 
@@ -5,7 +7,7 @@ import { checkInteger, checkPostgresDuration, invalid, parsePostgresSize } from 
 const RESERVED = new Set([
   'port', 'listen_addresses', 'unix_socket_directories', 'hba_file', 'ident_file', 'config_file',
   'data_directory', 'primary_conninfo', 'primary_slot_name', 'hot_standby', 'synchronous_standby_names',
-  'restore_command', 'recovery_target_timeline',
+  'restore_command', 'recovery_target_timeline', 'documentdb.localhost_connection_string', 'cron.host',
 ]);
 
 /** Settings with a typed, validated prop: the parameters map may not bypass its checks. */
@@ -13,6 +15,7 @@ const TYPED: { [name: string]: string } = {
   wal_keep_size: 'wal.walKeepSize',
   max_slot_wal_keep_size: 'wal.maxSlotWalKeepSize',
   max_wal_senders: 'wal.maxWalSenders',
+  max_connections: 'maxConnections',
   max_replication_slots: 'wal.maxReplicationSlots',
   hot_standby_feedback: 'wal.hotStandbyFeedback',
   wal_sender_timeout: 'wal.walSenderTimeout',
@@ -21,6 +24,21 @@ const TYPED: { [name: string]: string } = {
 
 /** The libraries FerretDB's DocumentDB extension needs preloaded on every server. */
 export const DOCUMENTDB_PRELOAD = ['pg_cron', 'pg_documentdb_core', 'pg_documentdb'];
+
+/**
+ * Every `documentdb.*` setting FerretDB's postgres-documentdb image writes on first init (its
+ * 10-preload.sh) that DocumentDB 0.107 knows. (Later images also set
+ * enableSortbyIdPushDownToPrimaryKey, which 0.107 rejects as an unknown parameter; set it with
+ * `parameters` together with such an image.)
+ */
+export const DOCUMENTDB_IMAGE_SETTINGS: ReadonlyArray<readonly [string, string]> = [
+  ['documentdb.enableLetAndCollationForQueryMatch', 'true'],
+  ['documentdb.enableNowSystemVariable', 'true'],
+  ['documentdb.enableSchemaValidation', 'true'],
+  ['documentdb.enableBypassDocumentValidation', 'true'],
+  ['documentdb.enableUserCrud', 'true'],
+  ['documentdb.maxUserLimit', '100'],
+];
 
 const PARAMETER_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/;
 
@@ -32,6 +50,8 @@ export interface SettingsInput {
   /** Every PostgreSQL pod's name (its application_name). */
   readonly members: string[];
   readonly synchronousStandbyNames: string;
+  /** `max_connections`, already checked against what the clients need. */
+  readonly maxConnections: number;
 }
 
 /**
@@ -91,15 +111,15 @@ export function buildSettings(input: SettingsInput): Setting[] {
   const settings: Setting[] = [
     { name: 'listen_addresses', value: '*', reason: 'reached through the Services' },
     { name: 'port', value: '5432', reason: 'the Services and probes use it' },
-    { name: 'unix_socket_directories', value: '/var/run/postgresql', reason: 'an emptyDir shared with the agent sidecar (peer auth)' },
+    { name: 'unix_socket_directories', value: RUN_DIR, reason: 'an emptyDir shared with the agent sidecar (peer auth)' },
     { name: 'hba_file', value: '/etc/ferretdb-postgres/pg_hba.conf', reason: 'from the ConfigMap' },
     { name: 'password_encryption', value: 'scram-sha-256', reason: 'no md5 hashes' },
     { name: 'shared_preload_libraries', value: DOCUMENTDB_PRELOAD.join(','), reason: 'DocumentDB (FerretDB v2) and pg_cron, on every server' },
     { name: 'cron.database_name', value: 'postgres', reason: 'DocumentDB schedules its jobs there (they run on the primary only)' },
-    { name: 'documentdb.enableUserCrud', value: 'true', reason: 'MongoDB createUser/dropUser through FerretDB' },
-    { name: 'documentdb.maxUserLimit', value: '100', reason: 'as FerretDB\'s image' },
-    { name: 'documentdb.enableSchemaValidation', value: 'true', reason: 'as FerretDB\'s image' },
-    { name: 'documentdb.enableBypassDocumentValidation', value: 'true', reason: 'as FerretDB\'s image' },
+    { name: 'cron.host', value: RUN_DIR, reason: 'pg_cron runs its jobs over the pod-local socket (pg_hba: local trust for the postgres database only)' },
+    { name: 'documentdb.localhost_connection_string', value: `host=${RUN_DIR}`, reason: 'DocumentDB\'s own connections back to the server (finds, index builds) use the pod-local socket' },
+    ...DOCUMENTDB_IMAGE_SETTINGS.map(([name, value]) => ({ name, value, reason: 'as FerretDB\'s postgres-documentdb image' })),
+    { name: 'max_connections', value: String(input.maxConnections), reason: 'the FerretDB pools of both sides (each side\'s pods plus one rolling-update surge pod, times pool_max_conns: a promoted replica serves both) plus headroom for DocumentDB, pg_cron, the agent and administrators' },
     { name: 'wal_level', value: 'replica', reason: 'enough for physical streaming replication' },
     { name: 'max_wal_senders', value: String(wal.maxWalSenders ?? Math.max(16, 2 * pods + 4)), reason: 'every standby plus concurrent pg_basebackups (two each), with headroom; equal on all servers as hot standby requires' },
     { name: 'max_replication_slots', value: String(wal.maxReplicationSlots ?? Math.max(16, pods + 8)), reason: 'one slot per PostgreSQL pod, with headroom' },
@@ -138,14 +158,19 @@ export function renderPostgresqlConf(settings: Setting[]): string {
 }
 
 /**
- * pg_hba.conf: local socket by peer for the postgres superuser only (probes, agent, setup);
- * every network connection by scram-sha-256; the replication role may open replication
+ * pg_hba.conf: local socket by peer for the postgres superuser (probes, agent, setup), and
+ * trusted for DocumentDB's and pg_cron's own connections to the postgres database (the socket is
+ * pod-local); every network connection by scram-sha-256; the replication role may open replication
  * connections and (for pg_rewind and slot checks) connect to the postgres database; no trust.
  */
 export function renderPgHba(replicationUser: string, ferretdbUser: string): string {
   return [
     '# TYPE  DATABASE     USER                 ADDRESS   METHOD',
     'local   all          postgres                       peer',
+    // DocumentDB (finds, index builds) and pg_cron connect back to the server as the calling
+    // role; they use the pod-local socket, which only this pod's own containers mount. Only the
+    // postgres database, never the network.
+    'local   postgres     all                            trust',
     `host    replication  ${replicationUser.padEnd(20)} all       scram-sha-256`,
     `host    postgres     ${replicationUser.padEnd(20)} all       scram-sha-256`,
     `host    all          ${ferretdbUser.padEnd(20)} all       scram-sha-256`,
@@ -154,4 +179,49 @@ export function renderPgHba(replicationUser: string, ferretdbUser: string): stri
     'host    all          all                  all       reject',
     '',
   ].join('\n');
+}
+
+/**
+ * Settings PostgreSQL reads only at server start (`pg_settings.context = 'postmaster'` in
+ * PostgreSQL 15 to 17, and those of pg_cron and DocumentDB). A change to any of them changes the
+ * pod templates (a hash annotation), so the StatefulSets roll; every other setting reaches running
+ * servers through a reload by the agent.
+ */
+export const RESTART_SETTINGS = new Set([
+  'archive_mode', 'autovacuum_freeze_max_age', 'autovacuum_max_workers', 'autovacuum_multixact_freeze_max_age',
+  'bonjour', 'bonjour_name', 'cluster_name', 'commit_timestamp_buffers', 'config_file', 'data_directory',
+  'data_sync_retry', 'debug_io_direct', 'dynamic_shared_memory_type', 'event_source', 'external_pid_file',
+  'hba_file', 'hot_standby', 'huge_page_size', 'huge_pages', 'ident_file', 'ignore_invalid_pages', 'jit_provider',
+  'listen_addresses', 'logging_collector', 'max_connections', 'max_files_per_process', 'max_locks_per_transaction',
+  'max_logical_replication_workers', 'max_notify_queue_pages', 'max_pred_locks_per_transaction',
+  'max_prepared_transactions', 'max_replication_slots', 'max_wal_senders', 'max_worker_processes',
+  'min_dynamic_shared_memory', 'multixact_member_buffers', 'multixact_offset_buffers', 'notify_buffers',
+  'old_snapshot_threshold', 'port', 'recovery_target', 'recovery_target_action', 'recovery_target_inclusive',
+  'recovery_target_lsn', 'recovery_target_name', 'recovery_target_time', 'recovery_target_timeline',
+  'recovery_target_xid', 'reserved_connections', 'serializable_buffers', 'shared_buffers', 'shared_memory_type',
+  'shared_preload_libraries', 'subtransaction_buffers', 'superuser_reserved_connections', 'track_activity_query_size',
+  'track_commit_timestamp', 'transaction_buffers', 'unix_socket_directories', 'unix_socket_group',
+  'unix_socket_permissions', 'wal_buffers', 'wal_decode_buffer_size', 'wal_level', 'wal_log_hints',
+  'cron.database_name', 'cron.enable_superuser_jobs', 'cron.host', 'cron.log_run', 'cron.log_statement',
+  'cron.max_running_jobs', 'cron.timezone', 'cron.use_background_workers',
+  'documentdb.bg_worker_database_name', 'documentdb.bg_worker_latch_timeout', 'documentdb.rum_library_load_option',
+]);
+
+/** A short hash of the settings that need a restart: the pod templates carry it. */
+export function restartSettingsHash(settings: Setting[]): string {
+  const lines = settings.filter((s) => RESTART_SETTINGS.has(s.name.toLowerCase()))
+    .map((s) => `${s.name.toLowerCase()}=${s.value}`).sort();
+  return createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16);
+}
+
+/** Connections kept free beyond the FerretDB pools: DocumentDB's and pg_cron's own, the agent, administrators. */
+export const CONNECTION_HEADROOM = 30;
+
+/**
+ * `max_connections` for FerretDB pools of `poolSize` connections: any server may serve both
+ * sides at once (a promoted replica is the primary and still behind the read-only Service), and
+ * each side's pods plus one rolling-update surge pod may all reach one server.
+ */
+export function neededConnections(poolSize: number, ferretdbPodsPerSide: number[]): number {
+  return ferretdbPodsPerSide.reduce((sum, pods) => sum + (pods + 1) * poolSize, 0) + CONNECTION_HEADROOM;
 }

@@ -1,23 +1,31 @@
-import { ApiObjectMetadata } from 'cdk8s';
+import { ApiObjectMetadata, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './common';
+import { BOOTSTRAP_IMAGE } from './credentials-bootstrap';
 import { POSTGRES_CLUSTER_LABEL, SLOT_PREFIX } from './names';
-import { containerSecurityContext, podSecurityContext, renderResources, spreadOverNodes } from './pod-spec';
+import { containerSecurityContext, podSecurityContext, renderResources, spreadOverNodesAndZones } from './pod-spec';
 
 /** uid/gid of the postgres user in the official postgres (and postgres-documentdb) images. */
 export const POSTGRES_UID = 999;
 export const CONFIG_DIR = '/etc/ferretdb-postgres';
 export const SECRET_DIR = '/etc/ferretdb-postgres-secret';
 export const RUN_DIR = '/var/run/postgresql';
+/** Files between postgres.sh and the state sidecar: an emptyDir without the server's socket. */
+export const STATE_DIR = '/var/run/ferretdb-state';
 export const DATA_MOUNT = '/var/lib/postgresql/data';
 /** A subdirectory, so the volume's own root (lost+found) never is the data directory. */
 export const PGDATA = `${DATA_MOUNT}/pgdata`;
 export const POSTGRES_PORT = 5432;
 export const AGENT_INTERVAL_SECONDS = 10;
+/** Annotation of the PostgreSQL pod templates: a hash of the settings that need a restart. */
+export const RESTART_SETTINGS_ANNOTATION = 'ferretdb.cdk8s.io/restart-settings';
+/** Where the state sidecar finds its API token, CA and namespace (a projected volume). */
+export const API_TOKEN_DIR = '/var/run/secrets/ferretdb.cdk8s.io/api';
 
 export const DEFAULT_POSTGRES_RESOURCES: Resources = { cpuRequest: '250m', memoryRequest: '512Mi', memoryLimit: '1Gi' };
 const AGENT_RESOURCES: Resources = { cpuRequest: '10m', memoryRequest: '32Mi', memoryLimit: '64Mi' };
+const STATE_RESOURCES: Resources = { cpuRequest: '5m', memoryRequest: '16Mi', memoryLimit: '32Mi' };
 
 /** What every PostgreSQL pod of one cluster shares (owned by the primary). */
 export interface PostgresClusterInfo {
@@ -30,6 +38,18 @@ export interface PostgresClusterInfo {
   readonly bootstrapPod: string;
   readonly replicationUser: string;
   readonly ferretdbUser: string;
+  /** Bytes of replay lag above which a standby is not Ready. */
+  readonly maxReplicationLagBytes: number;
+  /** The hash of the settings that need a restart (computed once every replica group is known). */
+  readonly restartSettingsHash: () => string;
+}
+
+/** The sidecar that records, through the Kubernetes API, that the cluster was initialised. */
+export interface StateKeeper {
+  /** The ConfigMap holding `systemIdentifier` once the cluster exists. */
+  readonly configMapName: string;
+  /** The ServiceAccount whose token only the sidecar mounts. */
+  readonly serviceAccountName: string;
 }
 
 export interface PostgresStatefulSetOptions {
@@ -45,6 +65,8 @@ export interface PostgresStatefulSetOptions {
   readonly resources?: Resources;
   readonly scheduling?: Scheduling;
   readonly cluster: PostgresClusterInfo;
+  /** Only on the bootstrap pod's StatefulSet: the only pod that may ever run initdb. */
+  readonly stateKeeper?: StateKeeper;
 }
 
 function env(name: string, value: string): k8s.EnvVar {
@@ -59,6 +81,7 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     config: { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
     secret: { name: 'credentials', mountPath: SECRET_DIR, readOnly: true },
     run: { name: 'run', mountPath: RUN_DIR },
+    state: { name: 'state', mountPath: STATE_DIR },
     tmp: { name: 'tmp', mountPath: '/tmp' },
     shm: { name: 'shm', mountPath: '/dev/shm' },
   };
@@ -68,11 +91,13 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     env('CONFIG_DIR', CONFIG_DIR),
     env('SECRET_DIR', SECRET_DIR),
     env('RUN_DIR', RUN_DIR),
+    env('STATE_DIR', STATE_DIR),
     env('PRIMARY_HOST', c.primaryServiceName),
     env('BOOTSTRAP_POD', c.bootstrapPod),
     env('REPLICATION_USER', c.replicationUser),
     env('FERRETDB_USER', c.ferretdbUser),
     env('SLOT_PREFIX', SLOT_PREFIX),
+    env('MAX_REPLICATION_LAG_BYTES', String(c.maxReplicationLagBytes)),
     // `kubectl exec ... -- psql` reaches the local server as postgres over the socket.
     env('PGHOST', RUN_DIR),
     env('PGUSER', 'postgres'),
@@ -86,7 +111,7 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     command: ['bash', `${CONFIG_DIR}/postgres.sh`],
     env: commonEnv,
     ports: [{ name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' }],
-    volumeMounts: [mounts.data, mounts.config, mounts.secret, mounts.run, mounts.tmp, mounts.shm],
+    volumeMounts: [mounts.data, mounts.config, mounts.secret, mounts.run, mounts.state, mounts.tmp, mounts.shm],
     resources: renderResources(o.resources, DEFAULT_POSTGRES_RESOURCES),
     securityContext: containerSecurityContext(),
     // A clone (pg_basebackup) or crash recovery may take long: alive, not ready.
@@ -105,6 +130,44 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     resources: renderResources(undefined, AGENT_RESOURCES),
     securityContext: containerSecurityContext(),
   };
+  const containers = [postgres, agent];
+  const volumes: k8s.Volume[] = [
+    { name: 'config', configMap: { name: c.configMapName, defaultMode: 0o444 } },
+    { name: 'credentials', secret: { secretName: c.secretName, defaultMode: 0o440 } },
+    { name: 'run', emptyDir: {} },
+    { name: 'state', emptyDir: { sizeLimit: k8s.Quantity.fromString('1Mi') } },
+    { name: 'tmp', emptyDir: {} },
+    { name: 'shm', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('256Mi') } },
+  ];
+  if (o.stateKeeper) {
+    // The only container with a Kubernetes API token (a projected volume, not the automounted one).
+    containers.push({
+      name: 'state',
+      image: BOOTSTRAP_IMAGE,
+      imagePullPolicy: 'IfNotPresent',
+      command: ['sh', `${CONFIG_DIR}/cluster-state.sh`],
+      env: [
+        { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+        env('STATE_DIR', STATE_DIR),
+        env('TOKEN_DIR', API_TOKEN_DIR),
+        env('STATE_CONFIGMAP', o.stateKeeper.configMapName),
+      ],
+      volumeMounts: [mounts.config, mounts.state, { name: 'api-token', mountPath: API_TOKEN_DIR, readOnly: true }],
+      resources: renderResources(undefined, STATE_RESOURCES),
+      securityContext: containerSecurityContext(),
+    });
+    volumes.push({
+      name: 'api-token',
+      projected: {
+        defaultMode: 0o440,
+        sources: [
+          { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+          { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+          { downwardApi: { items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }] } },
+        ],
+      },
+    });
+  }
 
   const scheduling = o.scheduling ?? {};
   const defaultAffinity: k8s.Affinity = {
@@ -113,6 +176,12 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
         weight: 100,
         podAffinityTerm: {
           topologyKey: 'kubernetes.io/hostname',
+          labelSelector: { matchLabels: { [POSTGRES_CLUSTER_LABEL]: c.clusterName } },
+        },
+      }, {
+        weight: 50,
+        podAffinityTerm: {
+          topologyKey: 'topology.kubernetes.io/zone',
           labelSelector: { matchLabels: { [POSTGRES_CLUSTER_LABEL]: c.clusterName } },
         },
       }],
@@ -131,24 +200,21 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
       template: {
         metadata: {
           labels: { ...o.podLabels, ...o.selector, [POSTGRES_CLUSTER_LABEL]: c.clusterName },
+          // A changed restart-only setting changes the template, so the StatefulSet rolls.
+          annotations: { [RESTART_SETTINGS_ANNOTATION]: Lazy.any({ produce: () => c.restartSettingsHash() }) as any },
         },
         spec: {
+          serviceAccountName: o.stateKeeper?.serviceAccountName,
           automountServiceAccountToken: false,
           enableServiceLinks: false,
           securityContext: podSecurityContext(POSTGRES_UID),
           terminationGracePeriodSeconds: 60,
-          containers: [postgres, agent],
-          volumes: [
-            { name: 'config', configMap: { name: c.configMapName, defaultMode: 0o444 } },
-            { name: 'credentials', secret: { secretName: c.secretName, defaultMode: 0o440 } },
-            { name: 'run', emptyDir: {} },
-            { name: 'tmp', emptyDir: {} },
-            { name: 'shm', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('256Mi') } },
-          ],
+          containers,
+          volumes,
           nodeSelector: scheduling.nodeSelector,
           tolerations: scheduling.tolerations,
           affinity: scheduling.affinity ?? defaultAffinity,
-          topologySpreadConstraints: scheduling.affinity ? undefined : spreadOverNodes(o.selector),
+          topologySpreadConstraints: scheduling.affinity ? undefined : spreadOverNodesAndZones(o.selector),
         },
       },
       volumeClaimTemplates: [{

@@ -10,12 +10,14 @@ import {
   validateName,
 } from './names';
 import { checkResources } from './pod-spec';
-import { buildSettings, checkSettings, renderPgHba, renderPostgresqlConf } from './postgres-config';
-import { headlessService, POSTGRES_PORT, postgresStatefulSet } from './postgres-pod';
+import {
+  buildSettings, checkSettings, CONNECTION_HEADROOM, renderPgHba, renderPostgresqlConf, restartSettingsHash,
+} from './postgres-config';
+import { headlessService, POSTGRES_PORT, PostgresClusterInfo, postgresStatefulSet } from './postgres-pod';
 import { ReplicationMode } from './replication-mode';
 import { postgresScripts } from './scripts';
 import { Setting, WalSettings } from './settings';
-import { checkImage, checkRoleName, invalid, parseQuantity } from './validation';
+import { checkImage, checkInteger, checkRoleName, invalid, parsePostgresSize, parseQuantity } from './validation';
 
 /** The pinned PostgreSQL image with the DocumentDB extension FerretDB v2 needs. */
 export const DEFAULT_POSTGRES_IMAGE = 'ghcr.io/ferretdb/postgres-documentdb:17-0.107.0-ferretdb-2.7.0';
@@ -83,6 +85,28 @@ export interface PostgresPrimaryProps {
    */
   readonly parameters?: { [name: string]: string };
   /**
+   * Connections the clients (the FerretDB pools) may open to one server at once.
+   *
+   * @default 70
+   */
+  readonly clientConnections?: number;
+  /**
+   * `max_connections` of every server (a standby needs at least the primary's value, so all
+   * servers share one). Must leave 30 connections beyond `clientConnections` for DocumentDB's and
+   * pg_cron's own connections, the agent and administrators.
+   *
+   * @default - clientConnections + 30
+   */
+  readonly maxConnections?: number;
+  /**
+   * A standby is Ready (and serves reads through the read-only Service) only while it streams
+   * from the primary and has replayed WAL to within this distance of the primary's last
+   * reported position. A PostgreSQL size ("64MB", "1GB").
+   *
+   * @default "64MB"
+   */
+  readonly maxReplicationLag?: string;
+  /**
    * The role standbys replicate with (REPLICATION LOGIN only).
    *
    * @default "replicator"
@@ -96,8 +120,9 @@ export interface PostgresPrimaryProps {
   readonly ferretdbUser?: string;
   /**
    * The pod that runs as primary. Change it only as the README's promotion runbook says: the
-   * named pod (a replica's pod) promotes itself when it restarts, the read-write Service selects
-   * it, and every other pod, the former primary included, follows it (pg_rewind where needed).
+   * pods watch this key while they run; a primary that is no longer named stops taking writes
+   * and rejoins as a standby (pg_rewind where needed), the named pod promotes itself once no
+   * other member accepts writes, the read-write Service selects it, and every other pod follows it.
    *
    * @default - `<name>-0`
    */
@@ -141,6 +166,13 @@ export class PostgresPrimary extends Construct {
   public readonly configMapName: string;
   /** The credentials Secret (keys `replication-password`, `ferretdb-password`). */
   public readonly secretName: string;
+  /**
+   * The ConfigMap where the primary records the cluster's system identifier once it is
+   * initialised; while it holds one, a primary pod with an empty volume refuses to run initdb.
+   */
+  public readonly stateConfigMapName: string;
+  /** The Job that creates the credentials Secret (only with generated credentials). */
+  public readonly credentialsJobName?: string;
   /** PostgreSQL port of every Service. */
   public readonly port: number = POSTGRES_PORT;
   public readonly replicationUser: string;
@@ -169,6 +201,10 @@ export class PostgresPrimary extends Construct {
   private readonly wal: WalSettings;
   private readonly parameters: { [name: string]: string };
   private readonly volumeBytes: number;
+  private readonly clientConnections: number;
+  private readonly maxConnections?: number;
+  /** What every PostgreSQL pod of the cluster shares (replica groups use it too). @internal */
+  public readonly _clusterInfo: PostgresClusterInfo;
 
   constructor(scope: Construct, id: string, props: PostgresPrimaryProps = {}) {
     super(scope, id);
@@ -194,6 +230,9 @@ export class PostgresPrimary extends Construct {
     this.wal = props.wal ?? {};
     this.parameters = props.parameters ?? {};
     checkSettings(this.wal, this.parameters, this.volumeBytes);
+    this.clientConnections = checkInteger('clientConnections', props.clientConnections ?? 70, 0, 100_000);
+    if (props.maxConnections !== undefined) this.maxConnections = checkInteger('maxConnections', props.maxConnections, 1, 262_143);
+    const maxLag = props.maxReplicationLag ?? '64MB';
     this.podName = `${this.name}-0`;
     this.currentPrimary = props.currentPrimary ?? this.podName;
     this.selector = { [GROUP_LABEL]: this.name };
@@ -202,12 +241,25 @@ export class PostgresPrimary extends Construct {
 
     const credentials = Credentials._check('credentials', props.credentials ?? Credentials.fromGeneratedSecret());
     this.secretName = credentials.secretName ?? `${this.name}-credentials`;
+    this.stateConfigMapName = `${this.name}-state`;
+    this._clusterInfo = {
+      clusterName: this.name,
+      instance: this.instance,
+      configMapName: this.configMapName,
+      secretName: this.secretName,
+      primaryServiceName: this.serviceName,
+      bootstrapPod: this.podName,
+      replicationUser: this.replicationUser,
+      ferretdbUser: this.ferretdbUser,
+      maxReplicationLagBytes: parsePostgresSize('maxReplicationLag', maxLag),
+      restartSettingsHash: () => restartSettingsHash(this.settings),
+    };
     if (credentials.generated) {
-      new CredentialsBootstrap(this, 'Credentials', {
+      this.credentialsJobName = new CredentialsBootstrap(this, 'Credentials', {
         secretName: this.secretName,
         metadata: this.metadata('credentials'),
         scheduling: props.scheduling,
-      });
+      }).jobName;
     }
 
     new k8s.KubeConfigMap(this, 'Config', {
@@ -227,17 +279,10 @@ export class PostgresPrimary extends Construct {
       storage: this.storage,
       resources: this.resources,
       scheduling: props.scheduling,
-      cluster: {
-        clusterName: this.name,
-        instance: this.instance,
-        configMapName: this.configMapName,
-        secretName: this.secretName,
-        primaryServiceName: this.serviceName,
-        bootstrapPod: this.podName,
-        replicationUser: this.replicationUser,
-        ferretdbUser: this.ferretdbUser,
-      },
+      cluster: this._clusterInfo,
+      stateKeeper: { configMapName: this.stateConfigMapName, serviceAccountName: this.name },
     });
+    this.stateKeeperAccess();
     headlessService(this, 'Headless', this.headlessServiceName, this.metadata('primary'), this.selector);
 
     new k8s.KubeService(this, 'Service', {
@@ -249,9 +294,25 @@ export class PostgresPrimary extends Construct {
       },
     });
 
+    // One budget for the current primary, one for every other member (whichever StatefulSet its
+    // pod belongs to): each pod is under exactly one, and both follow currentPrimary. Draining the
+    // primary's node waits for a switchover (README); with no standby to switch to it proceeds.
     new k8s.KubePodDisruptionBudget(this, 'Budget', {
       metadata: { ...this.metadata('primary'), name: this.name },
-      spec: { minAvailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: this.selector } },
+      spec: {
+        minAvailable: Lazy.any({ produce: () => k8s.IntOrString.fromNumber(this.replicaCount > 0 ? 1 : 0) }) as any,
+        selector: { matchLabels: Lazy.any({ produce: () => this.primarySelector() }) as any },
+      },
+    });
+    new k8s.KubePodDisruptionBudget(this, 'StandbyBudget', {
+      metadata: { ...this.metadata('replica'), name: `${this.name}-standbys` },
+      spec: {
+        maxUnavailable: k8s.IntOrString.fromNumber(1),
+        selector: {
+          matchLabels: this.memberLabels,
+          matchExpressions: [{ key: POD_NAME_LABEL, operator: 'NotIn', values: Lazy.any({ produce: () => [this.currentPrimary] }) as any }],
+        },
+      },
     });
 
     if (props.networkPolicy ?? true) {
@@ -269,6 +330,31 @@ export class PostgresPrimary extends Construct {
     }
 
     this.node.addValidation({ validate: () => this.validateTopology() });
+  }
+
+  /**
+   * The ConfigMap the state sidecar writes the system identifier to, and the only API access of
+   * the PostgreSQL pods: `get` and `patch` on that one ConfigMap.
+   */
+  private stateKeeperAccess(): void {
+    const metadata = { ...this.metadata('state'), name: this.stateConfigMapName };
+    new k8s.KubeConfigMap(this, 'State', {
+      metadata: {
+        ...metadata,
+        annotations: { 'ferretdb.cdk8s.io/note': 'systemIdentifier is written by the primary pod once the cluster is initialised; see the README before deleting it' },
+      },
+    });
+    const account = { ...this.metadata('state'), name: this.name };
+    new k8s.KubeServiceAccount(this, 'ServiceAccount', { metadata: account, automountServiceAccountToken: false });
+    new k8s.KubeRole(this, 'StateRole', {
+      metadata: metadata,
+      rules: [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [this.stateConfigMapName], verbs: ['get', 'patch'] }],
+    });
+    new k8s.KubeRoleBinding(this, 'StateRoleBinding', {
+      metadata: metadata,
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: this.stateConfigMapName },
+      subjects: [{ kind: 'ServiceAccount', name: this.name }],
+    });
   }
 
   /** Every PostgreSQL pod of the cluster (primary and every registered replica group). */
@@ -294,6 +380,7 @@ export class PostgresPrimary extends Construct {
       volumeBytes: this.smallestVolumeBytes,
       members: this.members,
       synchronousStandbyNames: this.replicationMode.synchronousStandbyNames(this.members),
+      maxConnections: this.maxConnections ?? this.clientConnections + CONNECTION_HEADROOM,
     });
   }
 
@@ -358,6 +445,10 @@ export class PostgresPrimary extends Construct {
     }
     if (slots < this.members.length) {
       errors.push(`Invalid wal.maxReplicationSlots: ${slots}. Expected at least ${this.members.length} (one per PostgreSQL pod).`);
+    }
+    const needed = this.clientConnections + CONNECTION_HEADROOM;
+    if (this.maxConnections !== undefined && this.maxConnections < needed) {
+      errors.push(`Invalid maxConnections: ${this.maxConnections}. Expected at least ${needed}: the clients' ${this.clientConnections} connections (the FerretDB pools) plus ${CONNECTION_HEADROOM} for DocumentDB, pg_cron, the agent and administrators.`);
     }
     const duplicates = this.members.filter((m, i) => this.members.indexOf(m) !== i);
     if (duplicates.length > 0) {

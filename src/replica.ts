@@ -56,7 +56,7 @@ export interface StreamingReplicaProps {
 
 /**
  * A group of PostgreSQL hot standbys: an N-pod StatefulSet with a volume claim template, a
- * headless Service, a read-only Service and a PodDisruptionBudget. Each pod clones the primary
+ * headless Service and a read-only Service (the primary's PodDisruptionBudgets cover its pods). Each pod clones the primary
  * with pg_basebackup through its own physical replication slot on first start, keeps its data
  * on later starts, and streams from the primary's read-write Service with
  * `application_name` = its pod name.
@@ -111,16 +111,7 @@ export class StreamingReplica extends Construct {
       storage,
       resources: props.resources ?? primary.resources,
       scheduling: props.scheduling,
-      cluster: {
-        clusterName: primary.name,
-        instance: primary.instance,
-        configMapName: primary.configMapName,
-        secretName: primary.secretName,
-        primaryServiceName: primary.serviceName,
-        bootstrapPod: primary.podName,
-        replicationUser: primary.replicationUser,
-        ferretdbUser: primary.ferretdbUser,
-      },
+      cluster: primary._clusterInfo,
     });
     headlessService(this, 'Headless', this.headlessServiceName, { labels }, this.selector);
     new k8s.KubeService(this, 'Service', {
@@ -130,10 +121,6 @@ export class StreamingReplica extends Construct {
         selector: this.selector,
         ports: [{ name: 'postgresql', port: POSTGRES_PORT, targetPort: k8s.IntOrString.fromString('postgresql') }],
       },
-    });
-    new k8s.KubePodDisruptionBudget(this, 'Budget', {
-      metadata: { labels, name: this.name },
-      spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: this.selector } },
     });
   }
 }

@@ -10,6 +10,6 @@ export function asset(relativePath: string): string {
 
 /** ConfigMap keys of the PostgreSQL pods' scripts (mounted side by side in one directory). */
 export function postgresScripts(): { [key: string]: string } {
-  const files = ['lib.sh', 'postgres.sh', 'agent.sh', 'lifecycle.sh', 'setup.sql'];
+  const files = ['lib.sh', 'datadir.sh', 'postgres.sh', 'agent.sh', 'lifecycle.sh', 'cluster-state.sh', 'setup.sql'];
   return Object.fromEntries(files.map((f) => [f, asset(`postgres/${f}`)]));
 }

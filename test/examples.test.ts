@@ -71,9 +71,11 @@ describe('examples/production.ts', () => {
       .toBe('ANY 1 ("orders-pg-primary-0", "orders-pg-replica-0", "orders-pg-replica-1", "orders-pg-replica-2")');
   });
 
-  test('uses the existing Secret and synthesizes no bootstrap Job', () => {
+  test('uses the existing Secret and synthesizes no bootstrap Job (the only RBAC is the state sidecar\'s)', () => {
     expect(chart.cluster.secretName).toBe('orders-db-credentials');
-    for (const kind of ['Job', 'Role', 'RoleBinding', 'ServiceAccount', 'Secret']) expect(byKind(objs, kind)).toEqual([]);
+    for (const kind of ['Job', 'Secret']) expect(byKind(objs, kind)).toEqual([]);
+    expect(byKind(objs, 'ServiceAccount').map((o) => o.metadata.name)).toEqual(['orders-pg-primary']);
+    for (const kind of ['Role', 'RoleBinding']) expect(byKind(objs, kind).map((o) => o.metadata.name)).toEqual(['orders-pg-primary-state']);
     for (const { kind, spec } of podSpecs(objs)) {
       if (kind === 'StatefulSet') {
         expect(spec.volumes.find((v: any) => v.secret).secret.secretName).toBe('orders-db-credentials');

@@ -1,145 +1,783 @@
 /**
- * postgres.sh and lib.sh decisions, run with stub PostgreSQL binaries that record their
- * arguments. Each test pins a defect the real-PostgreSQL suite (test/e2e) once found.
+ * postgres.sh (with datadir.sh and lib.sh), lifecycle.sh and agent.sh decisions, run with stub
+ * PostgreSQL binaries that record their arguments. Each test pins a defect the real-PostgreSQL
+ * suite (test/e2e) once found, or a promise of issue 7 (day-two safety).
  */
-import { execFileSync } from 'child_process';
+import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { postgresConfigMap, synth } from './util';
+import { find, postgresConfigMap, synth } from './util';
 
-interface Run {
+/** Where a run keeps its files. */
+interface Paths {
   readonly dir: string;
+  readonly configDir: string;
+  readonly secretDir: string;
+  readonly runDir: string;
   readonly pgdata: string;
-  readonly status: number;
-  readonly stderr: string;
-  /** Arguments of each stub call, by binary. */
-  calls(bin: string): string[][];
-  /** PGOPTIONS each psql call saw. */
-  psqlOptions(): string[];
+  readonly bin: string;
 }
 
+interface Run extends Paths {
+  readonly status: number | null;
+  readonly stderr: string;
+  /** Arguments of each stub call, by binary (`postgres`: server starts only, not `postgres -C`). */
+  calls(bin: string): string[][];
+  /** Every stub call in order, as `<binary> <arguments>`. */
+  sequence(): string[];
+  /** The stdin of each psql call. */
+  psqlStdin(): string[];
+  /** PGOPTIONS each psql call saw. */
+  psqlOptions(): string[];
+  /** A file of the run, or undefined when it does not exist. */
+  read(file: string): string | undefined;
+}
+
+interface ScriptOptions {
+  /** POD_NAME. */
+  readonly pod: string;
+  /** Arguments of the script. */
+  readonly args?: string[];
+  /** Writes files before the run (data directory, run directory, ConfigMap keys, stub answers). */
+  readonly prepare?: (p: Paths) => void;
+  /**
+   * Bash the stub psql runs before its default answers; `$query` holds its arguments and stdin,
+   * `$host` the host of its conninfo (empty for the local socket).
+   */
+  readonly psql?: string;
+  /** Bash each stub binary runs after recording its call (`postgres`: for server starts only). */
+  readonly stubs?: { [bin: string]: string };
+  readonly env?: { [name: string]: string };
+  /** Run this bash (after sourcing lib.sh) instead of the script. */
+  readonly snippet?: string;
+  readonly timeoutMs?: number;
+}
+
+const OBJS = synth();
+const CONFIG_MAP = postgresConfigMap(OBJS);
+/** Values of the postgres container's environment in the primary StatefulSet (what the scripts get in a pod). */
+const MANIFEST_ENV: { [name: string]: string } = Object.fromEntries(
+  find(OBJS, 'StatefulSet', 'x-pg-primary').spec.template.spec.containers.find((c: any) => c.name === 'postgres').env
+    .filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]));
+
+/** pg_controldata of a data directory whose limits equal the ConfigMap's settings. */
+const CONTROLDATA = [
+  'pg_control version number:            1300',
+  'Database system identifier:           7301234567890123456',
+  'Latest checkpoint\'s TimeLineID:       2',
+  'max_connections setting:              90',
+  'max_worker_processes setting:         8',
+  'max_wal_senders setting:              16',
+  'max_prepared_xacts setting:           0',
+  'max_locks_per_xact setting:           64',
+  '',
+].join('\n');
+
+/** A stub server: runs until SIGINT (fast shutdown) and records the signal and when it came. */
+const STUB_SERVER = [
+  'use Time::HiRes qw(time);',
+  'sub record {',
+  '  open(my $f, ">>", "$ENV{STUB_DIR}/calls/signals") or die; printf $f "%s %.3f\\n", $_[0], time; close $f;',
+  '  open(my $s, ">>", "$ENV{STUB_DIR}/calls/sequence") or die; print $s "signal $_[0]\\n"; close $s;',
+  '  exit 0;',
+  '}',
+  '$SIG{INT} = sub { record("INT") };',
+  '$SIG{TERM} = sub { record("TERM") };',
+  'sleep 20;',
+  'exit 3;',
+  '',
+].join('\n');
+
+const runs: Paths[] = [];
+afterAll(() => runs.forEach((r) => fs.rmSync(r.dir, { recursive: true, force: true })));
+
 /**
- * Runs a ConfigMap script as pod `pod` with stub psql (answers `f` to pg_is_in_recovery and
- * `reserved` to slot questions), pg_ctl, pg_rewind, pg_basebackup and postgres.
+ * Runs a ConfigMap script with stub psql (writable through the read-write Service, standbys at
+ * member addresses, `reserved` slots), pg_ctl, pg_rewind, pg_basebackup, initdb, pg_controldata,
+ * pg_isready and postgres (a server start exits at once, so supervise reports it and exits 1).
  */
-function runScript(script: string, pod: string, prepare: (pgdata: string) => void, snippet?: string): Run {
+function runScript(script: string, o: ScriptOptions): Run {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fdb-scripts-'));
-  const configDir = path.join(dir, 'config');
-  const bin = path.join(dir, 'bin');
-  const secret = path.join(dir, 'secret');
-  const pgdata = path.join(dir, 'data', 'pgdata');
-  for (const d of [configDir, bin, secret, pgdata, path.join(dir, 'calls')]) fs.mkdirSync(d, { recursive: true });
-  for (const [key, value] of Object.entries(postgresConfigMap(synth()).data as Record<string, string>)) {
-    fs.writeFileSync(path.join(configDir, key), value);
+  const p: Paths = {
+    dir,
+    configDir: path.join(dir, 'config'),
+    secretDir: path.join(dir, 'secret'),
+    runDir: path.join(dir, 'run'),
+    pgdata: path.join(dir, 'data', 'pgdata'),
+    bin: path.join(dir, 'bin'),
+  };
+  runs.push(p);
+  for (const d of [p.configDir, p.bin, p.secretDir, p.runDir, p.pgdata, path.join(dir, 'calls')]) fs.mkdirSync(d, { recursive: true });
+  for (const [key, value] of Object.entries(CONFIG_MAP.data as Record<string, string>)) {
+    fs.writeFileSync(path.join(p.configDir, key), value);
   }
-  fs.writeFileSync(path.join(secret, 'replication-password'), 'repl');
-  fs.writeFileSync(path.join(secret, 'ferretdb-password'), 'ferret');
-  const record = (name: string, body = '') => fs.writeFileSync(path.join(bin, name), [
+  fs.writeFileSync(path.join(p.secretDir, 'replication-password'), 'repl');
+  fs.writeFileSync(path.join(p.secretDir, 'ferretdb-password'), 'ferret');
+  fs.writeFileSync(path.join(dir, 'controldata'), CONTROLDATA);
+  fs.writeFileSync(path.join(p.bin, 'stub-server.pl'), STUB_SERVER);
+  const stub = (name: string, body: string, recordAs = name) => fs.writeFileSync(path.join(p.bin, name), [
     '#!/bin/bash',
-    `{ for a in "$@"; do printf '%s\\x1f' "$a"; done; echo; } >> "${dir}/calls/${name}"`,
+    `{ for a in "$@"; do printf '%s\\x1f' "$a"; done; echo; } >> "$STUB_DIR/calls/${recordAs}"`,
+    `echo "${recordAs} $*" >> "$STUB_DIR/calls/sequence"`,
+    `[ -f "$RUN_DIR/preparing" ] && echo "${recordAs}" >> "$STUB_DIR/calls/preparing"`,
     body,
     'exit 0',
   ].join('\n'), { mode: 0o755 });
-  record('psql', [
-    `printf '%s\\n' "\${PGOPTIONS:-}" >> "${dir}/calls/psql.options"`,
-    'query="$*"; [ -t 0 ] || query="$query $(cat)"',
-    'case "$query" in *pg_is_in_recovery*) echo f ;; *wal_status*) echo reserved ;; esac',
+  stub('psql', [
+    'printf \'%s\\n\' "${PGOPTIONS:-}" >> "$STUB_DIR/calls/psql.options"',
+    // Like psql: stdin is the script only without -c and -f, or with -f -.
+    'stdin=""; case " $* " in *" -f - "*) stdin=$(cat) ;; *" -c "*|*" -f "*) ;; *) [ -t 0 ] || stdin=$(cat) ;; esac',
+    'printf \'%s\\x1e\' "$stdin" >> "$STUB_DIR/calls/psql.stdin"',
+    'query="$* $stdin"',
+    'host=$(printf \'%s\\n\' "$*" | sed -n \'s/.*host=\\([^ ]*\\).*/\\1/p\')',
+    o.psql ?? '',
+    'case "$query" in',
+    '  *pg_reload_conf*) echo t ;;',
+    '  *pending_restart*) cat "$STUB_DIR/pending" 2>/dev/null ;;',
+    '  *default_version*) cat "$STUB_DIR/documentdb-version" 2>/dev/null || echo 0.107-0 ;;',
+    // A member asked at its own address is a standby; the read-write Service is the primary.
+    '  *pg_is_in_recovery*) case "$host" in *.*) echo t ;; *) echo "${STUB_IN_RECOVERY:-f}" ;; esac ;;',
+    '  *wal_status*) echo reserved ;;',
+    'esac',
   ].join('\n'));
-  for (const name of ['pg_ctl', 'pg_rewind', 'pg_basebackup', 'postgres', 'initdb', 'pg_controldata']) record(name);
-  prepare(pgdata);
-  let status = 0;
-  let stderr = '';
+  // postgres -C <name> prints the configured value (postgresql.conf, else PostgreSQL's default).
+  fs.writeFileSync(path.join(p.bin, 'postgres'), [
+    '#!/bin/bash',
+    'if [ "${*: -2:1}" = -C ]; then',
+    '  name=${*: -1}',
+    '  value=$(sed -n "s/^$name = \'\\(.*\\)\'$/\\1/p" "$CONFIG_DIR/postgresql.conf")',
+    '  case "$name" in max_worker_processes) d=8 ;; max_prepared_transactions) d=0 ;; max_locks_per_transaction) d=64 ;; *) d= ;; esac',
+    '  echo "${value:-$d}"',
+    '  exit 0',
+    'fi',
+    'exec "$STUB_DIR/bin/postgres-server" "$@"',
+  ].join('\n'), { mode: 0o755 });
+  // Server starts are recorded as `postgres`.
+  stub('postgres-server', o.stubs?.postgres ?? '', 'postgres');
+  stub('pg_controldata', 'cat "$STUB_DIR/controldata"');
+  // pg_basebackup -D <dir>: a complete clone.
+  stub('pg_basebackup', [
+    'while [ $# -gt 0 ]; do [ "$1" = -D ] && { mkdir -p "$2"; echo 15 > "$2/PG_VERSION"; }; shift; done',
+    o.stubs?.pg_basebackup ?? '',
+  ].join('\n'));
+  stub('pg_isready', o.stubs?.pg_isready ?? '');
+  for (const name of ['pg_ctl', 'pg_rewind', 'initdb']) stub(name, o.stubs?.[name] ?? '');
+  o.prepare?.(p);
+
+  const out = path.join(dir, 'stdout');
+  const err = path.join(dir, 'stderr');
+  const outFd = fs.openSync(out, 'w');
+  const errFd = fs.openSync(err, 'w');
+  let status: number | null;
   try {
-    execFileSync('bash', snippet
-      ? ['-c', `set -euo pipefail; . "$CONFIG_DIR/lib.sh"; ${snippet}`]
-      : [path.join(configDir, script)], {
+    const r = spawnSync('bash', o.snippet
+      ? ['-c', `set -euo pipefail; . "$CONFIG_DIR/lib.sh"; ${o.snippet}`]
+      : [path.join(p.configDir, script), ...o.args ?? []], {
       env: {
-        PATH: `${bin}:${process.env.PATH}`,
+        ...MANIFEST_ENV,
+        PATH: `${p.bin}:${process.env.PATH}`,
         LC_ALL: 'C',
-        CONFIG_DIR: configDir,
-        SECRET_DIR: secret,
-        RUN_DIR: dir,
-        PGDATA: pgdata,
-        POD_NAME: pod,
-        PRIMARY_HOST: 'x-pg-rw',
-        BOOTSTRAP_POD: 'x-pg-primary-0',
-        REPLICATION_USER: 'replicator',
-        FERRETDB_USER: 'ferretdb',
-        SLOT_PREFIX: 'fdb_',
+        STUB_DIR: dir,
+        CONFIG_DIR: p.configDir,
+        SECRET_DIR: p.secretDir,
+        RUN_DIR: p.runDir,
+        // One directory here; two emptyDirs in the pods (the state sidecar never sees the socket).
+        STATE_DIR: p.runDir,
+        PGHOST: p.runDir,
+        PGDATA: p.pgdata,
+        POD_NAME: o.pod,
         PRIMARY_WAIT_SECONDS: '2',
+        STATE_WAIT_SECONDS: '2',
+        PROMOTE_WAIT_SECONDS: '10',
+        LEADER_POLL_SECONDS: '0.2',
+        ...o.env,
       },
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // Files, not pipes: a background `sleep` the script leaves behind must not hold the run open.
+      stdio: ['ignore', outFd, errFd],
+      timeout: o.timeoutMs ?? 30_000,
+      killSignal: 'SIGTERM',
     });
-  } catch (e: any) {
-    status = e.status ?? 1;
-    stderr = String(e.stderr ?? '');
+    status = r.status;
+  } finally {
+    fs.closeSync(outFd);
+    fs.closeSync(errFd);
   }
-  const lines = (file: string) => fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
+  const read = (file: string) => fs.existsSync(path.join(dir, file)) ? fs.readFileSync(path.join(dir, file), 'utf8') : undefined;
+  const lines = (file: string) => (read(file) ?? '').split('\n').filter(Boolean);
   return {
-    dir,
-    pgdata,
+    ...p,
     status,
-    stderr,
-    calls: (name) => lines(path.join(dir, 'calls', name)).map((l) => l.split('\x1f').filter((a) => a !== '')),
-    psqlOptions: () => lines(path.join(dir, 'calls', 'psql.options')),
+    stderr: read('stderr') ?? '',
+    calls: (name) => lines(path.join('calls', name)).map((l) => l.split('\x1f').filter((a) => a !== '')),
+    sequence: () => lines(path.join('calls', 'sequence')),
+    psqlStdin: () => (read(path.join('calls', 'psql.stdin')) ?? '').split('\x1e').slice(0, -1),
+    psqlOptions: () => lines(path.join('calls', 'psql.options')),
+    read,
   };
 }
 
-const runs: Run[] = [];
-afterAll(() => runs.forEach((r) => fs.rmSync(r.dir, { recursive: true, force: true })));
-
-/** A data directory left by a primary that was killed (postmaster.pid names PID 1). */
-function formerPrimary(pgdata: string): void {
+/** A data directory of a server that was killed: its postmaster.pid names `pid`. */
+function killedServerData(pgdata: string, pid: number): void {
   fs.writeFileSync(path.join(pgdata, 'PG_VERSION'), '15\n');
-  fs.writeFileSync(path.join(pgdata, 'postmaster.pid'), `1\n${pgdata}\n`);
+  fs.writeFileSync(path.join(pgdata, 'postmaster.pid'), `${pid}\n${pgdata}\n`);
 }
 
-describe('a former primary that is no longer the leader', () => {
-  const run = runScript('postgres.sh', 'x-pg-primary-0', formerPrimary, undefined);
-  runs.push(run);
-  // The ConfigMap of a default synth names x-pg-primary-0 as leader: designate a replica instead.
+function standbyData(pgdata: string): void {
+  fs.writeFileSync(path.join(pgdata, 'PG_VERSION'), '15\n');
+  fs.writeFileSync(path.join(pgdata, 'standby.signal'), '');
+}
 
-  test('(setup) the default leader is the primary pod, so this run starts it as primary', () => {
-    expect(run.status).toBe(0);
-    expect(run.calls('postgres')).toHaveLength(1);
+function setLeader(p: Paths, pod: string): void {
+  fs.writeFileSync(path.join(p.configDir, 'leader'), `${pod}\n`);
+}
+
+/** A fresh answer of the state sidecar. */
+function clusterState(p: Paths, state: string, ageSeconds = 0): void {
+  const file = path.join(p.runDir, 'cluster-state');
+  fs.writeFileSync(file, `${state}\n`);
+  const when = Date.now() / 1000 - ageSeconds;
+  fs.utimesSync(file, when, when);
+}
+
+/** The value after `-c` arguments of a server start, by setting name. */
+function serverSettings(argv: string[]): { [name: string]: string } {
+  const out: { [name: string]: string } = {};
+  argv.forEach((a, i) => {
+    if (a === '-c' && argv[i + 1]) {
+      const [name, ...value] = argv[i + 1].split('=');
+      out[name] = value.join('=');
+    }
+  });
+  return out;
+}
+
+/** Runs `fn` once, on first use, so that each describe's run happens in its tests' time. */
+function lazy<T>(fn: () => T): () => T {
+  let value: T | undefined;
+  return () => (value ??= fn());
+}
+
+const SLOW = 30_000;
+
+describe('postgres.sh: a stale postmaster.pid', () => {
+  test('one naming a process that is not a live postgres (PID 1 here, a `sleep`) is removed before anything runs on the data directory', () => {
+    const sleeper = spawn('sleep', ['30']);
+    try {
+      for (const pid of [1, sleeper.pid!]) {
+        const run = runScript('postgres.sh', { pod: 'x-pg-primary-0', prepare: (p) => killedServerData(p.pgdata, pid) });
+        expect(run.stderr).toContain('removing the stale postmaster.pid');
+        expect(fs.existsSync(path.join(run.pgdata, 'postmaster.pid'))).toBe(false);
+        expect(run.calls('postgres')).toHaveLength(1);
+      }
+    } finally {
+      sleeper.kill();
+    }
+  }, SLOW);
+
+  test('one naming a live postgres process is kept, and postgres.sh stops before touching the data directory', () => {
+    const fake = fs.mkdtempSync(path.join(os.tmpdir(), 'fdb-live-server-'));
+    let server: ChildProcess | undefined;
+    try {
+      // /proc/<pid>/comm of a process is the name it was executed as.
+      fs.symlinkSync(spawnSync('which', ['sleep'], { encoding: 'utf8' }).stdout.trim(), path.join(fake, 'postgres'));
+      server = spawn(path.join(fake, 'postgres'), ['30']);
+      expect(fs.readFileSync(`/proc/${server.pid}/comm`, 'utf8').trim()).toBe('postgres');
+      const run = runScript('postgres.sh', { pod: 'x-pg-primary-0', prepare: (p) => killedServerData(p.pgdata, server!.pid!) });
+      expect(run.status).not.toBe(0);
+      expect(run.stderr).toContain(`FATAL: a server of this container (pid ${server.pid}) still holds`);
+      expect(fs.existsSync(path.join(run.pgdata, 'postmaster.pid'))).toBe(true);
+      expect(run.sequence().filter((c) => !c.startsWith('psql'))).toEqual([]);
+    } finally {
+      server?.kill();
+      fs.rmSync(fake, { recursive: true, force: true });
+    }
+  }, SLOW);
+});
+
+describe('postgres.sh: the leader with data starts as primary under supervision', () => {
+  const run = lazy(() => runScript('postgres.sh', {
+    pod: 'x-pg-primary-0',
+    prepare: (p) => killedServerData(p.pgdata, 1),
+    stubs: { postgres: 'exit 3' },
+  }));
+
+  test('(setup) the default leader key names the primary pod: one server start, with the ConfigMap\'s postgresql.conf and no primary_conninfo', () => {
+    const starts = run().calls('postgres');
+    expect(starts).toHaveLength(1);
+    expect(starts[0]).toEqual(['-D', run().pgdata, '-c', `config_file=${path.join(run().configDir, 'postgresql.conf')}`]);
+    expect(run().calls('pg_rewind')).toEqual([]);
+    expect(run().calls('initdb')).toEqual([]);
+  }, SLOW);
+
+  test('the server runs as a child of postgres.sh: when it exits, postgres.sh exits non-zero saying so with its status', () => {
+    expect(run().status).toBe(1);
+    expect(run().stderr).toContain('FATAL: the server exited (status 3)');
   });
 
-  test('a stale postmaster.pid of a killed server is removed before anything runs on the data directory', () => {
-    expect(fs.existsSync(path.join(run.pgdata, 'postmaster.pid'))).toBe(false);
+  test('$STATE_DIR/system-identifier holds pg_controldata\'s "Database system identifier" (for the state sidecar)', () => {
+    expect(run().read('run/system-identifier')).toBe('7301234567890123456\n');
+  });
+
+  test('$RUN_DIR/preparing is removed once the server has started', () => {
+    expect(fs.existsSync(path.join(run().runDir, 'preparing'))).toBe(false);
   });
 });
 
-describe('rejoining after a promotion', () => {
-  const run = runScript('postgres.sh', 'x-pg-primary-0', (pgdata) => {
-    formerPrimary(pgdata);
-    fs.writeFileSync(path.join(path.dirname(path.dirname(pgdata)), 'config', 'leader'), 'x-pg-replica-1\n');
+describe('postgres.sh: initdb happens once in a cluster\'s life', () => {
+  const bootstrap = (prepare: (p: Paths) => void, env?: { [name: string]: string }) =>
+    runScript('postgres.sh', { pod: 'x-pg-primary-0', prepare, env });
+
+  test('with a fresh cluster-state "new", the bootstrap pod runs initdb --data-checksums, applies setup.sql, then starts as primary', () => {
+    const run = bootstrap((p) => clusterState(p, 'new'));
+    const [initdb] = run.calls('initdb');
+    expect(initdb).toEqual(expect.arrayContaining(['-D', run.pgdata, '--data-checksums']));
+    expect(run.psqlStdin().some((s) => s.includes('CREATE EXTENSION IF NOT EXISTS documentdb'))).toBe(true);
+    expect(run.calls('postgres')).toHaveLength(1);
+    expect(serverSettings(run.calls('postgres')[0]).primary_conninfo).toBeUndefined();
+  }, SLOW);
+
+  test('$RUN_DIR/preparing exists while the data directory is prepared (initdb, the local server), so the liveness probe passes', () => {
+    const run = bootstrap((p) => clusterState(p, 'new'));
+    expect(run.calls('preparing').map((c) => c[0])).toEqual(expect.arrayContaining(['initdb', 'pg_ctl', 'psql']));
+    expect(fs.existsSync(path.join(run.runDir, 'preparing'))).toBe(false);
+  }, SLOW);
+
+  test('with cluster-state "initialized <id>", an empty primary volume is never initialised: it stops pointing to the README\'s lost primary volume runbook', () => {
+    const run = bootstrap((p) => clusterState(p, 'initialized 7301234567890123456'));
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toMatch(/FATAL: this cluster was initialised before \(system identifier 7301234567890123456\)/);
+    expect(run.stderr).toContain('README: lost primary volume');
+    expect(run.calls('initdb')).toEqual([]);
+    expect(run.calls('pg_ctl')).toEqual([]);
+    expect(run.calls('postgres')).toEqual([]);
+    // Still preparing (never started): the container exits and restarts, nothing is served.
+    expect(fs.existsSync(path.join(run.runDir, 'preparing'))).toBe(true);
+  }, SLOW);
+
+  test('with no cluster-state (the state sidecar never answered), it refuses to run initdb', () => {
+    const run = bootstrap(() => undefined, { STATE_WAIT_SECONDS: '1' });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain('FATAL: no answer from the state sidecar');
+    expect(run.calls('initdb')).toEqual([]);
+    expect(run.calls('postgres')).toEqual([]);
+  }, SLOW);
+
+  test('a cluster-state "new" older than 30 s counts as no answer: it refuses to run initdb', () => {
+    const run = bootstrap((p) => clusterState(p, 'new', 60), { STATE_WAIT_SECONDS: '1' });
+    expect(run.stderr).toContain('FATAL: no answer from the state sidecar');
+    expect(run.calls('initdb')).toEqual([]);
+  }, SLOW);
+
+  test('a designated primary other than the bootstrap pod never initialises its empty volume, even with cluster-state "new"', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-replica-1',
+      prepare: (p) => {
+        setLeader(p, 'x-pg-replica-1');
+        clusterState(p, 'new');
+      },
+    });
+    expect(run.stderr).toContain('refusing to initialise an empty database in an existing cluster');
+    expect(run.calls('initdb')).toEqual([]);
+  }, SLOW);
+});
+
+describe('postgres.sh: promotion of a standby data directory waits until no other member accepts writes', () => {
+  /** The designated primary x-pg-replica-1 holds standby data; x-pg-primary-0 answers `f` to its first `answersWritable` asks. */
+  const promote = (answersWritable: number, env?: { [name: string]: string }) => runScript('postgres.sh', {
+    pod: 'x-pg-replica-1',
+    prepare: (p) => {
+      standbyData(p.pgdata);
+      setLeader(p, 'x-pg-replica-1');
+    },
+    psql: [
+      'if [ "$host" = x-pg-primary-0.x-pg-primary ]; then',
+      '  n=$(cat "$STUB_DIR/asked" 2>/dev/null || echo 0); echo $((n + 1)) > "$STUB_DIR/asked"',
+      `  if [ "$n" -lt ${answersWritable} ]; then answer=f; else answer=t; fi`,
+      '  echo "answered $answer" >> "$STUB_DIR/calls/sequence"; echo $answer; exit 0',
+      'fi',
+    ].join('\n'),
+    env,
   });
-  runs.push(run);
+  const promoted = (run: Run) => run.calls('pg_ctl').some((a) => a.includes('promote'));
+
+  test('asks every other member at <pod>.<statefulset> as the replication role, never itself', () => {
+    const run = promote(0);
+    const asked = run.calls('psql').map((a) => a[a.indexOf('-d') + 1]).filter((d) => d?.includes('host=x-pg-') && !d.includes('host=x-pg-rw'));
+    expect(asked.map((d) => /host=(\S+)/.exec(d)![1]).sort()).toEqual(['x-pg-primary-0.x-pg-primary', 'x-pg-replica-0.x-pg-replica']);
+    for (const d of asked) expect(d).toMatch(/ user=replicator .*passfile=/);
+    expect(promoted(run)).toBe(true);
+  }, SLOW);
+
+  test('while the former primary still answers writable it does not promote; once it answers read-only it promotes', () => {
+    const run = promote(2);
+    expect(run.stderr).toContain('not promoting yet: x-pg-primary-0 still accepts writes');
+    const sequence = run.sequence();
+    const promotion = sequence.findIndex((c) => /^pg_ctl .*promote/.test(c));
+    expect(promotion).toBeGreaterThan(0);
+    const answers = sequence.filter((c) => c.startsWith('answered '));
+    expect(answers).toEqual(['answered f', 'answered f', 'answered t']);
+    expect(sequence.lastIndexOf('answered f')).toBeLessThan(sequence.indexOf('answered t'));
+    expect(sequence.indexOf('answered t')).toBeLessThan(promotion);
+    // Then it runs as primary.
+    const starts = run.calls('postgres');
+    expect(starts).toHaveLength(1);
+    expect(serverSettings(starts[0]).primary_conninfo).toBeUndefined();
+  }, SLOW);
+
+  test('it never promotes while another member keeps accepting writes: it gives up after PROMOTE_WAIT_SECONDS', () => {
+    const run = promote(1000, { PROMOTE_WAIT_SECONDS: '2' });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain('FATAL: another member still accepts writes after 2s; not promoting');
+    expect(promoted(run)).toBe(false);
+    expect(run.calls('postgres')).toEqual([]);
+  }, SLOW);
+});
+
+describe('postgres.sh: fencing and promotion of a running server', () => {
+  // The first server start moves the leader key (the ConfigMap update reaches the pod) and then
+  // runs until SIGINT; the second start exits at once, so the run ends.
+  const moveLeaderThenRun = (to: string) => [
+    'if [ "$(wc -l < "$STUB_DIR/calls/postgres")" = 1 ]; then',
+    '  date +%s.%N > "$STUB_DIR/leader-moved-at"',
+    `  printf '%s\\n' ${to} > "$CONFIG_DIR/leader"`,
+    '  exec perl "$STUB_DIR/bin/stub-server.pl"',
+    'fi',
+  ].join('\n');
+
+  describe('a primary whose leader key moves away', () => {
+    const run = lazy(() => runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => fs.writeFileSync(path.join(p.pgdata, 'PG_VERSION'), '15\n'),
+      stubs: { postgres: moveLeaderThenRun('x-pg-replica-1') },
+      // The default poll interval: the bound users get.
+      env: { LEADER_POLL_SECONDS: '' },
+    }));
+
+    test('logs FENCING naming the new leader', () => {
+      expect(run().stderr).toContain('FATAL: the server exited');
+      expect(run().stderr).toMatch(/FENCING: the leader key now names x-pg-replica-1; stopping this primary now/);
+    }, SLOW);
+
+    test('stops its server with SIGINT (fast shutdown: sessions are disconnected), within 3 s of the key moving', () => {
+      const signals = (run().read('calls/signals') ?? '').trim().split('\n');
+      expect(signals).toHaveLength(1);
+      const [signal, at] = signals[0].split(' ');
+      expect(signal).toBe('INT');
+      const movedAt = Number(run().read('leader-moved-at'));
+      expect(Number(at) - movedAt).toBeGreaterThanOrEqual(0);
+      expect(Number(at) - movedAt).toBeLessThan(3);
+    });
+
+    test('then starts over as a standby of the new primary: pg_rewind, standby.signal, primary_conninfo through the read-write Service', () => {
+      expect(run().calls('pg_rewind')).toHaveLength(1);
+      expect(fs.existsSync(path.join(run().pgdata, 'standby.signal'))).toBe(true);
+      const [first, second] = run().calls('postgres');
+      expect(serverSettings(first).primary_conninfo).toBeUndefined();
+      expect(serverSettings(second).primary_conninfo).toMatch(/^host=x-pg-rw /);
+      expect(serverSettings(second).primary_slot_name).toBe('fdb_x_pg_primary_0');
+      const sequence = run().sequence();
+      expect(sequence.findIndex((c) => c.startsWith('pg_rewind'))).toBeGreaterThan(sequence.findIndex((c) => c.startsWith('postgres')));
+    });
+  });
+
+  describe('a standby whose leader key comes to name it, once no other member accepts writes', () => {
+    const run = lazy(() => runScript('postgres.sh', {
+      pod: 'x-pg-replica-1',
+      prepare: (p) => standbyData(p.pgdata),
+      stubs: { postgres: moveLeaderThenRun('x-pg-replica-1') },
+    }));
+
+    test('stops the standby (SIGINT) saying why', () => {
+      expect(run().stderr).toContain('the leader key now names this pod and no other member accepts writes: stopping the standby to promote it');
+      expect((run().read('calls/signals') ?? '').split(' ')[0]).toBe('INT');
+    }, SLOW);
+
+    test('then promotes its data and starts as primary', () => {
+      expect(run().calls('pg_ctl').some((a) => a.includes('promote'))).toBe(true);
+      const [first, second] = run().calls('postgres');
+      expect(serverSettings(first).primary_conninfo).toMatch(/^host=x-pg-rw /);
+      expect(serverSettings(second).primary_conninfo).toBeUndefined();
+    });
+  });
+
+  describe('a standby whose leader key comes to name it while the former primary still accepts writes', () => {
+    // x-pg-primary-0 answers writable to its first 3 asks (it has not seen the leader key move yet).
+    const run = lazy(() => runScript('postgres.sh', {
+      pod: 'x-pg-replica-1',
+      prepare: (p) => standbyData(p.pgdata),
+      stubs: { postgres: moveLeaderThenRun('x-pg-replica-1') },
+      psql: [
+        'if [ "$host" = x-pg-primary-0.x-pg-primary ]; then',
+        '  n=$(cat "$STUB_DIR/asked" 2>/dev/null || echo 0); echo $((n + 1)) > "$STUB_DIR/asked"',
+        '  if [ "$n" -lt 3 ]; then answer=f; else answer=t; fi',
+        '  echo "answered $answer" >> "$STUB_DIR/calls/sequence"; echo $answer; exit 0',
+        'fi',
+      ].join('\n'),
+    }));
+
+    test('keeps streaming (its server is not stopped) until the former primary answers read-only, saying so once', () => {
+      const sequence = run().sequence();
+      const stopped = sequence.indexOf('signal INT');
+      expect(stopped).toBeGreaterThan(0);
+      expect(sequence.filter((c) => c.startsWith('answered ')).slice(0, 4)).toEqual(['answered f', 'answered f', 'answered f', 'answered t']);
+      expect(sequence.lastIndexOf('answered f')).toBeLessThan(stopped);
+      expect(sequence.indexOf('answered t')).toBeLessThan(stopped);
+      expect(run().stderr.split('streaming on from x-pg-primary-0 until it stops taking writes').length - 1).toBe(1);
+    }, SLOW);
+
+    test('then promotes and starts as primary', () => {
+      const sequence = run().sequence();
+      expect(sequence.findIndex((c) => /^pg_ctl .*promote/.test(c))).toBeGreaterThan(sequence.indexOf('signal INT'));
+      expect(serverSettings(run().calls('postgres')[1]).primary_conninfo).toBeUndefined();
+    });
+  });
+});
+
+describe('postgres.sh: a standby starts with limits at least the primary\'s', () => {
+  const standby = (controldata: string) => runScript('postgres.sh', {
+    pod: 'x-pg-replica-0',
+    prepare: (p) => {
+      standbyData(p.pgdata);
+      fs.writeFileSync(path.join(p.dir, 'controldata'), controldata);
+    },
+  });
+
+  test('each setting pg_control records higher than the configured value is passed as -c name=<recorded>', () => {
+    const run = standby(CONTROLDATA
+      .replace(/max_connections setting: +90/, 'max_connections setting:              500')
+      .replace(/max_worker_processes setting: +8/, 'max_worker_processes setting:         16')
+      .replace(/max_wal_senders setting: +16/, 'max_wal_senders setting:              20')
+      .replace(/max_prepared_xacts setting: +0/, 'max_prepared_xacts setting:           10')
+      .replace(/max_locks_per_xact setting: +64/, 'max_locks_per_xact setting:           128'));
+    const settings = serverSettings(run.calls('postgres')[0]);
+    expect(settings).toEqual(expect.objectContaining({
+      max_connections: '500',
+      max_worker_processes: '16',
+      max_wal_senders: '20',
+      max_prepared_transactions: '10',
+      max_locks_per_transaction: '128',
+    }));
+    expect(run.stderr).toContain('max_connections: using the primary\'s 500 instead of 150');
+  }, SLOW);
+
+  test('settings pg_control records equal or lower add no -c argument', () => {
+    const run = standby(CONTROLDATA.replace(/max_connections setting: +90/, 'max_connections setting:              50'));
+    const settings = serverSettings(run.calls('postgres')[0]);
+    for (const name of ['max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions', 'max_locks_per_transaction']) {
+      expect({ name, passed: settings[name] }).toEqual({ name, passed: undefined });
+    }
+    expect(Object.keys(settings).sort()).toEqual(['config_file', 'primary_conninfo', 'primary_slot_name']);
+  }, SLOW);
+});
+
+describe('postgres.sh: an empty standby volume', () => {
+  const run = lazy(() => runScript('postgres.sh', { pod: 'x-pg-replica-0' }));
+
+  test('is cloned with pg_basebackup through the pod\'s slot while $RUN_DIR/preparing keeps the liveness probe passing', () => {
+    const [clone] = run().calls('pg_basebackup');
+    expect(clone).toEqual(expect.arrayContaining(['-S', 'fdb_x_pg_replica_0', '-X', 'stream']));
+    expect(run().calls('preparing').map((c) => c[0])).toContain('pg_basebackup');
+    expect(fs.existsSync(path.join(run().pgdata, 'standby.signal'))).toBe(true);
+    expect(serverSettings(run().calls('postgres')[0]).primary_slot_name).toBe('fdb_x_pg_replica_0');
+    expect(fs.existsSync(path.join(run().runDir, 'preparing'))).toBe(false);
+  }, SLOW);
+});
+
+describe('rejoining after a promotion', () => {
+  const run = lazy(() => runScript('postgres.sh', {
+    pod: 'x-pg-primary-0',
+    prepare: (p) => {
+      killedServerData(p.pgdata, 1);
+      setLeader(p, 'x-pg-replica-1');
+    },
+  }));
 
   test('runs pg_rewind against the read-write Service with the real settings (--config-file keeps wal_log_hints for crash recovery)', () => {
-    expect(run.status).toBe(0);
-    const rewind = run.calls('pg_rewind');
+    expect(run().stderr).toContain('FATAL: the server exited');
+    const rewind = run().calls('pg_rewind');
     expect(rewind).toHaveLength(1);
-    expect(rewind[0]).toContain(`--target-pgdata=${run.pgdata}`);
-    expect(rewind[0]).toContain(`--config-file=${path.join(run.dir, 'config', 'postgresql.conf')}`);
+    expect(rewind[0]).toContain(`--target-pgdata=${run().pgdata}`);
+    expect(rewind[0]).toContain(`--config-file=${path.join(run().configDir, 'postgresql.conf')}`);
     expect(rewind[0].find((a) => a.startsWith('--source-server='))).toMatch(/host=x-pg-rw .*user=replicator/);
-  });
+  }, SLOW);
 
   test('then starts as a standby of the new primary through its own slot', () => {
-    expect(fs.existsSync(path.join(run.pgdata, 'standby.signal'))).toBe(true);
-    const [postgres] = run.calls('postgres');
+    expect(fs.existsSync(path.join(run().pgdata, 'standby.signal'))).toBe(true);
+    const [postgres] = run().calls('postgres');
     expect(postgres).toContain('primary_slot_name=fdb_x_pg_primary_0');
     expect(postgres.find((a) => a.startsWith('primary_conninfo='))).toMatch(/host=x-pg-rw .*application_name=x-pg-primary-0$/);
-    expect(fs.existsSync(path.join(run.pgdata, 'postmaster.pid'))).toBe(false);
+    expect(fs.existsSync(path.join(run().pgdata, 'postmaster.pid'))).toBe(false);
+  });
+});
+
+describe('lifecycle.sh ready (readiness)', () => {
+  /** The probe with a psql that answers `role` (what the probe's query computes on the server). */
+  const ready = (pod: string, role: string, options: { leader?: string; psqlFails?: boolean } = {}) => runScript('lifecycle.sh', {
+    pod,
+    args: ['ready'],
+    prepare: (p) => {
+      if (options.leader) setLeader(p, options.leader);
+    },
+    psql: options.psqlFails ? 'echo "psql: error: connection to server failed" >&2; exit 2' : `echo ${role}; exit 0`,
+  });
+
+  test('a primary whose leader key names this pod is ready', () => {
+    expect(ready('x-pg-primary-0', 'primary').status).toBe(0);
+  });
+
+  test('a primary whose leader key names another pod (it is fencing itself) is not ready', () => {
+    expect(ready('x-pg-primary-0', 'primary', { leader: 'x-pg-replica-1' }).status).not.toBe(0);
+  });
+
+  test('a standby that streams within the lag bound is ready', () => {
+    expect(ready('x-pg-replica-0', 'standby').status).toBe(0);
+  });
+
+  test('a standby that is behind (not streaming, or lagging beyond the bound) is not ready', () => {
+    expect(ready('x-pg-replica-0', 'behind').status).not.toBe(0);
+  });
+
+  test('a pod still preparing its data directory is not ready, even if its socket-only server answers as the leader\'s primary', () => {
+    const run = runScript('lifecycle.sh', {
+      pod: 'x-pg-primary-0',
+      args: ['ready'],
+      prepare: (p) => fs.writeFileSync(path.join(p.runDir, 'preparing'), ''),
+      psql: 'echo primary; exit 0',
+    });
+    expect(run.status).not.toBe(0);
+  });
+
+  test('a server that does not answer is not ready', () => {
+    expect(ready('x-pg-primary-0', 'primary', { psqlFails: true }).status).not.toBe(0);
+  });
+
+  test('the query asks the local server as postgres, with MAX_REPLICATION_LAG_BYTES of the manifest as the bound on replay lag', () => {
+    const run = ready('x-pg-replica-0', 'standby');
+    expect(MANIFEST_ENV.MAX_REPLICATION_LAG_BYTES).toBe(String(64 * 2 ** 20));
+    const [args] = run.calls('psql');
+    expect(args).toEqual(expect.arrayContaining(['-h', run.runDir, '-U', 'postgres', '-v', `max_lag=${MANIFEST_ENV.MAX_REPLICATION_LAG_BYTES}`]));
+    const [query] = run.psqlStdin();
+    expect(query).toMatch(/WHEN NOT pg_is_in_recovery\(\) THEN 'primary'/);
+    expect(query).toMatch(/status = 'streaming'/);
+    expect(query).toMatch(/pg_wal_lsn_diff\(latest_end_lsn, pg_last_wal_replay_lsn\(\)\), 0\) <= :max_lag/);
+    expect(query).toMatch(/FROM pg_stat_wal_receiver/);
+  });
+});
+
+describe('lifecycle.sh live (startup and liveness)', () => {
+  const live = (isready: number, files: string[] = []) => runScript('lifecycle.sh', {
+    pod: 'x-pg-replica-0',
+    args: ['live'],
+    prepare: (p) => files.forEach((f) => fs.writeFileSync(path.join(p.runDir, f), '')),
+    stubs: { pg_isready: `exit ${isready}` },
+  }).status;
+
+  test('alive while $RUN_DIR/preparing exists, even though no server answers (clone, rewind, promotion, waits)', () => {
+    expect(live(2, ['preparing'])).toBe(0);
+  });
+
+  test('not alive when no server answers and nothing is being prepared', () => {
+    expect(live(2)).not.toBe(0);
+    expect(live(3)).not.toBe(0);
+  });
+
+  test('alive while the server accepts connections or rejects them while starting (pg_isready 0 or 1)', () => {
+    expect(live(0)).toBe(0);
+    expect(live(1)).toBe(0);
+  });
+
+  test('not alive once the agent requested a re-clone, even while preparing', () => {
+    expect(live(0, ['reclone-needed'])).not.toBe(0);
+    expect(live(0, ['reclone-needed', 'preparing'])).not.toBe(0);
+  });
+});
+
+describe('agent.sh', () => {
+  /** agent.sh's definitions without its loop, then `snippet`. */
+  const agent = (snippet: string, prepare?: (p: Paths) => void) => runScript('', {
+    pod: 'x-pg-primary-0',
+    prepare,
+    snippet: `eval "$(sed '/^while true; do$/,$d' "$CONFIG_DIR/agent.sh")"; ${snippet}`,
+  });
+  const reloads = (run: Run) => run.calls('psql').filter((a) => a.includes('SELECT pg_reload_conf()')).length;
+  const applies = (run: Run) => run.calls('psql').filter((a) => a.includes('-f') && a.includes('-')).length;
+  const count = (text: string, fragment: string) => text.split(fragment).length - 1;
+
+  test('(setup) the loop this test cuts off is where agent.sh\'s definitions end', () => {
+    const script: string = CONFIG_MAP.data['agent.sh'];
+    expect(script.match(/^while true; do$/gm)).toHaveLength(1);
+    expect(script.slice(script.indexOf('\nwhile true; do')).match(/^\w+\(\) \{/m)).toBeNull();
+  });
+
+  test('reloads the configuration on its first pass, then only when postgresql.conf or pg_hba.conf changes', () => {
+    const run = agent([
+      'reconcile_config', 'reconcile_config',
+      'echo "work_mem = \'8MB\'" >> "$CONFIG_DIR/postgresql.conf"', 'reconcile_config', 'reconcile_config',
+      'echo "# changed" >> "$CONFIG_DIR/pg_hba.conf"', 'reconcile_config',
+    ].join('; '));
+    expect(run.status).toBe(0);
+    expect(reloads(run)).toBe(3);
+    expect(count(run.stderr, 'configuration changed: reloaded')).toBe(2);
+  }, SLOW);
+
+  test('logs the names of settings pending a restart (pg_settings.pending_restart) once per change', () => {
+    const run = agent([
+      'echo max_connections > "$STUB_DIR/pending"', 'reconcile_config', 'reconcile_config',
+      'echo "max_connections, shared_buffers" > "$STUB_DIR/pending"', 'reconcile_config',
+      ': > "$STUB_DIR/pending"', 'reconcile_config',
+    ].join('; '));
+    expect(run.status).toBe(0);
+    const logged = run.stderr.split('\n').filter((l) => l.includes('settings that take effect only after a restart'));
+    expect(logged).toHaveLength(2);
+    expect(logged[0]).toMatch(/restart: max_connections \(/);
+    expect(logged[1]).toMatch(/restart: max_connections, shared_buffers \(/);
+    const query = run.calls('psql').flat().find((a) => a.includes('pending_restart'));
+    expect(query).toMatch(/FROM pg_settings WHERE pending_restart/);
+  }, SLOW);
+
+  test('re-applies setup.sql only when the SQL, a password, or the image\'s DocumentDB default_version changes', () => {
+    const run = agent([
+      'reconcile_setup', 'reconcile_setup',
+      'echo 0.108-0 > "$STUB_DIR/documentdb-version"', 'reconcile_setup', 'reconcile_setup',
+      'echo new > "$SECRET_DIR/ferretdb-password"', 'reconcile_setup',
+      'echo new > "$SECRET_DIR/replication-password"', 'reconcile_setup',
+      'echo "-- changed" >> "$CONFIG_DIR/setup.sql"', 'reconcile_setup', 'reconcile_setup',
+    ].join('; '));
+    expect(run.status).toBe(0);
+    expect(applies(run)).toBe(5);
+    expect(run.calls('psql').flat().some((a) => /default_version FROM pg_available_extensions WHERE name = 'documentdb'/.test(a))).toBe(true);
+    // What is applied updates the extension to the image's version.
+    for (const stdin of run.psqlStdin().filter((s) => s.includes('CREATE EXTENSION'))) expect(stdin).toContain('ALTER EXTENSION documentdb UPDATE;');
+  }, SLOW);
+
+  describe('one pass of its loop', () => {
+    const pass = (inRecovery: 't' | 'f') => runScript('agent.sh', {
+      pod: inRecovery === 'f' ? 'x-pg-primary-0' : 'x-pg-replica-0',
+      env: { AGENT_INTERVAL: '5', STUB_IN_RECOVERY: inRecovery },
+      // SIGTERM after the first pass (about 1 s: the reload waits 1 s), before the second; the agent exits 0 on it.
+      timeoutMs: 4000,
+    });
+
+    test('on the primary: reloads the configuration and applies setup.sql', () => {
+      const run = pass('f');
+      expect(run.status).toBe(0);
+      expect(reloads(run)).toBe(1);
+      expect(applies(run)).toBe(1);
+    }, SLOW);
+
+    test('on a standby: reloads the configuration and never applies setup.sql', () => {
+      const run = pass('t');
+      expect(run.status).toBe(0);
+      expect(reloads(run)).toBe(1);
+      expect(applies(run)).toBe(0);
+    }, SLOW);
   });
 });
 
 describe('maintenance sessions', () => {
   test('commit locally: a new primary\'s agent never waits for a synchronous standby that waits for its slot', () => {
-    const run = runScript('', 'x-pg-primary-0', () => undefined, 'local_sql -c "SELECT 1"');
-    runs.push(run);
+    const run = runScript('', { pod: 'x-pg-primary-0', snippet: 'local_sql -c "SELECT 1"' });
     expect(run.status).toBe(0);
     expect(run.psqlOptions()).toEqual(['-c synchronous_commit=local']);
   });

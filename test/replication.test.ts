@@ -3,9 +3,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Testing } from 'cdk8s';
-import { FerretDBCluster, ReplicationMode, StreamingReplica } from '../src';
-import { byKind, containers, megabytes, postgresConfigMap, postgresqlConf, rawSetting, synth } from './util';
+import { FerretDBCluster, FerretDBClusterProps, PostgresPrimary, ReplicationMode, StreamingReplica } from '../src';
+import { byKind, containers, errorOf, find, megabytes, postgresConfigMap, postgresqlConf, rawSetting, synth } from './util';
 import { slotNameForPod } from '../src/names';
+import { DOCUMENTDB_IMAGE_SETTINGS, RESTART_SETTINGS } from '../src/postgres-config';
 
 function podCount(objs: any[]): number {
   return byKind(objs, 'StatefulSet').reduce((n, s) => n + s.spec.replicas, 0);
@@ -89,6 +90,27 @@ describe('postgresql.conf defaults', () => {
     expect(Object.keys(postgresConfigMap(objs).data)).toContain('pg_hba.conf');
   });
 
+  test('the documentdb.* settings of FerretDB\'s postgres-documentdb image (its 10-preload.sh) that DocumentDB 0.107 knows are set to the image\'s values', () => {
+    // The image's list, without enableSortbyIdPushDownToPrimaryKey (unknown to DocumentDB 0.107).
+    expect(Object.fromEntries(DOCUMENTDB_IMAGE_SETTINGS)).toEqual({
+      'documentdb.enableLetAndCollationForQueryMatch': 'true',
+      'documentdb.enableNowSystemVariable': 'true',
+      'documentdb.enableSchemaValidation': 'true',
+      'documentdb.enableBypassDocumentValidation': 'true',
+      'documentdb.enableUserCrud': 'true',
+      'documentdb.maxUserLimit': '100',
+    });
+    for (const [name, value] of DOCUMENTDB_IMAGE_SETTINGS) expect({ name, value: conf[name] }).toEqual({ name, value });
+  });
+
+  test('a user parameter replaces an image documentdb.* setting instead of duplicating it', () => {
+    const overridden = synth({ parameters: { 'documentdb.maxUserLimit': '50', 'documentdb.enableUserCrud': 'false' } });
+    expect(postgresqlConf(overridden)['documentdb.maxUserLimit']).toBe('50');
+    expect(postgresqlConf(overridden)['documentdb.enableUserCrud']).toBe('false');
+    const lines = postgresConfigMap(overridden).data['postgresql.conf'].split('\n').filter((l: string) => /^documentdb\.(maxUserLimit|enableUserCrud)\b/.test(l));
+    expect(lines).toHaveLength(2);
+  });
+
   test('every setting appears once', () => {
     const names = postgresConfigMap(objs).data['postgresql.conf'].split('\n')
       .filter((l: string) => /^[A-Za-z]/.test(l)).map((l: string) => l.split('=')[0].trim().toLowerCase());
@@ -119,9 +141,8 @@ describe('overrides', () => {
   });
 
   test('parameters override defaults and add settings', () => {
-    const objs = synth({ parameters: { max_connections: '300', shared_buffers: '2GB', work_mem: '64MB', wal_level: 'logical' } });
+    const objs = synth({ parameters: { shared_buffers: '2GB', work_mem: '64MB', wal_level: 'logical' } });
     const conf = postgresqlConf(objs);
-    expect(conf.max_connections).toBe('300');
     expect(conf.shared_buffers).toBe('2GB');
     expect(conf.work_mem).toBe('64MB');
     expect(conf.wal_level).toBe('logical');
@@ -155,8 +176,169 @@ describe('overrides', () => {
     ['max_slot_wal_keep_size', '-1', 'wal.maxSlotWalKeepSize'],
     ['WAL_KEEP_SIZE', '3GB', 'wal.walKeepSize'],
     ['max_wal_senders', '1', 'wal.maxWalSenders'],
-  ])('parameters cannot bypass the typed WAL props (%s)', (name, value, prop) => {
+    ['max_connections', '300', 'maxConnections'],
+    ['MAX_CONNECTIONS', '300', 'maxConnections'],
+  ])('parameters cannot bypass the typed props (%s)', (name, value, prop) => {
     expect(() => synth({ parameters: { [name]: value } })).toThrow(new RegExp(`parameters\\["${name}"\\].*${value}.*${prop.replace('.', '\\.')}`));
+  });
+});
+
+describe('DocumentDB and pg_cron connect back to the server over the pod-local socket', () => {
+  const objs = synth();
+  const conf = postgresqlConf(objs);
+  const hba: string[][] = postgresConfigMap(objs).data['pg_hba.conf'].split('\n').map((l: string) => l.trim())
+    .filter((l: string) => l !== '' && !l.startsWith('#')).map((l: string) => l.split(/\s+/));
+  const runDir = containers(objs).find((c) => c.container.name === 'postgres')!.container.env.find((e: any) => e.name === 'RUN_DIR').value;
+
+  test('cron.host is the socket directory (unix_socket_directories, the containers\' RUN_DIR)', () => {
+    expect(conf['cron.host']).toBe(conf.unix_socket_directories);
+    expect(conf.unix_socket_directories).toBe(runDir);
+  });
+
+  test('documentdb.localhost_connection_string is host=<the socket directory>', () => {
+    expect(conf['documentdb.localhost_connection_string']).toBe(`host=${conf.unix_socket_directories}`);
+  });
+
+  test('pg_hba.conf lets those socket connections in without a password, for the database pg_cron and FerretDB use only', () => {
+    expect(hba.filter((r) => r[0] === 'local' && r[r.length - 1] === 'trust')).toEqual([['local', conf['cron.database_name'], 'all', 'trust']]);
+    expect(conf['cron.database_name']).toBe('postgres');
+  });
+
+  test.each(['cron.host', 'documentdb.localhost_connection_string', 'CRON.HOST'])('parameters may not set %s (reserved)', (name) => {
+    const message = errorOf(() => synth({ parameters: { [name]: 'host=localhost' } }));
+    expect(message).toContain(`parameters["${name}"]`);
+    expect(message).toContain('managed by cdk8s-ferretdb');
+  });
+});
+
+describe('connection budget (max_connections)', () => {
+  const maxConnections = (props: FerretDBClusterProps) => Number(postgresqlConf(synth(props)).max_connections);
+
+  test.each([
+    ['the defaults (2 writers, 2 readers, pools of 20)', {}, ((2 + 1) + (2 + 1)) * 20 + 30],
+    ['5 writers', { ferretdbWriterReplicas: 5 }, ((5 + 1) + (2 + 1)) * 20 + 30],
+    ['7 readers', { ferretdbReaderReplicas: 7 }, ((2 + 1) + (7 + 1)) * 20 + 30],
+    ['pools of 10', { ferretdbPoolSize: 10 }, ((2 + 1) + (2 + 1)) * 10 + 30],
+    ['pools of 50, 3 writers, 1 reader', { ferretdbPoolSize: 50, ferretdbWriterReplicas: 3, ferretdbReaderReplicas: 1 }, ((3 + 1) + (1 + 1)) * 50 + 30],
+    ['0 replicas (no reader side) and 7 readers', { replicas: 0, ferretdbReaderReplicas: 7 }, (2 + 1) * 20 + 30],
+  ])('is the sum over both FerretDB sides of (pods + 1 surge pod) x the pool, + 30: a promoted replica serves both (%s)', (_what, props: FerretDBClusterProps, expected) => {
+    expect(maxConnections(props)).toBe(expected);
+  });
+
+  test.each([
+    ['the defaults', {}],
+    ['5 writers, pools of 35', { ferretdbWriterReplicas: 5, ferretdbPoolSize: 35 }],
+    ['9 readers, 1 writer', { ferretdbReaderReplicas: 9, ferretdbWriterReplicas: 1 }],
+  ])('every FerretDB side at its rolling-update peak fits in max_connections with 30 to spare (%s, read from the manifests)', (_what, props: FerretDBClusterProps) => {
+    const objs = synth(props);
+    const max = Number(postgresqlConf(objs).max_connections);
+    for (const d of byKind(objs, 'Deployment')) {
+      const url = new URL(d.spec.template.spec.containers[0].env.find((e: any) => e.name === 'FERRETDB_POSTGRESQL_URL').value);
+      const peakPods = d.spec.replicas + d.spec.strategy.rollingUpdate.maxSurge;
+      const needed = peakPods * Number(url.searchParams.get('pool_max_conns')) + 30;
+      expect({ deployment: d.metadata.name, fits: needed <= max }).toEqual({ deployment: d.metadata.name, fits: true });
+    }
+  });
+
+  test('maxConnections overrides the derived value', () => {
+    expect(maxConnections({ maxConnections: 500 })).toBe(500);
+    expect(maxConnections({ maxConnections: 150 })).toBe(150);
+  });
+
+  test('max_connections is one value for every server (a standby needs at least the primary\'s): one postgresql.conf for both StatefulSets', () => {
+    const objs = synth({ ferretdbWriterReplicas: 5 });
+    const configMaps = byKind(objs, 'StatefulSet').map((sts) => sts.spec.template.spec.volumes.find((v: any) => v.name === 'config').configMap.name);
+    expect(new Set(configMaps)).toEqual(new Set([postgresConfigMap(objs).metadata.name]));
+  });
+
+  test('a PostgresPrimary alone reserves clientConnections (default 70) + 30', () => {
+    const conf = (props: any) => {
+      const chart = Testing.chart();
+      new PostgresPrimary(chart, 'pg', { name: 'pg', ...props });
+      return postgresqlConf(Testing.synth(chart));
+    };
+    expect(conf({}).max_connections).toBe('100');
+    expect(conf({ clientConnections: 10 }).max_connections).toBe('40');
+    expect(conf({ clientConnections: 10, maxConnections: 45 }).max_connections).toBe('45');
+  });
+});
+
+describe('restart-only settings roll the pods (ferretdb.cdk8s.io/restart-settings)', () => {
+  const ANNOTATION = 'ferretdb.cdk8s.io/restart-settings';
+  /** The annotation of every PostgreSQL pod template; they must agree. */
+  function hashOf(objs: any[]): string {
+    const values = byKind(objs, 'StatefulSet').map((sts) => sts.spec.template.metadata.annotations?.[ANNOTATION]);
+    expect(values.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(values).size).toBe(1);
+    expect(values[0]).toMatch(/^[0-9a-f]{16}$/);
+    return values[0];
+  }
+  const base = hashOf(synth());
+
+  test('every PostgreSQL StatefulSet\'s pod template carries the same hash, a second replica group\'s too', () => {
+    const chart = Testing.chart();
+    const cluster = new FerretDBCluster(chart, 'db', { name: 'x' });
+    new StreamingReplica(chart, 'ZoneB', { primary: cluster.primary, replicas: 2, name: 'x-pg-zone-b' });
+    const objs = Testing.synth(chart);
+    expect(byKind(objs, 'StatefulSet')).toHaveLength(3);
+    expect(hashOf(objs)).toBe(base);
+  });
+
+  test('FerretDB pods do not carry it (their pods need no restart for PostgreSQL settings)', () => {
+    for (const d of byKind(synth(), 'Deployment')) expect(d.spec.template.metadata.annotations?.[ANNOTATION]).toBeUndefined();
+  });
+
+  const restartOnly: [string, FerretDBClusterProps][] = [
+    ['maxConnections 500', { maxConnections: 500 }],
+    ['5 FerretDB writers (a larger derived max_connections)', { ferretdbWriterReplicas: 5 }],
+    ['ferretdbPoolSize 30 (a larger derived max_connections)', { ferretdbPoolSize: 30 }],
+    ['parameters.shared_buffers', { parameters: { shared_buffers: '1GB' } }],
+    ['parameters.SHARED_BUFFERS (upper case)', { parameters: { SHARED_BUFFERS: '1GB' } }],
+    ['parameters.max_locks_per_transaction', { parameters: { max_locks_per_transaction: '128' } }],
+    ['parameters.shared_preload_libraries', { parameters: { shared_preload_libraries: 'pg_cron,pg_documentdb_core,pg_documentdb,pg_stat_statements' } }],
+    ['wal.maxWalSenders', { wal: { maxWalSenders: 40 } }],
+    ['wal.maxReplicationSlots', { wal: { maxReplicationSlots: 40 } }],
+    ['parameters.wal_level logical', { parameters: { wal_level: 'logical' } }],
+  ];
+
+  const reloadable: [string, FerretDBClusterProps][] = [
+    ['ReplicationMode async -> synchronousQuorum(1)', { replicationMode: ReplicationMode.synchronousQuorum(1) }],
+    ['parameters.work_mem', { parameters: { work_mem: '64MB' } }],
+    ['wal.maxSlotWalKeepSize', { wal: { maxSlotWalKeepSize: '1GB' } }],
+    ['wal.walKeepSize', { wal: { walKeepSize: '1GB' } }],
+    ['wal.hotStandbyFeedback false', { wal: { hotStandbyFeedback: false } }],
+    ['wal.walSenderTimeout', { wal: { walSenderTimeout: '30s' } }],
+    ['parameters.documentdb.maxUserLimit', { parameters: { 'documentdb.maxUserLimit': '50' } }],
+    ['maxReplicationLag (not a PostgreSQL setting)', { maxReplicationLag: '1GB' }],
+  ];
+
+  test.each(restartOnly)('changes when a setting that needs a restart changes (%s)', (_what, props) => {
+    expect(hashOf(synth(props))).not.toBe(base);
+  });
+
+  test.each(reloadable)('does not change when only reloadable settings change (%s)', (_what, props) => {
+    expect(hashOf(synth(props))).toBe(base);
+  });
+
+  test('changes exactly when postgresql.conf changes a RESTART_SETTINGS value (every variant above)', () => {
+    const baseConf = postgresqlConf(synth());
+    for (const [what, props] of [...restartOnly, ...reloadable]) {
+      const objs = synth(props);
+      const conf = postgresqlConf(objs);
+      const changed = [...new Set([...Object.keys(conf), ...Object.keys(baseConf)])].filter((n) => conf[n] !== baseConf[n]);
+      const expectChange = changed.some((n) => RESTART_SETTINGS.has(n.toLowerCase()));
+      expect({ what, changed, rolls: hashOf(objs) !== base }).toEqual({ what, changed, rolls: expectChange });
+    }
+  });
+
+  test('RESTART_SETTINGS holds every postmaster-context setting the constructs render by default', () => {
+    const postmaster = ['listen_addresses', 'port', 'unix_socket_directories', 'hba_file', 'shared_preload_libraries', 'cron.database_name',
+      'cron.host', 'max_connections', 'wal_level', 'max_wal_senders', 'max_replication_slots', 'hot_standby', 'wal_log_hints', 'logging_collector'];
+    const rendered = Object.keys(postgresqlConf(synth()));
+    for (const name of postmaster) {
+      expect(rendered).toContain(name);
+      expect({ name, restart: RESTART_SETTINGS.has(name) }).toEqual({ name, restart: true });
+    }
   });
 });
 
@@ -201,7 +383,7 @@ describe('replication slot names', () => {
 
   test('slotNameForPod uses the prefix the pods are given (SLOT_PREFIX)', () => {
     const prefix = slotNameForPod('');
-    for (const { container } of containers(synth()).filter((c) => c.kind === 'StatefulSet')) {
+    for (const { container } of containers(synth()).filter((c) => c.kind === 'StatefulSet' && c.container.name !== 'state')) {
       expect(container.env.find((e: any) => e.name === 'SLOT_PREFIX')?.value).toBe(prefix);
     }
   });
@@ -244,10 +426,16 @@ describe('pg_hba.conf', () => {
   const env = (name: string) => containers(objs).find((c) => c.container.name === 'postgres')!.container.env
     .find((e: any) => e.name === name).value;
 
-  test('has no trust, md5 or password rule', () => {
+  test('the only trust rule is `local postgres all trust` (DocumentDB\'s and pg_cron\'s socket connections); no md5, password or ident', () => {
     expect(rules.length).toBeGreaterThan(3);
-    for (const r of rules) expect(['trust', 'md5', 'password', 'ident']).not.toContain(r[r.length - 1]);
-    expect(hba).not.toMatch(/\btrust\b/);
+    expect(rules.filter((r) => r[r.length - 1] === 'trust')).toEqual([['local', 'postgres', 'all', 'trust']]);
+    for (const r of rules) expect(['md5', 'password', 'ident']).not.toContain(r[r.length - 1]);
+  });
+
+  test('no host rule trusts: every network connection authenticates (or is rejected)', () => {
+    for (const r of rules.filter((rule) => rule[0].startsWith('host'))) {
+      expect(['scram-sha-256', 'reject']).toContain(r[r.length - 1]);
+    }
   });
 
   test('every host rule but the final reject uses scram-sha-256', () => {
@@ -269,8 +457,14 @@ describe('pg_hba.conf', () => {
     expect(replication).toEqual([['host', 'replication', env('REPLICATION_USER'), 'all', 'scram-sha-256']]);
   });
 
-  test('local connections: peer, for postgres only', () => {
-    expect(rules.filter((r) => r[0] === 'local')).toEqual([['local', 'all', 'postgres', 'peer']]);
+  test('local connections: peer for the postgres superuser first (it never reaches the trust rule), then trust to the postgres database', () => {
+    expect(rules.filter((r) => r[0] === 'local')).toEqual([['local', 'all', 'postgres', 'peer'], ['local', 'postgres', 'all', 'trust']]);
+  });
+
+  test('no rule for replication connections is local: a replication connection always authenticates over the network', () => {
+    for (const r of rules.filter((rule) => rule[1].split(',').includes('replication'))) expect(r[0]).toBe('host');
+    // `all` does not match replication connections, so the local trust rule cannot either.
+    expect(rules.filter((r) => r[0] === 'local').map((r) => r[1])).not.toContain('replication');
   });
 
   test('the roles of pg_hba.conf are the ones the pods are configured with', () => {
@@ -288,14 +482,27 @@ describe('setup.sql roles', () => {
     return m![1].split(/\s+/);
   };
 
-  test('the replication role gets only LOGIN REPLICATION', () => {
+  /** The SQL statements, comments removed, each on one line. */
+  const statements = sql.replace(/--[^\n]*/g, '').split(';').map((st) => st.replace(/\s+/g, ' ').trim()).filter((st) => st !== '');
+  const grantsTo = (variable: string) => statements.filter((st) => /^GRANT /.test(st) && st.includes(`TO :"${variable}"`));
+
+  test('the replication role gets only LOGIN REPLICATION, EXECUTE on the pg_rewind functions and USAGE on DocumentDB\'s schemas (documentdb_core among them)', () => {
     const attrs = attributes('replication_user');
     expect(attrs).toEqual(expect.arrayContaining(['LOGIN', 'REPLICATION']));
     for (const forbidden of ['SUPERUSER', 'CREATEDB', 'CREATEROLE', 'BYPASSRLS']) expect(attrs).not.toContain(forbidden);
-    // No role memberships: only EXECUTE on the functions pg_rewind uses.
-    const grants = sql.split('\n').filter((l) => /^GRANT .* TO :"replication_user"/.test(l));
-    expect(grants.length).toBeGreaterThan(0);
-    for (const g of grants) expect(g).toMatch(/^GRANT EXECUTE ON FUNCTION pg_catalog\.\w+\([^)]*\) TO :"replication_user";$/);
+    // No role memberships: EXECUTE on the functions pg_rewind uses, and the schema every SQL session needs once DocumentDB is loaded.
+    const grants = grantsTo('replication_user');
+    const execute = grants.filter((g) => g.startsWith('GRANT EXECUTE'));
+    expect(execute.length).toBeGreaterThan(0);
+    for (const g of execute) expect(g).toMatch(/^GRANT EXECUTE ON FUNCTION pg_catalog\.\w+\([^)]*\) TO :"replication_user"$/);
+    const others = grants.filter((g) => !g.startsWith('GRANT EXECUTE'));
+    expect(others).toHaveLength(1);
+    // USAGE only (no table, function or role), on DocumentDB's schemas only, documentdb_core among them.
+    const usage = /^GRANT USAGE ON SCHEMA ([\w, ]+) TO :"replication_user"$/.exec(others[0]);
+    expect(usage).not.toBeNull();
+    const schemas = usage![1].split(',').map((schema) => schema.trim());
+    expect(schemas).toContain('documentdb_core');
+    for (const schema of schemas) expect(schema).toMatch(/^documentdb_\w+$/);
   });
 
   test('FerretDB\'s role is not a superuser and cannot replicate', () => {
@@ -304,7 +511,25 @@ describe('setup.sql roles', () => {
     expect(attrs).toContain('NOSUPERUSER');
     expect(attrs).not.toContain('SUPERUSER');
     expect(attrs).not.toContain('REPLICATION');
-    expect(sql).not.toMatch(/TO :"ferretdb_user"[^;]*WITH ADMIN/i);
+    expect(attrs).toContain('NOREPLICATION');
+  });
+
+  test('FerretDB\'s role gets documentdb_admin_role, documentdb_readonly_role and pg_read_all_data WITH ADMIN OPTION (MongoDB createUser grants them on PostgreSQL 16+), and nothing else', () => {
+    expect(grantsTo('ferretdb_user')).toEqual([
+      'GRANT documentdb_admin_role, documentdb_readonly_role, pg_read_all_data TO :"ferretdb_user" WITH ADMIN OPTION',
+    ]);
+    expect(sql).not.toMatch(/pg_write_all_data|pg_write_server_files|pg_execute_server_program/);
+  });
+
+  test('the DocumentDB extension is created, then updated to the image\'s version, before its schema is granted', () => {
+    const create = statements.indexOf('CREATE EXTENSION IF NOT EXISTS documentdb CASCADE');
+    const update = statements.indexOf('ALTER EXTENSION documentdb UPDATE');
+    const usage = statements.findIndex((l) => l.startsWith('GRANT USAGE ON SCHEMA documentdb_core'));
+    const admin = statements.findIndex((l) => l.startsWith('GRANT documentdb_admin_role'));
+    expect(create).toBeGreaterThanOrEqual(0);
+    expect(update).toBe(create + 1);
+    expect(usage).toBeGreaterThan(update);
+    expect(admin).toBeGreaterThan(update);
   });
 
   test('roles are created without extra attributes and passwords come from psql variables', () => {

@@ -1,7 +1,7 @@
 import { App, Chart, Testing } from 'cdk8s';
 import { MinimalChart } from '../examples/minimal';
 import { ProductionChart } from '../examples/production';
-import { FerretDBCluster, ReplicationMode } from '../src';
+import { Credentials, FerretDBCluster, PostgresPrimary, ReplicationMode } from '../src';
 import { byKind, synth, validateAll } from './util';
 
 const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -15,13 +15,30 @@ function exampleObjects(): { [name: string]: any[] } {
   };
 }
 
-/** Default, 0-replica, sync-quorum clusters and both example charts. */
+/** A PostgresPrimary without FerretDB or replicas. */
+function primaryAlone(): any[] {
+  const chart = Testing.chart();
+  new PostgresPrimary(chart, 'pg', { name: 'pg' });
+  return Testing.synth(chart);
+}
+
+/** Default, 0-replica, sync-quorum, promoted and fully configured clusters, a lone PostgresPrimary and both example charts. */
 function allVariants(): [string, any[]][] {
   const examples = exampleObjects();
   return [
     ['a default cluster', synth()],
     ['a cluster with 0 replicas', synth({ replicas: 0 })],
     ['a synchronous-quorum cluster', synth({ replicas: 3, replicationMode: ReplicationMode.synchronousQuorum(2) })],
+    ['a promoted cluster (currentPrimary x-pg-replica-1)', synth({ currentPrimary: 'x-pg-replica-1' })],
+    ['a cluster with every day-two prop', synth({
+      credentials: Credentials.fromSecret('x-secret'),
+      allowedNamespaces: ['web', 'api'],
+      ferretdbPoolSize: 30,
+      maxConnections: 300,
+      maxReplicationLag: '1GB',
+      scheduling: { nodeSelector: { 'node-role.example.com/database': 'true' } },
+    })],
+    ['a PostgresPrimary alone', primaryAlone()],
     ['examples/minimal.ts', examples.minimal],
     ['examples/production.ts', examples.production],
   ];
@@ -57,11 +74,18 @@ describe('every object validates against the Kubernetes schema', () => {
     expect(() => validateAll(objs)).not.toThrow();
   });
 
-  test('validateAll rejects an invalid object and an unknown kind', () => {
+  test('validateAll rejects an invalid object, an unknown kind and a misspelt volume field', () => {
     const objs = synth();
     const broken = JSON.parse(JSON.stringify(objs));
     byKind(broken, 'StatefulSet')[0].spec.replicas = 'one';
     expect(() => validateAll(broken)).toThrow(/StatefulSet/);
+    // kubernetes-models does not catch unknown fields: `downwardApi` (the TypeScript name) would be dropped by the API server.
+    const misspelt = JSON.parse(JSON.stringify(objs));
+    const projected = byKind(misspelt, 'StatefulSet')[0].spec.template.spec.volumes.find((v: any) => v.projected).projected;
+    const source = projected.sources.find((src: any) => src.downwardAPI);
+    source.downwardApi = source.downwardAPI;
+    delete source.downwardAPI;
+    expect(() => validateAll(misspelt)).toThrow(/unexpected field "downwardApi"/);
     expect(() => validateAll([...objs, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' } }])).toThrow(/unknown/);
   });
 });

@@ -6,7 +6,10 @@ import { ReplicationMode } from '../src';
 import { byKind, containers, find, podSpecs, postgresConfigMap, synth } from './util';
 
 const ASSETS = path.join(__dirname, '..', 'assets');
-const POSTGRES_SCRIPTS = ['lib.sh', 'postgres.sh', 'agent.sh', 'lifecycle.sh'];
+/** The bash scripts of the PostgreSQL pods (the postgres and agent containers, probes and hook). */
+const POSTGRES_SCRIPTS = ['lib.sh', 'datadir.sh', 'postgres.sh', 'agent.sh', 'lifecycle.sh'];
+/** The POSIX sh script of the state sidecar (a curl image has no bash). */
+const STATE_SCRIPT = 'cluster-state.sh';
 
 const objs = synth();
 const pgConfig = postgresConfigMap(objs);
@@ -78,6 +81,17 @@ describe('shellcheck', () => {
     }
   });
 
+  test('the state sidecar script, as the ConfigMap carries it, passes shellcheck -s sh', () => {
+    const dir = writeConfigMap(pgConfig);
+    try {
+      const { status, output } = shellcheck(['-s', 'sh', path.join(dir, STATE_SCRIPT)], dir);
+      expect(output).toBe('');
+      expect(status).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('the bootstrap Job script, as the ConfigMap carries it, passes shellcheck -s sh', () => {
     const dir = writeConfigMap(jobConfig);
     try {
@@ -101,7 +115,7 @@ describe('shellcheck', () => {
 });
 
 describe('the ConfigMaps carry the scripts of assets/ unchanged', () => {
-  test.each([...POSTGRES_SCRIPTS, 'setup.sql'])('postgres/%s', (file) => {
+  test.each([...POSTGRES_SCRIPTS, STATE_SCRIPT, 'setup.sql'])('postgres/%s', (file) => {
     expect(pgConfig.data[file]).toEqual(fs.readFileSync(path.join(ASSETS, 'postgres', file), 'utf8'));
   });
 
@@ -139,6 +153,7 @@ describe('container commands', () => {
       'bash /etc/ferretdb-postgres/postgres.sh',
       'bash /etc/ferretdb-postgres/agent.sh',
       'bash /etc/ferretdb-postgres/lifecycle.sh',
+      'sh /etc/ferretdb-postgres/cluster-state.sh',
       'sh /scripts/create-secret.sh',
     ]));
   });
@@ -177,8 +192,16 @@ describe('container commands', () => {
 });
 
 describe('environment of the PostgreSQL containers', () => {
-  const pgContainers = containers(objs).filter((c) => c.kind === 'StatefulSet');
+  const allContainers = containers(objs).filter((c) => c.kind === 'StatefulSet');
+  /** The postgres and agent containers (the state sidecar runs no PostgreSQL script). */
+  const pgContainers = allContainers.filter((c) => c.container.name !== 'state');
   const envOf = (c: any) => Object.fromEntries(c.env.map((e: any) => [e.name, e]));
+
+  test('the PostgreSQL pods run a postgres and an agent container; only the primary StatefulSet\'s pod adds the state sidecar', () => {
+    const names = (sts: string) => find(objs, 'StatefulSet', sts).spec.template.spec.containers.map((c: any) => c.name);
+    expect(names('x-pg-primary')).toEqual(['postgres', 'agent', 'state']);
+    expect(names('x-pg-replica')).toEqual(['postgres', 'agent']);
+  });
 
   test('every variable lib.sh requires is set on both postgres and agent containers of every StatefulSet', () => {
     const required = [...pgConfig.data['lib.sh'].matchAll(/^: "\$\{(\w+):\?/gm)].map((m: RegExpMatchArray) => m[1]);
@@ -194,14 +217,16 @@ describe('environment of the PostgreSQL containers', () => {
     }
   });
 
-  test('every ${X:?} a container\'s own script requires is set on it', () => {
+  test('every ${X:?} a container\'s own script requires is set on it (the kubelet sets KUBERNETES_SERVICE_HOST and _PORT on every container)', () => {
     const required = (script: string) => [...pgConfig.data[script].matchAll(/\$\{(\w+):\?/g)].map((m: RegExpMatchArray) => m[1]);
-    for (const { owner, container } of pgContainers) {
+    const kubelet = ['KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT'];
+    expect(required(STATE_SCRIPT)).toEqual(expect.arrayContaining(['STATE_CONFIGMAP', ...kubelet]));
+    for (const { owner, container } of allContainers) {
       const scripts = commandsOf(container).map((argv) => path.basename(argv.find((a) => a.endsWith('.sh'))!));
       const env = envOf(container);
       for (const name of new Set(scripts.flatMap(required))) {
         const where = `${owner}/${container.name}`;
-        expect({ where, name, set: env[name] !== undefined }).toEqual({ where, name, set: true });
+        expect({ where, name, set: env[name] !== undefined || kubelet.includes(name) }).toEqual({ where, name, set: true });
       }
     }
   });
@@ -220,7 +245,8 @@ describe('environment of the PostgreSQL containers', () => {
     }
     // The socket directory is the same emptyDir in both containers of a pod (the agent talks to postgres through it).
     for (const sts of byKind(objs, 'StatefulSet')) {
-      const mounts = sts.spec.template.spec.containers.map((c: any) => c.volumeMounts.find((m: any) => m.mountPath === '/var/run/postgresql')?.name);
+      const mounts = sts.spec.template.spec.containers.filter((c: any) => c.name !== 'state')
+        .map((c: any) => c.volumeMounts.find((m: any) => m.mountPath === '/var/run/postgresql')?.name);
       expect(mounts).toEqual(['run', 'run']);
     }
   });
@@ -232,6 +258,93 @@ describe('environment of the PostgreSQL containers', () => {
       expect(find(objs, 'Service', env.PRIMARY_HOST.value).spec.ports[0].port).toBe(5432);
       expect(env.BOOTSTRAP_POD.value).toBe('x-pg-primary-0');
     }
+  });
+
+  test('MAX_REPLICATION_LAG_BYTES is 64MB in bytes by default on the postgres and agent containers of every StatefulSet', () => {
+    for (const { owner, container } of pgContainers) {
+      const where = `${owner}/${container.name}`;
+      expect({ where, value: envOf(container).MAX_REPLICATION_LAG_BYTES?.value }).toEqual({ where, value: String(64 * 2 ** 20) });
+    }
+  });
+
+  test.each([
+    ['1GB', 2 ** 30],
+    ['512kB', 512 * 2 ** 10],
+    ['16MB', 16 * 2 ** 20],
+  ])('maxReplicationLag %s gives MAX_REPLICATION_LAG_BYTES %i on the postgres and agent containers of every StatefulSet', (lag, bytes) => {
+    const lagged = containers(synth({ maxReplicationLag: lag })).filter((c) => c.kind === 'StatefulSet' && c.container.name !== 'state');
+    expect(lagged).toHaveLength(4);
+    for (const { owner, container } of lagged) {
+      const where = `${owner}/${container.name}`;
+      expect({ where, value: envOf(container).MAX_REPLICATION_LAG_BYTES?.value }).toEqual({ where, value: String(bytes) });
+    }
+  });
+
+  test('lifecycle.sh\'s fallback lag bound equals the constructs\' default (64MB)', () => {
+    expect(pgConfig.data['lifecycle.sh']).toContain(`\${MAX_REPLICATION_LAG_BYTES:-${64 * 2 ** 20}}`);
+  });
+});
+
+describe('the state sidecar\'s container', () => {
+  const sts = find(objs, 'StatefulSet', 'x-pg-primary');
+  const spec = sts.spec.template.spec;
+  const state = spec.containers.find((c: any) => c.name === 'state');
+  const postgres = spec.containers.find((c: any) => c.name === 'postgres');
+  const envOf = (c: any) => Object.fromEntries(c.env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+  const volumeAt = (c: any, dir: string) => spec.volumes.find((v: any) => v.name === c.volumeMounts.find((m: any) => m.mountPath === dir)?.name);
+
+  test('runs cluster-state.sh with the bootstrap Job\'s curl image', () => {
+    expect(state.command).toEqual(['sh', '/etc/ferretdb-postgres/cluster-state.sh']);
+    expect(state.image).toBe(byKind(objs, 'Job')[0].spec.template.spec.containers[0].image);
+    expect(state.image).toMatch(/^curlimages\/curl:/);
+  });
+
+  test('STATE_CONFIGMAP names the state ConfigMap, which exists and is the one its Role may get and patch', () => {
+    const name = envOf(state).STATE_CONFIGMAP;
+    expect(name).toBe('x-pg-primary-state');
+    expect(find(objs, 'ConfigMap', name).data).toBeUndefined();
+    expect(find(objs, 'Role', name).rules[0].resourceNames).toEqual([name]);
+  });
+
+  test('its STATE_DIR is the postgres container\'s STATE_DIR on one emptyDir (cluster-state and system-identifier pass through it)', () => {
+    expect(envOf(state).STATE_DIR).toBe(envOf(postgres).STATE_DIR);
+    expect(volumeAt(state, envOf(state).STATE_DIR)).toBe(volumeAt(postgres, envOf(postgres).STATE_DIR));
+    expect(volumeAt(state, envOf(state).STATE_DIR).emptyDir).toBeDefined();
+    // The files the two scripts exchange.
+    expect(pgConfig.data[STATE_SCRIPT]).toContain('"$STATE_DIR/cluster-state"');
+    expect(pgConfig.data['datadir.sh']).toContain('"$STATE_DIR/cluster-state"');
+    expect(pgConfig.data[STATE_SCRIPT]).toContain('"$STATE_DIR/system-identifier"');
+    expect(pgConfig.data['postgres.sh']).toContain('"$STATE_DIR/system-identifier"');
+  });
+
+  test('the only container with an API token never sees the server\'s socket directory (no peer login as postgres)', () => {
+    const socketVolume = volumeAt(postgres, envOf(postgres).RUN_DIR).name;
+    expect(state.volumeMounts.map((m: any) => m.name)).not.toContain(socketVolume);
+    expect(envOf(state).RUN_DIR).toBeUndefined();
+  });
+
+  test('TOKEN_DIR is a projected volume holding exactly the token, ca.crt and namespace files cluster-state.sh reads', () => {
+    const volume = volumeAt(state, envOf(state).TOKEN_DIR);
+    expect(volume.projected).toBeDefined();
+    const files = volume.projected.sources.flatMap((src: any) => [
+      ...src.serviceAccountToken ? [src.serviceAccountToken.path] : [],
+      ...(src.configMap?.items ?? []).map((i: any) => i.path),
+      ...(src.downwardAPI?.items ?? []).map((i: any) => i.path),
+    ]);
+    const read = [...pgConfig.data[STATE_SCRIPT].matchAll(/\$TOKEN_DIR\/([\w.]+)/g)].map((m: RegExpMatchArray) => m[1]);
+    expect(files.sort()).toEqual(['ca.crt', 'namespace', 'token']);
+    expect([...new Set(read)].sort()).toEqual(files);
+    expect(volume.projected.sources.find((src: any) => src.configMap).configMap.name).toBe('kube-root-ca.crt');
+    expect(volume.projected.sources.find((src: any) => src.downwardAPI).downwardAPI.items[0].fieldRef.fieldPath).toBe('metadata.namespace');
+  });
+
+  test('needs no writable /tmp: cluster-state.sh writes only under $STATE_DIR (no here-documents, mktemp or /tmp)', () => {
+    const script: string = pgConfig.data[STATE_SCRIPT];
+    expect(script).not.toMatch(/<<|mktemp|\/tmp|TMPDIR/);
+    const code = script.split('\n').filter((l) => !/^\s*#/.test(l)).join('\n');
+    const writes = [...code.matchAll(/>\s*"([^"]+)"/g)].map((m: RegExpMatchArray) => m[1]);
+    expect(writes.length).toBeGreaterThan(0);
+    for (const target of writes) expect(target).toMatch(/^\$STATE_DIR\//);
   });
 });
 
@@ -375,5 +488,202 @@ describe('create-secret.sh (with a stub curl)', () => {
     const failed = runJob('403');
     expect(failed.status).not.toBe(0);
     expect(failed.stderr).toContain('403');
+  });
+});
+
+describe('cluster-state.sh (the state sidecar, with a stub curl)', () => {
+  const state = find(objs, 'StatefulSet', 'x-pg-primary').spec.template.spec.containers.find((c: any) => c.name === 'state');
+  const STATE_CONFIGMAP = state.env.find((e: any) => e.name === 'STATE_CONFIGMAP').value;
+  const ID = '7301234567890123456';
+
+  interface Request {
+    readonly method: string;
+    readonly url: string;
+    readonly headers: string[];
+    readonly data?: string;
+    readonly cacert?: string;
+  }
+
+  interface StateRun {
+    readonly status: number | null;
+    readonly stderr: string;
+    /** The cluster-state file after the run (undefined: not written). */
+    readonly published?: string;
+    readonly requests: Request[];
+    /** The exit status of check() when it was sourced. */
+    readonly check?: string;
+  }
+
+  /**
+   * Runs cluster-state.sh (or, with `sourced`, only its check()) against a stub curl that answers
+   * GET with `get` ({code, body} or a curl exit status) and PATCH with `patchCode`.
+   */
+  function runState(o: {
+    get: { code: number; body: any } | { curlExit: number };
+    patchCode?: number;
+    localId?: string;
+    stale?: string;
+    sourced?: boolean;
+    /** Answer compact JSON (as to a client that is not curl) instead of pretty-printed. */
+    compact?: boolean;
+    interval?: string;
+    timeoutMs?: number;
+  }): StateRun {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fdb-state-'));
+    try {
+      const [token, bin, run] = ['token', 'bin', 'run'].map((d) => path.join(dir, d));
+      for (const d of [token, bin, run]) fs.mkdirSync(d);
+      fs.writeFileSync(path.join(token, 'token'), 'stub-token');
+      fs.writeFileSync(path.join(token, 'namespace'), 'orders');
+      fs.writeFileSync(path.join(token, 'ca.crt'), 'stub-ca');
+      if (o.localId) fs.writeFileSync(path.join(run, 'system-identifier'), `${o.localId}\n`);
+      if (o.stale) fs.writeFileSync(path.join(run, 'cluster-state'), o.stale);
+      // The API server pretty-prints JSON for a curl User-Agent (apiserver responsewriters isPrettyPrint).
+      const get = 'curlExit' in o.get ? o.get : { code: o.get.code, body: JSON.stringify(o.get.body, null, o.compact ? undefined : 4) };
+      fs.writeFileSync(path.join(dir, 'get.body'), 'body' in get ? get.body : '');
+      // Records each request as JSON lines; answers like curl -w '\n%{http_code}'.
+      fs.writeFileSync(path.join(bin, 'curl'), [
+        '#!/bin/sh',
+        'method=GET; data=""; cacert=""; url=""; headers=""',
+        'while [ $# -gt 0 ]; do',
+        '  case "$1" in',
+        '    -X) method=$2; shift ;;',
+        '    -H) headers="$headers$2|"; shift ;;',
+        '    --data) data=$2; shift ;;',
+        '    --cacert) cacert=$2; shift ;;',
+        '    -w|--max-time) shift ;;',
+        '    -*) ;;',
+        '    *) url=$1 ;;',
+        '  esac',
+        '  shift',
+        'done',
+        // \037 (octal: POSIX printf has no \x): the field separator.
+        `printf '%s\\037%s\\037%s\\037%s\\037%s\\n' "$method" "$url" "$headers" "$data" "$cacert" >> "${dir}/requests"`,
+        'if [ "$method" = GET ]; then',
+        'curlExit' in get ? `  echo "curl: (7) Failed to connect" >&2; exit ${get.curlExit}` : `  cat "${dir}/get.body"; printf '\\n%s' ${get.code}`,
+        'else',
+        `  printf '{}\\n%s' ${o.patchCode ?? 200}`,
+        'fi',
+        '',
+      ].join('\n'), { mode: 0o755 });
+      fs.writeFileSync(path.join(dir, STATE_SCRIPT), pgConfig.data[STATE_SCRIPT]);
+      const env: { [k: string]: string } = {
+        PATH: `${bin}:${process.env.PATH}`, KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443', POD_NAME: 'x-pg-primary-0',
+      };
+      for (const e of state.env) if (e.value !== undefined) env[e.name] = e.value;
+      Object.assign(env, { STATE_DIR: run, TOKEN_DIR: token, STATE_INTERVAL: o.interval ?? '30' });
+      const script = path.join(dir, STATE_SCRIPT);
+      const errFile = path.join(dir, 'stderr');
+      const errFd = fs.openSync(errFile, 'w');
+      let r;
+      try {
+        r = spawnSync('sh', o.sourced
+          // The script without its loop, then one check().
+          ? ['-c', 'eval "$(sed \'/^trap /,$d\' "$0")"; check; echo "check=$?"', script]
+          : [script], {
+          env, encoding: 'utf8', stdio: ['ignore', 'pipe', errFd], timeout: o.timeoutMs ?? 10_000, killSignal: 'SIGTERM',
+        });
+      } finally {
+        fs.closeSync(errFd);
+      }
+      const requests = fs.existsSync(path.join(dir, 'requests'))
+        ? fs.readFileSync(path.join(dir, 'requests'), 'utf8').split('\n').filter(Boolean).map((l) => {
+          const [method, url, headers, data, cacert] = l.split('\x1f');
+          return { method, url, headers: headers.split('|').filter(Boolean), data: data || undefined, cacert: cacert || undefined };
+        })
+        : [];
+      const statePath = path.join(run, 'cluster-state');
+      return {
+        status: r.status,
+        stderr: fs.readFileSync(errFile, 'utf8'),
+        published: fs.existsSync(statePath) ? fs.readFileSync(statePath, 'utf8') : undefined,
+        requests,
+        check: /check=(\d+)/.exec(r.stdout ?? '')?.[1],
+      };
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  const configMap = (data?: { [key: string]: string }) => ({
+    kind: 'ConfigMap',
+    apiVersion: 'v1',
+    metadata: {
+      name: STATE_CONFIGMAP,
+      annotations: { 'ferretdb.cdk8s.io/note': 'systemIdentifier is written by the primary pod once the cluster is initialised' },
+    },
+    ...data ? { data } : {},
+  });
+
+  test('reads the state ConfigMap with the projected token and CA, at the in-cluster API address of its namespace', () => {
+    const r = runState({ get: { code: 200, body: configMap() }, sourced: true });
+    expect(r.requests).toHaveLength(1);
+    const [get] = r.requests;
+    expect(get.method).toBe('GET');
+    expect(get.url).toBe(`https://10.0.0.1:443/api/v1/namespaces/orders/configmaps/${STATE_CONFIGMAP}`);
+    expect(get.headers).toEqual(['Authorization: Bearer stub-token']);
+    expect(get.cacert).toMatch(/\/token\/ca\.crt$/);
+  });
+
+  test('GET 200 without systemIdentifier writes "new" (initdb allowed) and patches nothing', () => {
+    const r = runState({ get: { code: 200, body: configMap() }, sourced: true });
+    expect(r.check).toBe('0');
+    expect(r.published).toBe('new\n');
+    expect(r.requests.map((q) => q.method)).toEqual(['GET']);
+  });
+
+  test.each([['pretty-printed', false], ['compact', true]])('GET 200 with a systemIdentifier (%s JSON) writes "initialized <id>" (initdb refused)', (_what, compact) => {
+    const r = runState({ get: { code: 200, body: configMap({ systemIdentifier: ID, initializedBy: 'x-pg-primary-0' }) }, sourced: true, compact });
+    expect(r.check).toBe('0');
+    expect(r.published).toBe(`initialized ${ID}\n`);
+    expect(r.requests.map((q) => q.method)).toEqual(['GET']);
+  });
+
+  test('a local system-identifier with none recorded is recorded with a merge PATCH, then published', () => {
+    const r = runState({ get: { code: 200, body: configMap() }, localId: ID, sourced: true });
+    expect(r.requests.map((q) => q.method)).toEqual(['GET', 'PATCH']);
+    const patch = r.requests[1];
+    expect(patch.url).toBe(r.requests[0].url);
+    expect(patch.headers).toEqual(expect.arrayContaining(['Content-Type: application/merge-patch+json', 'Authorization: Bearer stub-token']));
+    expect(JSON.parse(patch.data!)).toEqual({ data: { systemIdentifier: ID, initializedBy: 'x-pg-primary-0' } });
+    expect(r.published).toBe(`initialized ${ID}\n`);
+    expect(r.stderr).toContain(`recorded system identifier ${ID}`);
+  });
+
+  test('a recorded identifier is never overwritten, even by a different local one (it warns instead)', () => {
+    const r = runState({ get: { code: 200, body: configMap({ systemIdentifier: ID }) }, localId: '7309999999999999999', sourced: true });
+    expect(r.requests.map((q) => q.method)).toEqual(['GET']);
+    expect(r.published).toBe(`initialized ${ID}\n`);
+    expect(r.stderr).toContain('WARNING: this pod\'s data has system identifier 7309999999999999999, the ConfigMap records 7301234567890123456');
+  });
+
+  test.each([404, 403, 500])('GET %i writes nothing: the previous answer is left to go stale (postgres.sh then refuses initdb)', (code) => {
+    const r = runState({ get: { code, body: { kind: 'Status', code } }, stale: 'new\n', sourced: true });
+    expect(r.check).toBe('1');
+    expect(r.published).toBe('new\n');
+    expect(r.requests.map((q) => q.method)).toEqual(['GET']);
+    expect(r.stderr).toContain(`failed with HTTP ${code}`);
+  });
+
+  test('an unreachable API (curl fails) writes nothing', () => {
+    const r = runState({ get: { curlExit: 7 }, sourced: true });
+    expect(r.check).toBe('1');
+    expect(r.published).toBeUndefined();
+    expect(r.stderr).toContain('cannot reach the Kubernetes API');
+  });
+
+  test('the loop keeps checking after failures and exits 0 on SIGTERM', () => {
+    const r = runState({ get: { code: 500, body: {} }, interval: '1', timeoutMs: 2500 });
+    expect(r.status).toBe(0);
+    expect(r.requests.filter((q) => q.method === 'GET').length).toBeGreaterThanOrEqual(2);
+    expect(r.published).toBeUndefined();
+  });
+
+  test('the loop publishes a fresh answer on each pass (postgres.sh accepts answers at most 30 s old)', () => {
+    const r = runState({ get: { code: 200, body: configMap({ systemIdentifier: ID }) }, interval: '1', timeoutMs: 2500 });
+    expect(r.status).toBe(0);
+    expect(r.requests.length).toBeGreaterThanOrEqual(2);
+    expect(r.published).toBe(`initialized ${ID}\n`);
+    expect(Number(state.env.find((e: any) => e.name === 'STATE_INTERVAL')?.value ?? 5)).toBeLessThan(30);
   });
 });

@@ -1,7 +1,7 @@
 import { Testing } from 'cdk8s';
-import { Credentials, FerretDBCluster, ReplicationMode } from '../src';
+import { Credentials, FerretDBCluster, ReplicationMode, StreamingReplica } from '../src';
 import {
-  byKind, containers, find, podSpecs, podsSelectedBy, podTemplates, quantity, synth, synthCluster,
+  byKind, containers, find, podSpecs, podsSelectedBy, podTemplates, postgresConfigMap, quantity, selectorMatches, synth, synthCluster,
 } from './util';
 
 const RESTRICTED_VOLUME_TYPES = ['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret'];
@@ -54,10 +54,10 @@ describe('Pod Security "restricted"', () => {
     }
   });
 
-  test('writable paths are volumes: PGDATA, the socket directory and /tmp', () => {
+  test('writable paths are volumes: PGDATA, the socket directory and /tmp (the state sidecar writes only to the socket directory\'s emptyDir)', () => {
     const objs = synth();
     for (const { owner, spec } of podSpecs(objs)) {
-      for (const c of spec.containers) {
+      for (const c of spec.containers.filter((container: any) => container.name !== 'state')) {
         const mounts = c.volumeMounts.map((m: any) => m.mountPath);
         expect({ owner, container: c.name, tmp: mounts.includes('/tmp') }).toEqual({ owner, container: c.name, tmp: true });
       }
@@ -71,28 +71,70 @@ describe('Pod Security "restricted"', () => {
 
 describe('service account tokens and RBAC', () => {
   const objs = synth();
+  /** Volumes that carry a service account token. */
+  const tokenVolumes = (spec: any) => (spec.volumes ?? []).filter((v: any) => v.projected?.sources?.some((src: any) => src.serviceAccountToken));
 
-  test('no pod mounts a service account token except the bootstrap Job\'s', () => {
+  test('no pod automounts a service account token except the bootstrap Job\'s', () => {
     for (const { owner, kind, spec } of podSpecs(objs)) {
       expect({ owner, automount: spec.automountServiceAccountToken }).toEqual({ owner, automount: kind === 'Job' });
     }
     for (const sa of byKind(objs, 'ServiceAccount')) expect(sa.automountServiceAccountToken).toBe(false);
   });
 
-  test('only the bootstrap Job has a service account, whose Role may only create Secrets', () => {
-    const job = byKind(objs, 'Job');
-    expect(job).toHaveLength(1);
-    const sa = job[0].spec.template.spec.serviceAccountName;
-    for (const { kind, spec } of podSpecs(objs)) {
-      if (kind !== 'Job') expect(spec.serviceAccountName).toBeUndefined();
+  test('the only token of the PostgreSQL pods is a projected volume of the primary StatefulSet that only the state sidecar mounts', () => {
+    const primary = find(objs, 'StatefulSet', 'x-pg-primary').spec.template.spec;
+    const replica = find(objs, 'StatefulSet', 'x-pg-replica').spec.template.spec;
+    expect(tokenVolumes(replica)).toEqual([]);
+    expect(replica.serviceAccountName).toBeUndefined();
+    const [token] = tokenVolumes(primary);
+    expect(tokenVolumes(primary)).toHaveLength(1);
+    const mountedBy = primary.containers.filter((c: any) => c.volumeMounts.some((m: any) => m.name === token.name)).map((c: any) => c.name);
+    expect(mountedBy).toEqual(['state']);
+    expect(primary.containers.find((c: any) => c.name === 'state').volumeMounts.find((m: any) => m.name === token.name).readOnly).toBe(true);
+    // A short-lived token (the kubelet rotates it); only its owner can read the files.
+    const source = token.projected.sources.find((src: any) => src.serviceAccountToken).serviceAccountToken;
+    expect(source.expirationSeconds).toBeLessThanOrEqual(3607);
+    // No permission for others (mode 0o440: owner and group only).
+    expect(token.projected.defaultMode % 8).toBe(0);
+    for (const d of byKind(objs, 'Deployment')) expect(tokenVolumes(d.spec.template.spec)).toEqual([]);
+  });
+
+  test('only the bootstrap Job and the primary StatefulSet name a ServiceAccount, and each has exactly one Role through one RoleBinding', () => {
+    const named = podSpecs(objs).filter((p) => p.spec.serviceAccountName !== undefined).map((p) => `${p.kind}/${p.owner}`);
+    expect(named.sort()).toEqual([`Job/${byKind(objs, 'Job')[0].metadata.name}`, 'StatefulSet/x-pg-primary']);
+    const accounts = byKind(objs, 'ServiceAccount').map((sa) => sa.metadata.name).sort();
+    expect(accounts).toEqual(['x-credentials-bootstrap', 'x-pg-primary']);
+    for (const { spec } of podSpecs(objs).filter((p) => p.spec.serviceAccountName !== undefined)) {
+      expect(accounts).toContain(spec.serviceAccountName);
     }
-    const bindings = byKind(objs, 'RoleBinding').filter((b) => b.subjects.some((s: any) => s.kind === 'ServiceAccount' && s.name === sa));
-    expect(bindings).toHaveLength(1);
-    expect(bindings[0].roleRef.kind).toBe('Role');
-    const role = find(objs, 'Role', bindings[0].roleRef.name);
-    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['create'] }]);
+    for (const sa of accounts) {
+      const bindings = byKind(objs, 'RoleBinding').filter((b) => b.subjects.some((subject: any) => subject.kind === 'ServiceAccount' && subject.name === sa));
+      expect({ sa, bindings: bindings.length }).toEqual({ sa, bindings: 1 });
+      expect(bindings[0].subjects).toEqual([{ kind: 'ServiceAccount', name: sa }]);
+      expect(bindings[0].roleRef.kind).toBe('Role');
+      find(objs, 'Role', bindings[0].roleRef.name);
+    }
+    expect(byKind(objs, 'RoleBinding')).toHaveLength(2);
     expect(byKind(objs, 'ClusterRole')).toEqual([]);
     expect(byKind(objs, 'ClusterRoleBinding')).toEqual([]);
+  });
+
+  /** The rules of the Role bound to a ServiceAccount. */
+  const rulesOf = (objects: any[], sa: string) => {
+    const binding = byKind(objects, 'RoleBinding').find((b) => b.subjects.some((subject: any) => subject.name === sa));
+    return find(objects, 'Role', binding.roleRef.name).rules;
+  };
+
+  test('the bootstrap Job\'s Role may only create Secrets', () => {
+    expect(rulesOf(objs, byKind(objs, 'Job')[0].spec.template.spec.serviceAccountName))
+      .toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['create'] }]);
+  });
+
+  test('the state sidecar\'s Role may only get and patch the one state ConfigMap', () => {
+    const sa = find(objs, 'StatefulSet', 'x-pg-primary').spec.template.spec.serviceAccountName;
+    expect(sa).toBe('x-pg-primary');
+    expect(rulesOf(objs, sa)).toEqual([{ apiGroups: [''], resources: ['configmaps'], resourceNames: ['x-pg-primary-state'], verbs: ['get', 'patch'] }]);
+    find(objs, 'ConfigMap', 'x-pg-primary-state');
   });
 });
 
@@ -101,9 +143,12 @@ describe('credentials', () => {
     for (const [, objs] of variants) {
       expect(byKind(objs, 'Secret')).toEqual([]);
       for (const { owner, container } of containers(objs)) {
+        const mounts = (container.volumeMounts ?? []).map((m: any) => m.mountPath);
         for (const e of container.env ?? []) {
           if (/PASS|SECRET_KEY|TOKEN/i.test(e.name)) {
-            expect({ owner, env: e.name, value: e.value }).toEqual({ owner, env: e.name, value: undefined });
+            // A secret comes from a Secret, never as a value; *_DIR variables name where a secret volume is mounted.
+            const ok = e.value === undefined || (e.name.endsWith('_DIR') && mounts.includes(e.value));
+            expect({ owner, env: e.name, value: e.value, ok }).toEqual({ owner, env: e.name, value: e.value, ok: true });
           }
           if (typeof e.value === 'string') {
             // No userinfo password in a URL or a conninfo.
@@ -129,9 +174,14 @@ describe('credentials', () => {
     }
   });
 
-  test('with Credentials.fromSecret no Job, Role or ServiceAccount is synthesized and pods reference that Secret', () => {
+  test('with Credentials.fromSecret no Job (nor its ServiceAccount, Role, RoleBinding) is synthesized and pods reference that Secret', () => {
     const { cluster, objs } = synthCluster({ credentials: Credentials.fromSecret('x') });
-    for (const kind of ['Job', 'Role', 'RoleBinding', 'ServiceAccount', 'Secret']) expect(byKind(objs, kind)).toEqual([]);
+    for (const kind of ['Job', 'Secret']) expect(byKind(objs, kind)).toEqual([]);
+    // Only the state sidecar's.
+    for (const kind of ['Role', 'RoleBinding', 'ConfigMap']) {
+      expect(byKind(objs, kind).map((o) => o.metadata.name).filter((n) => n !== 'x-pg-primary-config')).toEqual(['x-pg-primary-state']);
+    }
+    expect(byKind(objs, 'ServiceAccount').map((o) => o.metadata.name)).toEqual(['x-pg-primary']);
     expect(cluster.secretName).toBe('x');
     const refs: string[] = [];
     for (const { spec } of podSpecs(objs)) {
@@ -159,6 +209,66 @@ describe('credentials', () => {
     for (const sts of byKind(objs, 'StatefulSet')) {
       expect(sts.spec.template.spec.volumes.find((v: any) => v.secret).secret.secretName).toBe('my.db-passwords');
     }
+  });
+});
+
+describe('the credentials Job (a Job\'s template is immutable: a changed Job must be a new Job)', () => {
+  const jobOf = (objs: any[]) => {
+    const jobs = byKind(objs, 'Job');
+    expect(jobs).toHaveLength(1);
+    return jobs[0];
+  };
+  const jobName = (props = {}) => jobOf(synth(props)).metadata.name;
+
+  test('is named <secret>-bootstrap-<8 hex digits>, the name PostgresPrimary.credentialsJobName gives', () => {
+    const { cluster, objs } = synthCluster();
+    const name = jobOf(objs).metadata.name;
+    expect(name).toMatch(/^x-credentials-bootstrap-[0-9a-f]{8}$/);
+    expect(cluster.primary.credentialsJobName).toBe(name);
+  });
+
+  test('is removed a day after it finished (ttlSecondsAfterFinished 86400)', () => {
+    expect(jobOf(synth()).spec.ttlSecondsAfterFinished).toBe(86400);
+  });
+
+  test('its ServiceAccount, Role, RoleBinding and script ConfigMap keep the name <secret>-bootstrap, which its pod uses', () => {
+    const objs = synth();
+    for (const kind of ['ServiceAccount', 'Role', 'RoleBinding', 'ConfigMap']) find(objs, kind, 'x-credentials-bootstrap');
+    const spec = jobOf(objs).spec.template.spec;
+    expect(spec.serviceAccountName).toBe('x-credentials-bootstrap');
+    expect(spec.volumes.find((v: any) => v.configMap).configMap.name).toBe('x-credentials-bootstrap');
+  });
+
+  test('its name is the same on every synth and when only other objects change', () => {
+    const name = jobName();
+    expect(jobName()).toBe(name);
+    expect(jobName({ replicas: 5, ferretdbWriterReplicas: 3, parameters: { work_mem: '8MB' }, maxConnections: 500 })).toBe(name);
+    expect(jobName({ replicationMode: ReplicationMode.synchronousQuorum(1), storage: { size: '20Gi' } })).toBe(name);
+  });
+
+  test.each([
+    ['scheduling.nodeSelector', { scheduling: { nodeSelector: { 'node-role.example.com/database': 'true' } } }],
+    ['scheduling.tolerations', { scheduling: { tolerations: [{ key: 'dedicated', operator: 'Exists', effect: 'NoSchedule' }] } }],
+    ['labels', { labels: { team: 'payments' } }],
+  ])('its name changes when its content changes (%s)', (_what, props) => {
+    const changed = jobName(props);
+    expect(changed).toMatch(/^x-credentials-bootstrap-[0-9a-f]{8}$/);
+    expect(changed).not.toBe(jobName());
+  });
+
+  test('a long Secret name still gives a Job name of at most 63 characters that ends with the hash', () => {
+    const secretName = `s${'e'.repeat(98)}t`;
+    const objs = synth({ credentials: Credentials.fromGeneratedSecret({ secretName }) });
+    const name = jobOf(objs).metadata.name;
+    expect(name.length).toBeLessThanOrEqual(63);
+    expect(name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?-[0-9a-f]{8}$/);
+    expect(jobOf(objs).spec.template.spec.containers[0].env.find((e: any) => e.name === 'SECRET_NAME').value).toBe(secretName);
+  });
+
+  test('with Credentials.fromSecret there is no Job and no credentialsJobName', () => {
+    const { cluster, objs } = synthCluster({ credentials: Credentials.fromSecret('x') });
+    expect(byKind(objs, 'Job')).toEqual([]);
+    expect(cluster.primary.credentialsJobName).toBeUndefined();
   });
 });
 
@@ -258,6 +368,47 @@ describe('NetworkPolicies', () => {
     }
   });
 
+  /** Whether a NetworkPolicy peer admits a pod with these labels in this namespace (the policy's own namespace: "home"). */
+  function admits(peer: any, namespace: string, labels: { [key: string]: string } = {}): boolean {
+    const nsLabels = { 'kubernetes.io/metadata.name': namespace };
+    if (peer.namespaceSelector !== undefined) {
+      return selectorMatches(peer.namespaceSelector, nsLabels) && (peer.podSelector === undefined || selectorMatches(peer.podSelector, labels));
+    }
+    return namespace === 'home' && selectorMatches(peer.podSelector, labels);
+  }
+
+  test('allowedNamespaces let every pod of those namespaces reach 27017, besides every pod of the cluster\'s namespace', () => {
+    const { ferretdb } = policies(synth({ allowedNamespaces: ['web', 'api'] }));
+    expect(ferretdb.spec.ingress).toHaveLength(1);
+    const [rule] = ferretdb.spec.ingress;
+    expect(rule.ports).toEqual([{ protocol: 'TCP', port: 27017 }]);
+    expect(rule.from).toEqual([
+      { podSelector: {} },
+      { namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['web', 'api'] }] } },
+    ]);
+    const admitted = (ns: string) => rule.from.some((peer: any) => admits(peer, ns, { app: 'any' }));
+    expect(['home', 'web', 'api', 'other', 'kube-system'].filter(admitted)).toEqual(['home', 'web', 'api']);
+  });
+
+  test('allowedNamespaces add to allowedClients (they do not replace them)', () => {
+    const allowedClients = [{ podSelector: { matchLabels: { role: 'api' } } }];
+    const { ferretdb } = policies(synth({ allowedClients, allowedNamespaces: ['web'] }));
+    const [rule] = ferretdb.spec.ingress;
+    expect(rule.from[0]).toEqual(allowedClients[0]);
+    expect(admits(rule.from[0], 'home', { role: 'api' })).toBe(true);
+    expect(rule.from.some((peer: any) => admits(peer, 'home', { role: 'other' }))).toBe(false);
+    expect(rule.from.some((peer: any) => admits(peer, 'web', { role: 'other' }))).toBe(true);
+  });
+
+  test('allowedNamespaces: [] changes nothing, and no allowedNamespaces ever opens PostgreSQL (5432) or metrics (8088)', () => {
+    expect(policies(synth({ allowedNamespaces: [] })).ferretdb.spec).toEqual(policies(synth()).ferretdb.spec);
+    const scrapers = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }];
+    const objs = synth({ allowedNamespaces: ['web'], metricsScrapers: scrapers });
+    expect(policies(objs).postgres.spec).toEqual(policies(synth()).postgres.spec);
+    const metrics = policies(objs).ferretdb.spec.ingress.find((r: any) => r.ports.some((p: any) => p.port === 8088));
+    expect(metrics.from).toEqual(scrapers);
+  });
+
   test('8088 is opened only to metricsScrapers, and only when some are given', () => {
     const scrapers = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }];
     for (const props of [{}, { metricsScrapers: [] }]) {
@@ -304,41 +455,107 @@ describe('NetworkPolicies', () => {
 });
 
 describe('PodDisruptionBudgets', () => {
-  test.each([
-    ['2 replicas', {}, ['x-pg-primary', 'x-pg-replica', 'x-ferretdb-rw', 'x-ferretdb-ro']],
-    ['0 replicas', { replicas: 0 }, ['x-pg-primary', 'x-pg-replica', 'x-ferretdb-rw']],
-  ])('exist for the primary, the replicas and each FerretDB Deployment, each selecting exactly its pods (%s)', (_what, props, owners) => {
-    const objs = synth(props);
-    const pods = podTemplates(objs);
-    const pdbs = byKind(objs, 'PodDisruptionBudget');
-    expect(pdbs).toHaveLength(owners.length);
-    for (const owner of owners) {
-      const workload = objs.find((o) => ['StatefulSet', 'Deployment'].includes(o.kind) && o.metadata.name === owner);
-      const own = pods.filter((p) => p.owner === owner).map((p) => p.id);
-      const pdb = pdbs.find((p) => JSON.stringify(p.spec.selector.matchLabels) === JSON.stringify(workload.spec.selector.matchLabels));
-      expect({ owner, pdb: pdb !== undefined }).toEqual({ owner, pdb: true });
-      expect(podsSelectedBy(pdb.spec.selector, pods)).toEqual(own);
-      expect(pdb.spec.minAvailable !== undefined || pdb.spec.maxUnavailable !== undefined).toBe(true);
+  /** The budgets that select each pod, by pod id. */
+  function budgetsPerPod(objs: any[]): { [pod: string]: string[] } {
+    const budgets = byKind(objs, 'PodDisruptionBudget');
+    return Object.fromEntries(podTemplates(objs).map((p) => [p.id,
+      budgets.filter((b) => podsSelectedBy(b.spec.selector, [p]).length === 1).map((b) => b.metadata.name)]));
+  }
+
+  function withZoneB(currentPrimary?: string): any[] {
+    const chart = Testing.chart();
+    const cluster = new FerretDBCluster(chart, 'db', { name: 'x', currentPrimary });
+    new StreamingReplica(chart, 'ZoneB', { primary: cluster.primary, replicas: 2, name: 'x-pg-zone-b' });
+    return Testing.synth(chart);
+  }
+
+  const topologies: [string, () => any[]][] = [
+    ['2 replicas', () => synth()],
+    ['0 replicas', () => synth({ replicas: 0 })],
+    ['after a promotion (currentPrimary x-pg-replica-1)', () => synth({ currentPrimary: 'x-pg-replica-1' })],
+    ['5 replicas after a promotion (currentPrimary x-pg-replica-3)', () => synth({ replicas: 5, currentPrimary: 'x-pg-replica-3' })],
+    ['a second replica group', () => withZoneB()],
+    ['a second replica group after a promotion into it (currentPrimary x-pg-zone-b-1)', () => withZoneB('x-pg-zone-b-1')],
+  ];
+
+  test.each(topologies)('every PostgreSQL and FerretDB pod is selected by exactly one budget (the eviction API refuses pods under two) (%s)', (_what, build) => {
+    const objs = build();
+    const perPod = budgetsPerPod(objs);
+    for (const p of podTemplates(objs).filter((pod) => pod.kind !== 'Job')) {
+      expect({ pod: p.id, budgets: perPod[p.id].length }).toEqual({ pod: p.id, budgets: 1 });
+    }
+  });
+
+  test.each(topologies)('the primary budget selects exactly the current primary pod, all others are under <primary>-standbys (%s)', (_what, build) => {
+    const objs = build();
+    const leader = postgresConfigMap(objs).data.leader.trim();
+    const pgPods = podTemplates(objs).filter((p) => p.kind === 'StatefulSet').map((p) => p.id);
+    expect(pgPods).toContain(leader);
+    expect(podsSelectedBy(find(objs, 'PodDisruptionBudget', 'x-pg-primary').spec.selector, podTemplates(objs))).toEqual([leader]);
+    expect(podsSelectedBy(find(objs, 'PodDisruptionBudget', 'x-pg-primary-standbys').spec.selector, podTemplates(objs)))
+      .toEqual(pgPods.filter((p) => p !== leader));
+  });
+
+  test('the primary stays available while it has standbys (minAvailable 1); with none a drain may evict it (minAvailable 0)', () => {
+    expect(find(synth(), 'PodDisruptionBudget', 'x-pg-primary').spec).toEqual(expect.objectContaining({ minAvailable: 1 }));
+    expect(find(synth({ currentPrimary: 'x-pg-replica-0' }), 'PodDisruptionBudget', 'x-pg-primary').spec.minAvailable).toBe(1);
+    const alone = find(synth({ replicas: 0 }), 'PodDisruptionBudget', 'x-pg-primary').spec;
+    expect(alone.minAvailable).toBe(0);
+    expect(alone.maxUnavailable).toBeUndefined();
+  });
+
+  test('standbys go down one at a time (maxUnavailable 1)', () => {
+    const standbys = find(synth(), 'PodDisruptionBudget', 'x-pg-primary-standbys').spec;
+    expect(standbys.maxUnavailable).toBe(1);
+    expect(standbys.minAvailable).toBeUndefined();
+  });
+
+  test('the budgets are the primary\'s two and one per FerretDB Deployment: a StreamingReplica group adds none', () => {
+    expect(byKind(synth(), 'PodDisruptionBudget').map((b) => b.metadata.name).sort())
+      .toEqual(['x-ferretdb-ro', 'x-ferretdb-rw', 'x-pg-primary', 'x-pg-primary-standbys']);
+    expect(byKind(synth({ replicas: 0 }), 'PodDisruptionBudget').map((b) => b.metadata.name).sort())
+      .toEqual(['x-ferretdb-rw', 'x-pg-primary', 'x-pg-primary-standbys']);
+    expect(byKind(withZoneB(), 'PodDisruptionBudget')).toHaveLength(4);
+  });
+
+  test('each FerretDB Deployment keeps its own budget (maxUnavailable 1) selecting exactly its pods', () => {
+    const objs = synth();
+    for (const name of ['x-ferretdb-rw', 'x-ferretdb-ro']) {
+      const budget = find(objs, 'PodDisruptionBudget', name);
+      expect(podsSelectedBy(budget.spec.selector, podTemplates(objs))).toEqual([`Deployment/${name}`]);
+      expect(budget.spec.maxUnavailable).toBe(1);
     }
   });
 });
 
 describe('scheduling', () => {
-  test('by default each group spreads over nodes and PostgreSQL pods avoid each other', () => {
+  test('by default PostgreSQL pods spread over nodes and zones, FerretDB pods over nodes, softly (a one-zone cluster still schedules)', () => {
     const objs = synth();
     const pods = podTemplates(objs);
     for (const w of [...byKind(objs, 'StatefulSet'), ...byKind(objs, 'Deployment')]) {
       const spec = w.spec.template.spec;
       const own = pods.filter((p) => p.owner === w.metadata.name && p.kind === w.kind).map((p) => p.id);
-      expect(spec.topologySpreadConstraints).toHaveLength(1);
-      const spread = spec.topologySpreadConstraints[0];
-      expect(spread.topologyKey).toBe('kubernetes.io/hostname');
-      expect(podsSelectedBy(spread.labelSelector, pods)).toEqual(own);
+      const keys = w.kind === 'StatefulSet' ? ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'] : ['kubernetes.io/hostname'];
+      expect(spec.topologySpreadConstraints.map((c: any) => c.topologyKey)).toEqual(keys);
+      for (const spread of spec.topologySpreadConstraints) {
+        expect(podsSelectedBy(spread.labelSelector, pods)).toEqual(own);
+        expect(spread.whenUnsatisfiable).toBe('ScheduleAnyway');
+        expect(spread.maxSkew).toBe(1);
+      }
     }
+  });
+
+  test('by default PostgreSQL pods prefer nodes and zones without another PostgreSQL pod of the cluster', () => {
+    const objs = synth();
+    const pods = podTemplates(objs);
     for (const sts of byKind(objs, 'StatefulSet')) {
-      const term = sts.spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;
-      expect(term.topologyKey).toBe('kubernetes.io/hostname');
-      expect(podsSelectedBy(term.labelSelector, pods)).toEqual(['x-pg-primary-0', 'x-pg-replica-0', 'x-pg-replica-1']);
+      const terms = sts.spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution;
+      expect(terms.map((t: any) => t.podAffinityTerm.topologyKey)).toEqual(['kubernetes.io/hostname', 'topology.kubernetes.io/zone']);
+      for (const t of terms) {
+        expect(podsSelectedBy(t.podAffinityTerm.labelSelector, pods)).toEqual(['x-pg-primary-0', 'x-pg-replica-0', 'x-pg-replica-1']);
+        expect(t.weight).toBeGreaterThan(0);
+      }
+      expect(sts.spec.template.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution).toBeUndefined();
     }
   });
 

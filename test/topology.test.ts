@@ -115,6 +115,26 @@ describe('FerretDB connects to PostgreSQL', () => {
     expect(selected(objs, url.hostname)).toEqual(pods);
   });
 
+  test.each([
+    ['writer', 'x-ferretdb-rw', {}],
+    ['reader', 'x-ferretdb-ro', { default_transaction_read_only: 'on' }],
+  ])('the %s\'s pool is bounded: pool_max_conns=20 and pool_min_conns=2 by default (FerretDB\'s own defaults are 50 and 10)', (_side, deployment, extra) => {
+    const url = new URL(envValue(ferretdbContainer(objs, deployment as string), 'FERRETDB_POSTGRESQL_URL').value);
+    expect(Object.fromEntries(url.searchParams)).toEqual({ pool_max_conns: '20', pool_min_conns: '2', ...extra });
+  });
+
+  test.each([
+    [10, '10', '2'],
+    [1, '1', '1'],
+    [200, '200', '2'],
+  ])('ferretdbPoolSize %i gives pool_max_conns=%s and pool_min_conns=%s on both sides', (poolSize, max, min) => {
+    const sized = synth({ ferretdbPoolSize: poolSize });
+    for (const deployment of ['x-ferretdb-rw', 'x-ferretdb-ro']) {
+      const url = new URL(envValue(ferretdbContainer(sized, deployment), 'FERRETDB_POSTGRESQL_URL').value);
+      expect([url.searchParams.get('pool_max_conns'), url.searchParams.get('pool_min_conns')]).toEqual([max, min]);
+    }
+  });
+
   test('the writer uses the read-write Service and the reader the read-only Service', () => {
     expect(new URL(envValue(ferretdbContainer(objs, 'x-ferretdb-rw'), 'FERRETDB_POSTGRESQL_URL').value).hostname).toBe('x-pg-rw');
     expect(new URL(envValue(ferretdbContainer(objs, 'x-ferretdb-ro'), 'FERRETDB_POSTGRESQL_URL').value).hostname).toBe('x-pg-ro');
@@ -287,10 +307,10 @@ describe('currentPrimary', () => {
     // cannot exclude one pod); the reader side's connections can never write.
     const reader = find(objs, 'Deployment', 'x-ferretdb-ro');
     const url = reader.spec.template.spec.containers[0].env.find((e: any) => e.name === 'FERRETDB_POSTGRESQL_URL').value;
-    expect(url).toBe('postgres://ferretdb@x-pg-ro:5432/postgres?default_transaction_read_only=on');
+    expect(url).toBe('postgres://ferretdb@x-pg-ro:5432/postgres?pool_max_conns=20&pool_min_conns=2&default_transaction_read_only=on');
     const writer = find(objs, 'Deployment', 'x-ferretdb-rw');
     expect(writer.spec.template.spec.containers[0].env.find((e: any) => e.name === 'FERRETDB_POSTGRESQL_URL').value)
-      .toBe('postgres://ferretdb@x-pg-rw:5432/postgres');
+      .toBe('postgres://ferretdb@x-pg-rw:5432/postgres?pool_max_conns=20&pool_min_conns=2');
   });
 
   test('naming the primary\'s own pod changes nothing', () => {

@@ -136,7 +136,7 @@ const MODELS: { [apiVersionKind: string]: any } = {
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
 };
 
-/** Field names kubernetes-models does not check: the ones of containers and pod specs we use. */
+/** Field names kubernetes-models does not check: the ones of containers, pod specs and volumes we use. */
 const KNOWN_FIELDS: { [what: string]: string[] } = {
   container: ['name', 'image', 'imagePullPolicy', 'command', 'args', 'env', 'envFrom', 'ports', 'volumeMounts', 'resources',
     'securityContext', 'startupProbe', 'livenessProbe', 'readinessProbe', 'lifecycle', 'workingDir'],
@@ -147,6 +147,8 @@ const KNOWN_FIELDS: { [what: string]: string[] } = {
   securityContext: ['allowPrivilegeEscalation', 'readOnlyRootFilesystem', 'runAsNonRoot', 'runAsUser', 'runAsGroup', 'privileged',
     'capabilities', 'seccompProfile'],
   serviceSpec: ['type', 'selector', 'ports', 'clusterIP', 'publishNotReadyAddresses'],
+  volume: ['name', 'configMap', 'secret', 'emptyDir', 'projected', 'persistentVolumeClaim'],
+  projectedSource: ['serviceAccountToken', 'configMap', 'downwardAPI', 'secret', 'clusterTrustBundle'],
 };
 
 function checkFields(what: string, obj: any, where: string): void {
@@ -157,7 +159,7 @@ function checkFields(what: string, obj: any, where: string): void {
 
 /**
  * Validates every object against the Kubernetes OpenAPI schema (kubernetes-models) by apiVersion
- * and kind, and the field names of pod specs, containers and Service specs. Throws on the first
+ * and kind, and the field names of pod specs, containers, volumes and Service specs. Throws on the first
  * invalid object and on any kind it does not know.
  */
 export function validateAll(objs: any[]): void {
@@ -178,6 +180,10 @@ export function validateAll(objs: any[]): void {
       for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
         checkFields('container', c, `${where} container ${c.name}`);
         checkFields('securityContext', c.securityContext, `${where} container ${c.name}`);
+      }
+      for (const v of pod.volumes ?? []) {
+        checkFields('volume', v, `${where} volume ${v.name}`);
+        for (const source of v.projected?.sources ?? []) checkFields('projectedSource', source, `${where} volume ${v.name}`);
       }
     }
   }

@@ -1,6 +1,6 @@
 import { Testing } from 'cdk8s';
-import { Credentials, FerretDBCluster, FerretDBClusterProps, MAX_CLUSTER_NAME, ReplicationMode } from '../src';
-import { byKind, errorOf, synth, validateAll } from './util';
+import { Credentials, FerretDBCluster, FerretDBClusterProps, MAX_CLUSTER_NAME, PostgresPrimary, ReplicationMode } from '../src';
+import { byKind, errorOf, postgresqlConf, synth, validateAll } from './util';
 
 /** Whether the message shows the value as a whole token (not as part of a longer number or word). */
 function mentions(message: string, value: string): boolean {
@@ -52,6 +52,21 @@ const invalidProps: [string, FerretDBClusterProps, string, string][] = [
   ['ferretdbReaderReplicas 0', { ferretdbReaderReplicas: 0 }, 'ferretdbReaderReplicas', '0'],
   ['ferretdbImage with upper case and spaces', { ferretdbImage: 'My Image' }, 'ferretdbImage', 'My Image'],
   ['postgresImage with upper case and spaces', { postgresImage: 'My Image' }, 'postgresImage', 'My Image'],
+  ['ferretdbPoolSize 0', { ferretdbPoolSize: 0 }, 'ferretdbPoolSize', '0'],
+  ['ferretdbPoolSize 2.5', { ferretdbPoolSize: 2.5 }, 'ferretdbPoolSize', '2.5'],
+  ['ferretdbPoolSize above the maximum (1001)', { ferretdbPoolSize: 1001 }, 'ferretdbPoolSize', '1001'],
+  ['maxConnections 0', { maxConnections: 0 }, 'maxConnections', '0'],
+  ['maxConnections 150.5', { maxConnections: 150.5 }, 'maxConnections', '150.5'],
+  ['parameters {max_connections: "300"} (typed: maxConnections)', { parameters: { max_connections: '300' } }, 'maxConnections', '300'],
+  ['parameters {"cron.host": "localhost"} (reserved)', { parameters: { 'cron.host': 'localhost' } }, 'cron.host', 'localhost'],
+  ['parameters {"documentdb.localhost_connection_string": "host=localhost"} (reserved)',
+    { parameters: { 'documentdb.localhost_connection_string': 'host=localhost' } }, 'documentdb.localhost_connection_string', 'host=localhost'],
+  ['maxReplicationLag "lots"', { maxReplicationLag: 'lots' }, 'maxReplicationLag', 'lots'],
+  ['maxReplicationLag "-1MB"', { maxReplicationLag: '-1MB' }, 'maxReplicationLag', '-1MB'],
+  ['maxReplicationLag "64Mi" (a Kubernetes quantity, not a PostgreSQL size)', { maxReplicationLag: '64Mi' }, 'maxReplicationLag', '64Mi'],
+  ['allowedNamespaces ["Bad_NS"]', { allowedNamespaces: ['Bad_NS'] }, 'allowedNamespaces[0]', 'Bad_NS'],
+  ['allowedNamespaces ["web", "-x"]', { allowedNamespaces: ['web', '-x'] }, 'allowedNamespaces[1]', '-x'],
+  ['allowedNamespaces with a 64-character name', { allowedNamespaces: ['n'.repeat(64)] }, 'allowedNamespaces[0]', 'n'.repeat(64)],
 ];
 
 describe('invalid props fail with an Error naming the prop and the value', () => {
@@ -67,6 +82,38 @@ describe('invalid props fail with an Error naming the prop and the value', () =>
   test('ReplicationMode.synchronousQuorum(1) with 0 replicas', () => {
     const message = errorOf(() => build({ replicas: 0, replicationMode: ReplicationMode.synchronousQuorum(1) }));
     expectInvalid(message, 'replicationMode', '1');
+  });
+
+  test.each([
+    ['the default pools ((2+1)+(2+1) pods x 20 + 30 = 150)', {}, 149, 150],
+    ['5 writers ((5+1)+(2+1) pods x 20 + 30 = 210)', { ferretdbWriterReplicas: 5 }, 209, 210],
+    ['7 readers and pools of 10 ((2+1)+(7+1) pods x 10 + 30 = 140)', { ferretdbReaderReplicas: 7, ferretdbPoolSize: 10 }, 100, 140],
+  ])('maxConnections below what the FerretDB pools need fails synth naming maxConnections, the value and the need (%s)', (_what, props, given, needed) => {
+    // Found when the tree is complete (node validation), reported by synth.
+    const chart = Testing.chart();
+    new FerretDBCluster(chart, 'db', { name: 'x', ...props, maxConnections: given });
+    const message = errorOf(() => Testing.synth(chart));
+    expectInvalid(message, 'maxConnections', String(given));
+    expect(message).toContain(`at least ${needed}`);
+    // The need itself is accepted.
+    expect(postgresqlConf(synth({ ...props, maxConnections: needed })).max_connections).toBe(String(needed));
+  });
+
+  test('a PostgresPrimary whose maxConnections leaves fewer than 30 connections beyond clientConnections fails synth naming maxConnections', () => {
+    const chart = Testing.chart();
+    new PostgresPrimary(chart, 'pg', { name: 'pg', clientConnections: 50, maxConnections: 79 });
+    const message = errorOf(() => Testing.synth(chart));
+    expectInvalid(message, 'maxConnections', '79');
+    expect(message).toContain('at least 80');
+  });
+
+  test.each([
+    ['clientConnections -1', { clientConnections: -1 }, 'clientConnections', '-1'],
+    ['clientConnections 2.5', { clientConnections: 2.5 }, 'clientConnections', '2.5'],
+    ['maxConnections 0', { maxConnections: 0 }, 'maxConnections', '0'],
+    ['maxReplicationLag "soon"', { maxReplicationLag: 'soon' }, 'maxReplicationLag', 'soon'],
+  ])('PostgresPrimary with %s fails when constructed, naming the prop and the value', (_what, props, prop, value) => {
+    expectInvalid(errorOf(() => new PostgresPrimary(Testing.chart(), 'pg', { name: 'pg', ...props })), prop, value);
   });
 
   test.each([0, -1, 1.5])('ReplicationMode.synchronousQuorum(%s)', (count) => {
@@ -142,6 +189,11 @@ describe('valid edge values work', () => {
     ['decimal and milli quantities', { storage: { size: '1.5Gi' }, postgresResources: { cpuRequest: '1500m', memoryRequest: '1.5Gi', memoryLimit: '2Gi' } }],
     ['wal_level logical', { parameters: { wal_level: 'logical' } }],
     ['extra preloaded libraries', { parameters: { shared_preload_libraries: 'pg_cron,pg_documentdb_core,pg_documentdb,pg_stat_statements' } }],
+    ['ferretdbPoolSize 1 and maxConnections exactly the need', { ferretdbPoolSize: 1, maxConnections: 36 }],
+    ['ferretdbPoolSize 1000 (the documented maximum)', { ferretdbPoolSize: 1000 }],
+    ['maxReplicationLag "1TB"', { maxReplicationLag: '1TB' }],
+    ['maxReplicationLag "65536B"', { maxReplicationLag: '65536B' }],
+    ['allowedNamespaces of 63 characters and one letter', { allowedNamespaces: ['n'.repeat(63), 'a'] }],
   ])('%s', (_what, props: FerretDBClusterProps) => {
     const objs = synth(props);
     expect(() => validateAll(objs)).not.toThrow();

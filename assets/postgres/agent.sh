@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The `agent` sidecar of every PostgreSQL pod. Every AGENT_INTERVAL seconds:
+#   on every server: reloads the configuration when postgresql.conf or pg_hba.conf changed (a
+#     ConfigMap update), and logs the settings that still wait for a restart (those roll the pods);
 #   on the primary: applies roles/passwords/extension when they change, and keeps exactly one
 #     physical slot per cluster member (creates missing ones; drops inactive slots of pods that
 #     are no longer members, so a scaled-down replica cannot retain WAL);
-#   on a standby: when it is not streaming and its slot on the primary has been invalidated,
-#     marks the pod for a re-clone (the liveness probe then restarts the postgres container).
+#   on a standby that is not streaming: when its slot on the primary has been invalidated, or the
+#     primary no longer has the WAL it needs next, marks the pod for a re-clone (the liveness
+#     probe then restarts the postgres container, and postgres.sh clones it again).
 set -uo pipefail
 LOG_TAG=agent.sh
 # shellcheck source=lib.sh
@@ -22,6 +25,25 @@ reconcile_setup() {
     log "roles, passwords and extension applied"
   else
     log "WARNING: applying setup.sql failed; retrying"
+  fi
+}
+
+CONFIG_LOADED=
+PENDING_LOGGED=
+
+reconcile_config() {
+  local fingerprint pending
+  fingerprint=$(config_fingerprint) || return 1
+  if [ "$fingerprint" != "$CONFIG_LOADED" ]; then
+    local_sql -c 'SELECT pg_reload_conf()' >/dev/null || { log "WARNING: reloading the configuration failed; retrying"; return 1; }
+    [ -n "$CONFIG_LOADED" ] && log "configuration changed: reloaded"
+    CONFIG_LOADED=$fingerprint
+    sleep 1
+  fi
+  pending=$(local_sql -c "SELECT string_agg(name, ', ' ORDER BY name) FROM pg_settings WHERE pending_restart") || return 1
+  if [ "$pending" != "$PENDING_LOGGED" ]; then
+    [ -n "$pending" ] && log "settings that take effect only after a restart: $pending (their change rolls the StatefulSets)"
+    PENDING_LOGGED=$pending
   fi
 }
 
@@ -55,17 +77,41 @@ SQL
 }
 
 watch_standby() {
-  local streaming status
+  local streaming status missing
   streaming=$(local_sql -c "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'" 2>/dev/null || echo 0)
   [ "$streaming" = "0" ] || return 0
+  [ -f "$RUN_DIR/reclone-needed" ] && return 0
   status=$(leader_sql -v slot="$(slot_name "$POD_NAME")" 2>/dev/null <<'SQL' || true
 SELECT coalesce((SELECT wal_status FROM pg_replication_slots WHERE slot_name = :'slot'), 'missing');
 SQL
 )
-  if [ "$status" = "lost" ] && [ ! -f "$RUN_DIR/reclone-needed" ]; then
+  if [ "$status" = "lost" ]; then
     log "this standby's slot was invalidated and it is not streaming: requesting a restart to re-clone"
     touch "$RUN_DIR/reclone-needed"
+    return 0
   fi
+  [ -n "$status" ] || return 0
+  # Away longer than the primary keeps WAL (its slot had been dropped): the segment it must
+  # stream from next is gone. pg_ls_dir is granted to the replication role for pg_rewind.
+  missing=$(leader_sql -v segment="$(needed_segment)" 2>/dev/null <<'SQL' || true
+SELECT :'segment' <> '' AND NOT EXISTS (
+  SELECT 1 FROM pg_ls_dir('pg_wal', false, false) f WHERE length(f) = 24 AND right(f, 16) = :'segment');
+SQL
+)
+  if [ "$missing" = "t" ]; then
+    log "the primary no longer has the WAL this standby needs next (segment $(needed_segment)): requesting a restart to re-clone"
+    touch "$RUN_DIR/reclone-needed"
+  fi
+}
+
+# The log and segment number (16 hex digits) of the WAL segment this standby streams from next.
+needed_segment() {
+  local_sql <<'SQL' 2>/dev/null || true
+WITH s AS (SELECT setting::numeric AS size FROM pg_settings WHERE name = 'wal_segment_size'),
+     n AS (SELECT floor(pg_wal_lsn_diff(coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), '0/0') / size) AS seg,
+                  4294967296 / size AS per_log FROM s)
+SELECT lpad(to_hex(floor(seg / per_log)::bigint), 8, '0') || lpad(to_hex((seg % per_log)::bigint), 8, '0') FROM n;
+SQL
 }
 
 # PID 1 of its container: without a handler SIGTERM would be ignored until the grace period ends.
@@ -76,11 +122,13 @@ while true; do
     case "$(local_sql -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" in
       f)
         write_pgpass
+        reconcile_config
         reconcile_setup
         reconcile_slots
         ;;
       t)
         write_pgpass
+        reconcile_config
         watch_standby
         ;;
     esac

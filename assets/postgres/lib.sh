@@ -11,6 +11,8 @@
 CONFIG_DIR=${CONFIG_DIR:-/etc/ferretdb-postgres}
 SECRET_DIR=${SECRET_DIR:-/etc/ferretdb-postgres-secret}
 RUN_DIR=${RUN_DIR:-/var/run/postgresql}
+# Shared with the state sidecar (primary StatefulSet only), which must not see RUN_DIR's socket.
+STATE_DIR=${STATE_DIR:-/var/run/ferretdb-state}
 PGPORT=${PGPORT:-5432}
 PGPASSFILE="$RUN_DIR/.pgpass"
 export PGPASSFILE
@@ -59,14 +61,37 @@ write_pgpass() {
   mv -f "$tmp" "$PGPASSFILE"
 }
 
+# A replication-role connection to a host; the password comes from the pgpass file.
+conninfo() {
+  printf 'host=%s port=%s user=%s dbname=postgres passfile=%s connect_timeout=%s application_name=%s' \
+    "$1" "$PGPORT" "$REPLICATION_USER" "$PGPASSFILE" "${2:-5}" "$POD_NAME"
+}
+
 # Connection to the current primary, through the read-write Service (never a pod name).
 leader_conninfo() {
-  printf 'host=%s port=%s user=%s dbname=postgres passfile=%s connect_timeout=5 application_name=%s' \
-    "$PRIMARY_HOST" "$PGPORT" "$REPLICATION_USER" "$PGPASSFILE" "$POD_NAME"
+  conninfo "$PRIMARY_HOST"
 }
 
 leader_sql() {
   psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$(leader_conninfo)" "$@"
+}
+
+# A member pod's own address: every StatefulSet of a cluster has a headless Service of its name,
+# and a StatefulSet pod is <statefulset>-<ordinal>.
+member_host() {
+  printf '%s.%s' "$1" "${1%-*}"
+}
+
+# Members other than this pod that accept writes right now, one per line (unreachable ones are
+# not listed: a member that cannot be reached cannot be asked).
+other_writable_members() {
+  local member
+  while read -r member; do
+    [ "$member" = "$POD_NAME" ] && continue
+    if [ "$(psql -X -A -t -q -d "$(conninfo "$(member_host "$member")" 3)" -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; then
+      printf '%s\n' "$member"
+    fi
+  done < <(members)
 }
 
 # Maintenance sessions on the local server (roles, slots) commit locally: they must never wait
@@ -110,8 +135,16 @@ apply_setup() {
   } | local_sql -f -
 }
 
-# A fingerprint of what apply_setup applies, to re-apply only when it changes.
+# A fingerprint of what apply_setup applies, to re-apply only when it changes: the SQL, the
+# passwords, and the DocumentDB version the image ships (a new image updates the extension).
 setup_fingerprint() {
-  cat "$CONFIG_DIR/setup.sql" "$SECRET_DIR/replication-password" "$SECRET_DIR/ferretdb-password" \
+  local version
+  version=$(local_sql -c "SELECT default_version FROM pg_available_extensions WHERE name = 'documentdb'") || return 1
+  { cat "$CONFIG_DIR/setup.sql" "$SECRET_DIR/replication-password" "$SECRET_DIR/ferretdb-password"; echo "$version"; } \
     | md5sum | cut -d' ' -f1
+}
+
+# A fingerprint of the server configuration files (the agent reloads when it changes).
+config_fingerprint() {
+  cat "$CONFIG_DIR/postgresql.conf" "$CONFIG_DIR/pg_hba.conf" | md5sum | cut -d' ' -f1
 }

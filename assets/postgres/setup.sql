@@ -14,13 +14,21 @@ GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO :"replicatio
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO :"replication_user";
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO :"replication_user";
 
--- FerretDB v2 stores documents through the DocumentDB extension.
+-- FerretDB v2 stores documents through the DocumentDB extension; a new image may ship a newer
+-- version (the agent re-applies this file when the image's version changes).
 CREATE EXTENSION IF NOT EXISTS documentdb CASCADE;
+ALTER EXTENSION documentdb UPDATE;
+-- Once the extension is loaded, any SQL with an operator or a function call (even
+-- SELECT pg_is_in_recovery()) needs these schemas: the replication role checks slots and the
+-- primary with SQL, and pg_rewind reads files through functions. Usage only: no table, no function.
+GRANT USAGE ON SCHEMA documentdb_core, documentdb_api_internal, documentdb_api_catalog, documentdb_api
+  TO :"replication_user";
 
 -- FerretDB's role: not a superuser; DocumentDB's admin role, and CREATEROLE so that MongoDB
--- createUser works (MongoDB users are PostgreSQL roles).
+-- createUser works (MongoDB users are PostgreSQL roles). DocumentDB grants its roles to the
+-- users it creates as the calling role: from PostgreSQL 16 that takes ADMIN OPTION.
 SELECT format('CREATE ROLE %I', :'ferretdb_user')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'ferretdb_user') \gexec
 ALTER ROLE :"ferretdb_user" WITH LOGIN INHERIT CREATEROLE NOSUPERUSER NOREPLICATION NOBYPASSRLS
   PASSWORD :'ferretdb_password';
-GRANT documentdb_admin_role TO :"ferretdb_user";
+GRANT documentdb_admin_role, documentdb_readonly_role, pg_read_all_data TO :"ferretdb_user" WITH ADMIN OPTION;
