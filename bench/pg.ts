@@ -1,12 +1,11 @@
 /**
  * Real PostgreSQL clusters for sections 2-4: the pods of a real synth run by the e2e harness
- * (test/e2e/harness), with the suite's DocumentDB stand-in. Every cluster booted here is
- * registered, so SIGINT and failures destroy it (the harness also kills what is left at exit).
+ * (test/e2e/harness), with the real DocumentDB extension (test/e2e/documentdb.ts). Every
+ * cluster booted here is registered, so SIGINT and failures destroy it (the harness also kills
+ * what is left at exit).
  */
 import { FerretDBClusterProps } from '../src';
-import { installDocumentDbStub } from '../test/e2e/documentdb-stub';
-import { NAME, PgCluster, PRIMARY, PRIMARY_STS, REPLICA_STS, synthCluster } from '../test/e2e/fixture';
-import { Cluster } from '../test/e2e/harness';
+import { NAME, PgCluster, PRIMARY, PRIMARY_STS, REPLICA_STS } from '../test/e2e/fixture';
 
 const live = new Set<PgCluster>();
 
@@ -15,15 +14,12 @@ const live = new Set<PgCluster>();
  * PgCluster.boot does, but also with `replicas: 0` (no replica StatefulSet is synthesized then).
  */
 export async function boot(props: FerretDBClusterProps): Promise<PgCluster> {
-  installDocumentDbStub();
-  const h = await Cluster.create(synthCluster(props));
-  const pg = new PgCluster(h);
+  const pg = await PgCluster.create(props);
   live.add(pg);
   try {
-    const job = await h.runJob(`${NAME}-credentials-bootstrap`, { timeoutMs: 60_000 });
-    if (!job.succeeded) throw new Error(`credentials Job failed:\n${job.logs}`);
-    await h.startStatefulSet(PRIMARY_STS, { timeoutMs: 120_000 });
-    if ((props.replicas ?? 2) > 0) await h.startStatefulSet(REPLICA_STS, { timeoutMs: 180_000 });
+    await pg.runCredentialsJob();
+    await pg.h.startStatefulSet(PRIMARY_STS, { timeoutMs: 120_000 });
+    if ((props.replicas ?? 2) > 0) await pg.h.startStatefulSet(REPLICA_STS, { timeoutMs: 180_000 });
   } catch (e) {
     await release(pg);
     throw e;

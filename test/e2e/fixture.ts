@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Testing } from 'cdk8s';
-import { installDocumentDbStub, withoutDocumentDbPreload } from './documentdb-stub';
+import { DOCUMENTDB_TEST_PARAMETERS, ensureDocumentDb } from './documentdb';
 import { Cluster, ClusterOptions, ExecResult } from './harness';
 import { FerretDBCluster, FerretDBClusterProps, slotNameForPod } from '../../src';
 
@@ -13,11 +13,15 @@ export const PRIMARY = `${PRIMARY_STS}-0`;
 export const RW_SERVICE = `${NAME}-pg-rw`;
 export const replica = (i: number): string => `${REPLICA_STS}-${i}`;
 
-/** The objects of a real synth (with the DocumentDB emulation of documentdb-stub.ts). */
+/**
+ * The objects of a real synth, used unchanged. The one environment difference is a normal prop:
+ * DOCUMENTDB_TEST_PARAMETERS (Debian's pg_cron cannot take DocumentDB's second-based index-build
+ * schedule; see ./documentdb.ts), merged under the test's own parameters.
+ */
 export function synthCluster(props: FerretDBClusterProps = {}): unknown[] {
   const chart = Testing.chart();
-  new FerretDBCluster(chart, 'db', { name: NAME, ...props });
-  return withoutDocumentDbPreload(Testing.synth(chart));
+  new FerretDBCluster(chart, 'db', { name: NAME, ...props, parameters: { ...DOCUMENTDB_TEST_PARAMETERS, ...props.parameters } });
+  return Testing.synth(chart);
 }
 
 /** A running synthesized cluster and the SQL it takes to check it. */
@@ -27,14 +31,11 @@ export class PgCluster {
    * in order, as `kubectl apply` would.
    */
   public static async boot(props: FerretDBClusterProps = {}, options: ClusterOptions = {}): Promise<PgCluster> {
-    installDocumentDbStub();
-    const h = await Cluster.create(synthCluster(props), options);
-    const pg = new PgCluster(h);
+    const pg = await PgCluster.create(props, options);
     try {
-      const job = await h.runJob(`${NAME}-credentials-bootstrap`, { timeoutMs: 60_000 });
-      if (!job.succeeded) throw new Error(`credentials Job failed:\n${job.logs}`);
-      await h.startStatefulSet(PRIMARY_STS, { timeoutMs: 120_000 });
-      await h.startStatefulSet(REPLICA_STS, { timeoutMs: 180_000 });
+      await pg.runCredentialsJob();
+      await pg.h.startStatefulSet(PRIMARY_STS, { timeoutMs: 120_000 });
+      await pg.h.startStatefulSet(REPLICA_STS, { timeoutMs: 180_000 });
     } catch (e) {
       await pg.destroy();
       throw e;
@@ -42,7 +43,22 @@ export class PgCluster {
     return pg;
   }
 
-  constructor(public readonly h: Cluster) {}
+  /** The objects of a synth, loaded but nothing started. */
+  public static async create(props: FerretDBClusterProps = {}, options: ClusterOptions = {}): Promise<PgCluster> {
+    ensureDocumentDb();
+    const objects = synthCluster(props);
+    const job = (objects as any[]).find((o) => o.kind === 'Job');
+    return new PgCluster(await Cluster.create(objects, options), job?.metadata?.name);
+  }
+
+  constructor(public readonly h: Cluster, public readonly credentialsJob?: string) {}
+
+  /** Runs the credentials Job (named after its content) to completion. */
+  public async runCredentialsJob(): Promise<void> {
+    if (!this.credentialsJob) throw new Error('this synth has no credentials Job');
+    const job = await this.h.runJob(this.credentialsJob, { timeoutMs: 60_000 });
+    if (!job.succeeded) throw new Error(`credentials Job failed:\n${job.logs}`);
+  }
 
   /** psql as postgres over the pod's own socket; throws with stderr on failure. */
   public async sql(pod: string, query: string, timeoutMs = 30_000): Promise<string> {
@@ -117,8 +133,8 @@ export class PgCluster {
     return this.h.logs(pod, container).slice(mark);
   }
 
-  public async waitLog(pod: string, pattern: RegExp, mark = 0, timeoutMs = 60_000): Promise<void> {
-    await this.h.waitUntil(`${pod} postgres log matching ${pattern}`, timeoutMs, () => pattern.test(this.logsSince(pod, mark)));
+  public async waitLog(pod: string, pattern: RegExp, mark = 0, timeoutMs = 60_000, container = 'postgres'): Promise<void> {
+    await this.h.waitUntil(`${pod} ${container} log matching ${pattern}`, timeoutMs, () => pattern.test(this.logsSince(pod, mark, container)));
   }
 
   /** Host path of a pod's PGDATA (the volume claim `data`, subdirectory `pgdata`). */

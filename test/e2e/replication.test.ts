@@ -1,6 +1,7 @@
 /**
- * Real PostgreSQL 15 running the pods of a real FerretDBCluster synth: their own scripts,
- * settings, env and volumes (see ./harness and ./documentdb-stub.ts for what is emulated).
+ * Real PostgreSQL 15 with the real DocumentDB extension running the pods of a real
+ * FerretDBCluster synth: their own scripts, settings, env and volumes (see ./harness for what is
+ * emulated, ./documentdb.ts for the extension's build and the one test setting).
  * Every assertion reads server state over SQL; every wait is a bounded poll.
  */
 import * as fs from 'fs';
@@ -36,7 +37,7 @@ test('bootstrap: rows reach both replicas, replicas refuse writes, each streams 
     expect(await c.inRecovery(pod)).toBe(true);
     const write = await c.trySql(pod, insert(1000, 1000));
     expect(write.code).not.toBe(0);
-    expect(write.stderr).toMatch(/read-only transaction/);
+    expect(write.stderr).toMatch(/read-only transaction|the database is in recovery/);
     // primary_conninfo names the read-write Service, never a pod, with application_name = pod name.
     const conninfo = await c.sql(pod, 'SHOW primary_conninfo');
     expect(conninfo).toMatch(new RegExp(`host=${NAME}-pg-rw `));
@@ -57,7 +58,7 @@ test('bootstrap: rows reach both replicas, replicas refuse writes, each streams 
   const secret = c.h.getSecret(`${NAME}-credentials`);
   expect(Object.keys(secret ?? {}).sort()).toEqual(['ferretdb-password', 'replication-password']);
   expect(secret?.['replication-password']).toMatch(/^[0-9a-f]{64}$/);
-  const again = await c.h.runJob(`${NAME}-credentials-bootstrap`);
+  const again = await c.h.runJob(c.credentialsJob!);
   expect(again.succeeded).toBe(true);
   expect(again.logs).toMatch(/already exists; left unchanged/);
   expect(c.h.getSecret(`${NAME}-credentials`)).toEqual(secret);
@@ -253,7 +254,9 @@ test('wrong replication password: a clear log line, and the data directory is le
   await c.sql(PRIMARY, `${TABLE}; ${insert(1, 10)}`);
   await c.waitCount(replica(0), 't', 10);
   await c.h.deletePod(replica(0), { recreate: false });
-  // The server's password no longer matches the Secret the replicas read.
+  // The server's password no longer matches the Secret the replicas read (after the agent's
+  // first pass, which sets the Secret's passwords).
+  await c.waitLog(PRIMARY, /roles, passwords and extension applied/, 0, 60_000, 'agent');
   await c.sql(PRIMARY, "ALTER ROLE replicator PASSWORD 'not-the-one-in-the-secret'");
 
   const marker = path.join(c.pgdata(replica(0)), 'untouched');
@@ -262,14 +265,20 @@ test('wrong replication password: a clear log line, and the data directory is le
   await c.h.startPod(replica(0));
   await c.waitLog(replica(0), /password authentication failed for user "replicator"/, mark);
   expect(fs.existsSync(marker)).toBe(true);
-  await c.h.waitReady(replica(0));
-  expect(await c.count(replica(0), 't')).toBe(10); // its data, served read-only
+  await c.h.waitUntil('the standby runs from its own data', 60_000, async () => (await c.trySql(replica(0), 'SELECT 1')).code === 0);
+  expect(await c.count(replica(0), 't')).toBe(10); // its data, untouched
+  expect(c.h.isReady(replica(0))).toBe(false); // not streaming: not an endpoint of the read Service
   expect(c.logsSince(replica(0), mark)).not.toMatch(/cloning/);
 
-  // A new replica cannot clone: it says why and leaves no half-written data directory.
-  await c.h.apply(synthCluster({ replicas: 2 }), { wait: false });
-  await c.waitLog(replica(1), /password authentication failed for user "replicator"/, 0, 120_000);
-  await c.waitLog(replica(1), /data directory left as it was/);
-  const volume = c.h.volumePath(replica(1), 'data');
+  // A standby with an empty volume cannot clone: it says why and leaves no half-written data
+  // directory. (A new replica pod would not even be created: the StatefulSet waits for the
+  // non-streaming replica-0 to be Ready.)
+  await c.h.deletePod(replica(0), { recreate: false });
+  c.h.wipeVolume(replica(0), 'data');
+  const again = c.logMark(replica(0));
+  await c.h.startPod(replica(0));
+  await c.waitLog(replica(0), /password authentication failed for user "replicator"/, again, 60_000);
+  await c.waitLog(replica(0), /data directory left as it was/, again, 200_000);
+  const volume = c.h.volumePath(replica(0), 'data');
   expect(fs.readdirSync(volume).filter((f) => f.startsWith('pgdata'))).toEqual([]);
 });

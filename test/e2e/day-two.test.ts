@@ -1,0 +1,325 @@
+/**
+ * Day two on real PostgreSQL 15 with the real DocumentDB extension: changes to a running cluster
+ * (configuration, scale, leader), lost volumes and kill -9 under load. Every scenario runs the
+ * pods of a real FerretDBCluster synth (see ./harness) and reads server state over SQL.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { NAME, PgCluster, PRIMARY, PRIMARY_STS, replica, REPLICA_STS, synthCluster } from './fixture';
+import { Cluster } from './harness';
+import { FerretDBClusterProps, ReplicationMode } from '../../src';
+
+jest.setTimeout(420_000);
+
+let pg: PgCluster | undefined;
+
+afterEach(async () => {
+  await pg?.destroy();
+  pg = undefined;
+});
+
+async function boot(props: FerretDBClusterProps = {}): Promise<PgCluster> {
+  pg = await PgCluster.boot(props);
+  return pg;
+}
+
+const ALL = [PRIMARY, replica(0), replica(1)];
+const TABLE = 'CREATE TABLE t (id int PRIMARY KEY, v text)';
+const insert = (from: number, to: number) => `INSERT INTO t SELECT g, 'row ' || g FROM generate_series(${from}, ${to}) g`;
+const RO_SERVICE = `${NAME}-pg-ro`;
+const RW_SERVICE = `${NAME}-pg-rw`;
+
+/** FATAL lines a healthy start legitimately logs (probes and clients during start-up and shutdown). */
+const EXPECTED_FATAL = /FATAL: {2}(the database system is (starting up|shutting down|not yet accepting connections)|terminating connection due to administrator command)/;
+
+test('apply everything at once: Job, Services and every pod start together and converge with no restart and no unexpected FATAL', async () => {
+  pg = await PgCluster.create({});
+  const c = pg;
+  // Every workload at once, in reverse order of what a careful operator would do.
+  await Promise.all([
+    c.h.startStatefulSet(REPLICA_STS, { timeoutMs: 240_000 }),
+    c.h.startStatefulSet(PRIMARY_STS, { timeoutMs: 240_000 }),
+    c.runCredentialsJob(),
+  ]);
+  await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+  await c.sql(PRIMARY, `${TABLE}; ${insert(1, 10)}`);
+  await c.waitCount(replica(1), 't', 10);
+  for (const pod of ALL) {
+    expect({ pod, restarts: c.h.restarts(pod, 'postgres') }).toEqual({ pod, restarts: 0 });
+    const lines = c.h.logs(pod, 'postgres').split('\n');
+    const fatal = lines.filter((l) => /FATAL:/.test(l) && !EXPECTED_FATAL.test(l));
+    expect({ pod, fatal }).toEqual({ pod, fatal: [] });
+    // Every synthesized setting is one the server (with the real extension) knows.
+    const badSettings = lines.filter((l) => /invalid configuration parameter|contains errors|unrecognized configuration parameter/.test(l));
+    expect({ pod, badSettings }).toEqual({ pod, badSettings: [] });
+  }
+  // The standbys waited for the primary instead of failing.
+  expect(c.h.logs(replica(0), 'postgres')).toMatch(/waiting for a writable primary/);
+  // The state sidecar recorded the new cluster's identity in the API.
+  const systemId = await c.sql(PRIMARY, 'SELECT system_identifier FROM pg_control_system()');
+  await c.h.waitUntil('system identifier recorded', 30_000, () => c.h.getConfigMap(`${PRIMARY_STS}-state`)?.systemIdentifier === systemId);
+});
+
+test('configuration changes reach running servers: synchronous quorum on and off by reload, restart-only settings roll in any order', async () => {
+  const c = await boot();
+  await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+  await c.sql(PRIMARY, TABLE);
+
+  // async -> ANY 1: the agent reloads; no pod restarts.
+  await c.waitLog(PRIMARY, /roles, passwords and extension applied/, 0, 30_000, 'agent'); // its first pass
+  const sync = ReplicationMode.synchronousQuorum(1);
+  await c.h.apply(synthCluster({ replicationMode: sync }), { wait: false });
+  await c.h.waitUntil('synchronous_standby_names applied', 60_000, async () =>
+    (await c.sql(PRIMARY, 'SHOW synchronous_standby_names')).startsWith('ANY 1 ('));
+  await c.waitLog(PRIMARY, /configuration changed: reloaded/, 0, 30_000, 'agent');
+  for (const pod of ALL) expect(c.h.restarts(pod, 'postgres')).toBe(0);
+  await c.h.deletePod(replica(0), { recreate: false });
+  await c.h.deletePod(replica(1), { recreate: false });
+  const blocked = await c.trySql(PRIMARY, insert(1, 1), 5_000);
+  expect(blocked.timedOut).toBe(true); // no standby: the commit waits
+
+  // Back to async: commits return again without any restart.
+  await c.h.apply(synthCluster(), { wait: false });
+  await c.h.waitUntil('asynchronous again', 60_000, async () => (await c.sql(PRIMARY, 'SHOW synchronous_standby_names')) === '');
+  const unblocked = await c.trySql(PRIMARY, insert(2, 2), 10_000);
+  expect(unblocked.code).toBe(0);
+  await c.h.startPod(replica(0));
+  await c.h.startPod(replica(1));
+  await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+
+  // A restart-only setting: the pod templates change (so the StatefulSets roll), the agent
+  // says the servers wait for a restart. Raised, primary first (the hard order).
+  const annotation = (objs: unknown[], sts: string) => (objs as any[]).find((o) => o.kind === 'StatefulSet' && o.metadata.name === sts)
+    .spec.template.metadata.annotations['ferretdb.cdk8s.io/restart-settings'];
+  const before = synthCluster();
+  const raised = synthCluster({ maxConnections: 200 });
+  expect(annotation(raised, PRIMARY_STS)).not.toBe(annotation(before, PRIMARY_STS));
+  expect(annotation(raised, REPLICA_STS)).toBe(annotation(raised, PRIMARY_STS));
+  await c.h.apply(raised, { wait: false });
+  await c.waitLog(PRIMARY, /take effect only after a restart: max_connections/, 0, 60_000, 'agent');
+  await c.h.deletePod(PRIMARY);
+  await c.h.waitReady(PRIMARY, 120_000);
+  for (const pod of [replica(0), replica(1)]) {
+    await c.h.deletePod(pod);
+    await c.h.waitReady(pod, 180_000);
+  }
+  await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+  for (const pod of ALL) expect(await c.sql(pod, 'SHOW max_connections')).toBe('200');
+
+  // Lowered, standbys first (the other hard order): they keep the primary's higher value until
+  // the primary has restarted, then stream on.
+  await c.h.apply(synthCluster({ maxConnections: 170 }), { wait: false });
+  await c.h.waitUntil('new settings mounted', 30_000, () => /max_connections = '170'/.test(
+    fs.readFileSync(path.join(c.h.volumePath(replica(0), 'config'), 'postgresql.conf'), 'utf8')));
+  const mark = c.logMark(replica(0));
+  await c.h.deletePod(replica(0));
+  await c.h.waitReady(replica(0), 180_000);
+  expect(c.logsSince(replica(0), mark)).toMatch(/max_connections: using the primary's 200 instead of 170/);
+  await c.h.deletePod(PRIMARY);
+  await c.h.waitReady(PRIMARY, 120_000);
+  await c.h.deletePod(replica(1));
+  await c.h.waitReady(replica(1), 180_000);
+  await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+  await c.sql(PRIMARY, insert(3, 100));
+  await c.waitCount(replica(0), 't', 100);
+  expect(await c.sql(PRIMARY, 'SHOW max_connections')).toBe('170');
+});
+
+test('lost primary volume with replicas up: nothing is initialised or served empty; the runbook recovers every row', async () => {
+  const c = await boot();
+  await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+  await c.sql(PRIMARY, `${TABLE}; ${insert(1, 500)}`);
+  await c.waitCount(replica(0), 't', 500);
+  await c.waitCount(replica(1), 't', 500);
+  await c.h.waitUntil('cluster recorded', 30_000, () => c.h.getConfigMap(`${PRIMARY_STS}-state`)?.systemIdentifier);
+
+  await c.h.killPod(PRIMARY, { recreate: false });
+  c.h.wipeVolume(PRIMARY, 'data');
+  const mark = c.logMark(PRIMARY);
+  await c.h.startPod(PRIMARY);
+  await c.waitLog(PRIMARY, /this cluster was initialised before .* Refusing to create an empty database/, mark, 60_000);
+  // Still refusing a while later: no data directory, no endpoint behind the read-write Service.
+  await new Promise((r) => setTimeout(r, 5_000));
+  expect(fs.existsSync(path.join(c.pgdata(PRIMARY), 'PG_VERSION'))).toBe(false);
+  expect(c.h.endpoints(RW_SERVICE)).toEqual([]);
+  expect(c.h.isReady(PRIMARY)).toBe(false);
+
+  // Runbook: designate the most advanced replica; it promotes itself, the empty pod clones it.
+  await c.h.apply(synthCluster({ currentPrimary: replica(0) }), { wait: false });
+  await c.h.waitReady(replica(0), 120_000);
+  expect(await c.writablePrimaries([replica(0)])).toEqual([replica(0)]);
+  expect(await c.count(replica(0), 't')).toBe(500);
+  await c.h.waitReady(PRIMARY, 240_000);
+  await c.waitStreaming(replica(0), [replica(1), PRIMARY], 180_000);
+  await c.sql(replica(0), insert(501, 510));
+  await c.waitCount(PRIMARY, 't', 510);
+  expect(await c.writablePrimaries(ALL)).toEqual([replica(0)]);
+});
+
+test('fencing: the leader key moves while the old primary runs; it stops taking writes within seconds, rejoins as a standby, and no two servers ever accept writes', async () => {
+  const c = await boot();
+  await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+  await c.sql(PRIMARY, `${TABLE}; ${insert(1, 100)}`);
+  await c.waitCount(replica(0), 't', 100);
+
+  let sampling = true;
+  let samples = 0;
+  let most: string[] = [];
+  const sampler = (async () => {
+    while (sampling) {
+      const writable = await c.writablePrimaries(ALL);
+      samples++;
+      if (writable.length > most.length) most = writable;
+    }
+  })();
+  const start = Date.now();
+  await c.h.apply(synthCluster({ currentPrimary: replica(0) }), { wait: false });
+  await c.waitLog(PRIMARY, /FENCING: the leader key now names/, 0, 30_000);
+  await c.h.waitUntil('old primary no longer writable', 30_000, async () => (await c.writablePrimaries([PRIMARY])).length === 0);
+  const fencedMs = Date.now() - start;
+  await c.h.waitUntil(`${replica(0)} promoted`, 120_000, async () => (await c.writablePrimaries([replica(0)])).length === 1);
+  await c.waitStreaming(replica(0), [replica(1), PRIMARY], 180_000);
+  sampling = false;
+  await sampler;
+  console.log(`fencing: old primary stopped taking writes ${fencedMs} ms after the apply; ${samples} samples, most writable at once: ${most.join(', ') || 'none'}`);
+  expect(fencedMs).toBeLessThan(15_000);
+  expect(samples).toBeGreaterThan(5);
+  expect(most.length).toBeLessThanOrEqual(1);
+  expect(c.h.logs(replica(0), 'postgres')).toMatch(/promoted; now on timeline 2/);
+  expect(c.h.logs(PRIMARY, 'postgres')).toMatch(/former primary: rewinding/);
+  await c.sql(replica(0), insert(101, 110));
+  await c.waitCount(PRIMARY, 't', 110);
+  expect(c.h.isReady(PRIMARY)).toBe(true);
+});
+
+/** Inserts one row per transaction (ids from `first` on) through the pod's socket until stopped; returns the acknowledged ids. */
+function writeContinuously(c: PgCluster, pod: string, first = 1): { stop: () => Promise<number[]> } {
+  let running = true;
+  const acked: number[] = [];
+  const loop = (async () => {
+    for (let id = first; running; id++) {
+      const r = await c.trySql(pod, `INSERT INTO t VALUES (${id}, 'w')`, 5_000);
+      if (r.code !== 0) break;
+      acked.push(id);
+    }
+  })();
+  return { stop: async () => { running = false; await loop; return acked; } };
+}
+
+test('kill -9 of the primary under continuous writes with synchronousQuorum(1): every acknowledged commit survives the promotion', async () => {
+  const mode = ReplicationMode.synchronousQuorum(1);
+  const c = await boot({ replicationMode: mode });
+  await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+  await c.sql(PRIMARY, TABLE);
+  const writer = writeContinuously(c, PRIMARY);
+  await new Promise((r) => setTimeout(r, 3_000));
+  await c.h.killPod(PRIMARY, { recreate: false });
+  const acked = await writer.stop();
+  expect(acked.length).toBeGreaterThan(10);
+
+  // Runbook: the old primary is fenced (down); designate the most advanced replica.
+  const lsn = async (pod: string) => c.sql(pod, 'SELECT pg_last_wal_receive_lsn()');
+  const ahead = Number(await c.sql(replica(0), `SELECT pg_wal_lsn_diff('${await lsn(replica(0))}', '${await lsn(replica(1))}')`));
+  const chosen = ahead >= 0 ? replica(0) : replica(1);
+  await c.h.apply(synthCluster({ replicationMode: mode, currentPrimary: chosen }), { wait: false });
+  await c.h.waitUntil(`${chosen} promoted`, 120_000, async () => (await c.writablePrimaries([chosen])).length === 1);
+  const present = (await c.sql(chosen, `SELECT string_agg(id::text, ',') FROM t WHERE id IN (${acked.join(',')})`)).split(',').map(Number);
+  const lost = acked.filter((id) => !present.includes(id));
+  console.log(`kill -9, synchronousQuorum(1): ${acked.length} acknowledged commits, ${lost.length} lost`);
+  expect(lost).toEqual([]);
+});
+
+test('kill -9 of an async primary that wrote WAL no standby saw: reports lost commits, the old primary rejoins with a real pg_rewind and matches the new primary', async () => {
+  const c = await boot();
+  await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+  await c.sql(PRIMARY, `${TABLE}; ${insert(1, 100)}`);
+  await c.waitCount(replica(0), 't', 100);
+  await c.waitCount(replica(1), 't', 100);
+  // The standbys go away; the primary takes writes only it will ever have.
+  await c.h.deletePod(replica(0), { recreate: false });
+  await c.h.deletePod(replica(1), { recreate: false });
+  const writer = writeContinuously(c, PRIMARY, 10_001);
+  await new Promise((r) => setTimeout(r, 2_000));
+  await c.h.killPod(PRIMARY, { recreate: false });
+  const mark = c.logMark(PRIMARY);
+  const acked = await writer.stop();
+  expect(acked.length).toBeGreaterThan(0);
+
+  // Runbook: fence, designate; the apply brings the former primary's StatefulSet back, and its
+  // pod, no longer the leader, waits for the new primary to rewind and follow it.
+  await c.h.scale(PRIMARY_STS, 0);
+  await c.h.apply(synthCluster({ currentPrimary: replica(0) }), { wait: false });
+  await c.h.startPod(replica(0));
+  await c.h.startPod(replica(1));
+  await c.h.waitUntil(`${replica(0)} promoted`, 180_000, async () => (await c.writablePrimaries([replica(0)])).length === 1);
+  const lost = acked.length - Number(await c.sql(replica(0), `SELECT count(*) FROM t WHERE id IN (${acked.join(',')})`));
+  console.log(`kill -9, async, standbys away: ${acked.length} acknowledged commits, ${lost} lost (asynchronous replication promises none of them)`);
+  expect(lost).toBe(acked.length);
+  await c.sql(replica(0), insert(1001, 1010));
+
+  // The former primary came back with WAL the new primary never saw: pg_rewind must have run.
+  await c.h.waitReady(PRIMARY, 240_000);
+  const log = c.logsSince(PRIMARY, mark);
+  expect(log).toMatch(/former primary: rewinding/);
+  expect(log).toMatch(/servers diverged at WAL location/);
+  expect(log).not.toMatch(/no rewind required/);
+  await c.waitStreaming(replica(0), [replica(1), PRIMARY], 180_000);
+  const digest = 'SELECT count(*) || \':\' || md5(string_agg(id::text || v, \',\' ORDER BY id)) FROM t';
+  await c.h.waitUntil('old primary matches the new one', 60_000, async () =>
+    (await c.sql(PRIMARY, digest)) === (await c.sql(replica(0), digest)));
+});
+
+test('scale down, then up again on the retained volume: the replica that was away too long re-clones by itself and streams', async () => {
+  const small: FerretDBClusterProps = { wal: { walKeepSize: '16MB', maxSlotWalKeepSize: '64MB' }, parameters: { max_wal_size: '64MB', min_wal_size: '32MB' } };
+  const c = await boot(small);
+  await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+  await c.sql(PRIMARY, `${TABLE}; ${insert(1, 100)}`);
+  await c.waitCount(replica(1), 't', 100);
+  const kept = path.join(c.pgdata(replica(1)), 'kept-while-scaled-down');
+  fs.writeFileSync(kept, 'x');
+
+  await c.h.apply(synthCluster({ ...small, replicas: 1 }));
+  await c.h.waitUntil('the removed replica\'s slot is dropped', 90_000, async () =>
+    (await c.sql(PRIMARY, 'SELECT count(*) FROM pg_replication_slots')) === '1');
+  for (let i = 0; i < 4; i++) {
+    await c.sql(PRIMARY, "CREATE TABLE IF NOT EXISTS filler (v text); INSERT INTO filler SELECT repeat('x', 500) FROM generate_series(1, 100000); CHECKPOINT", 120_000);
+  }
+  await c.sql(PRIMARY, insert(101, 200));
+  expect(fs.existsSync(kept)).toBe(true); // the volume was retained
+
+  const mark = c.logMark(replica(1));
+  await c.h.apply(synthCluster({ ...small, replicas: 2 }), { wait: false });
+  await c.waitLog(replica(1), /clone complete/, mark, 240_000);
+  await c.waitStreaming(PRIMARY, [replica(0), replica(1)], 180_000);
+  await c.waitCount(replica(1), 't', 200);
+  expect(c.logsSince(replica(1), mark)).toMatch(/no longer has the WAL this standby needs|was invalidated/);
+});
+
+test('a standby that lags past maxReplicationLag, or stops streaming, leaves the read Service and comes back when it catches up', async () => {
+  const c = await boot({ maxReplicationLag: '16MB' });
+  await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+  await c.h.waitUntil('both standbys are endpoints', 30_000, () => c.h.endpoints(RO_SERVICE).length === 2);
+
+  // Replay paused: WAL arrives but is not applied; the lag passes the bound.
+  await c.sql(replica(0), 'SELECT pg_wal_replay_pause()');
+  await c.sql(PRIMARY, "CREATE TABLE filler (v text); INSERT INTO filler SELECT repeat('x', 500) FROM generate_series(1, 100000)", 120_000);
+  await waitEndpoints(c.h, RO_SERVICE, [replica(1)], 30_000);
+  await c.sql(replica(0), 'SELECT pg_wal_replay_resume()');
+  await waitEndpoints(c.h, RO_SERVICE, [replica(0), replica(1)], 60_000);
+
+  // Not streaming: its walsender is cut and the replication role's password changed, so it cannot
+  // connect again (replica-1's connection stays).
+  await c.sql(PRIMARY, `ALTER ROLE replicator PASSWORD 'not-the-secret';
+    SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE application_name = '${replica(0)}'`);
+  const cut = Date.now();
+  await waitEndpoints(c.h, RO_SERVICE, [replica(1)], 60_000);
+  console.log(`a standby that stopped streaming left the read Service after ${Date.now() - cut} ms`);
+  const password = c.h.getSecret(`${NAME}-credentials`)?.['replication-password'];
+  await c.sql(PRIMARY, `ALTER ROLE replicator PASSWORD '${password}'`);
+  await waitEndpoints(c.h, RO_SERVICE, [replica(0), replica(1)], 60_000);
+});
+
+async function waitEndpoints(h: Cluster, service: string, pods: string[], timeoutMs: number): Promise<void> {
+  await h.waitUntil(`${service} endpoints = ${pods.join(', ')}`, timeoutMs, () =>
+    JSON.stringify([...h.endpoints(service)].sort()) === JSON.stringify([...pods].sort()));
+}
