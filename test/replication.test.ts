@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Testing } from 'cdk8s';
 import { FerretDBCluster, FerretDBClusterProps, PostgresPrimary, ReplicationMode, StreamingReplica } from '../src';
-import { byKind, containers, errorOf, find, megabytes, postgresConfigMap, postgresqlConf, rawSetting, synth } from './util';
+import { byKind, containers, errorOf, megabytes, postgresConfigMap, postgresqlConf, rawSetting, synth } from './util';
 import { slotNameForPod } from '../src/names';
 import { DOCUMENTDB_IMAGE_SETTINGS, RESTART_SETTINGS } from '../src/postgres-config';
 
