@@ -193,7 +193,7 @@ test('fencing: the leader key moves while the old primary runs; it stops taking 
 });
 
 /** Inserts one row per transaction (ids from `first` on) through the pod's socket until stopped; returns the acknowledged ids. */
-function writeContinuously(c: PgCluster, pod: string, first = 1): { stop: () => Promise<number[]> } {
+function writeContinuously(c: PgCluster, pod: string, first = 1): { stop: () => Promise<number[]>; done: () => Promise<number[]> } {
   let running = true;
   const acked: number[] = [];
   const loop = (async () => {
@@ -203,8 +203,28 @@ function writeContinuously(c: PgCluster, pod: string, first = 1): { stop: () => 
       acked.push(id);
     }
   })();
-  return { stop: async () => { running = false; await loop; return acked; } };
+  return {
+    stop: async () => { running = false; await loop; return acked; },
+    done: async () => { await loop; return acked; },
+  };
 }
+
+test('planned switchover under continuous writes, asynchronous: the named standby streams until the old primary has stopped, so no acknowledged commit is lost', async () => {
+  const c = await boot();
+  await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+  await c.sql(PRIMARY, TABLE);
+  const writer = writeContinuously(c, PRIMARY);
+  await new Promise((r) => setTimeout(r, 2_000));
+  await c.h.apply(synthCluster({ currentPrimary: replica(1) }), { wait: false });
+  const acked = await writer.done(); // the first refused write: the old primary fenced itself
+  await c.h.waitReady(replica(1), 120_000);
+  expect(acked.length).toBeGreaterThan(10);
+  const present = Number(await c.sql(replica(1), `SELECT count(*) FROM t WHERE id IN (${acked.join(',')})`));
+  console.log(`planned switchover, async: ${acked.length} acknowledged commits, ${acked.length - present} lost`);
+  expect(present).toBe(acked.length);
+  await c.waitStreaming(replica(1), [replica(0), PRIMARY], 180_000);
+  await c.waitCount(replica(0), 't', Number(await c.count(replica(1), 't')));
+});
 
 test('kill -9 of the primary under continuous writes with synchronousQuorum(1): every acknowledged commit survives the promotion', async () => {
   const mode = ReplicationMode.synchronousQuorum(1);
