@@ -20,6 +20,10 @@ const project = new cdk8s.ConstructLibraryCdk8s({
     'yaml@^2.9.1',
     'kubernetes-models@4.5.1',
     '@kubernetes-models/validate@^4.0.0',
+    // `cdk8s import` of the custom resource definitions (task import-crds).
+    'cdk8s-cli@2.207.60',
+    // Tests validate custom resources against their CRD's openAPIV3Schema.
+    'ajv@^8.20.0',
   ],
   // The package is built and tested here for JavaScript/TypeScript only.
   github: false,
@@ -56,6 +60,31 @@ project.addTask('synth', {
   description: 'Synthesize the example app to dist/ (YAML)',
   exec: 'ts-node --project examples/tsconfig.json examples/main.ts',
 });
+
+// Typed custom resources (src/imports/, generated, never edited by hand): `npx projen import-crds`.
+// Reads the CRDs from ../shared/crds (upstream release files, see its README), offline.
+// One `cdk8s import` per file (the CLI imports only its first spec), each with its own module name
+// so the three CloudNativePG CRDs (one API group) get separate files. CRD imports get no class
+// prefix (`Cluster`, `ObjectStore`, ...); the classes stay internal: src/index.ts does not
+// re-export them, so jsii compiles them but they are not part of the API (nor of API.md).
+const CRDS_DIR = '../shared/crds';
+const IMPORTS_DIR = 'src/imports';
+const CRD_IMPORTS: [string, string][] = [
+  ['cnpg-cluster', 'cloudnative-pg-1.30.0/postgresql.cnpg.io_clusters.yaml'],
+  ['cnpg-backup', 'cloudnative-pg-1.30.0/postgresql.cnpg.io_backups.yaml'],
+  ['cnpg-scheduledbackup', 'cloudnative-pg-1.30.0/postgresql.cnpg.io_scheduledbackups.yaml'],
+  ['barman-objectstore', 'plugin-barman-cloud-0.14.0/barmancloud.cnpg.io_objectstores.yaml'],
+  ['prometheus-podmonitor', 'prometheus-operator-0.93.0/monitoring.coreos.com_podmonitors.yaml'],
+];
+const importCrds = project.addTask('import-crds', {
+  description: `Regenerate ${IMPORTS_DIR}/ with \`cdk8s import\` from the local CRDs in ${CRDS_DIR} (CloudNativePG 1.30.0 Cluster, Backup, ScheduledBackup; Barman Cloud 0.14.0 ObjectStore; prometheus-operator 0.93.0 PodMonitor), offline, TypeScript, no class prefix, not saved to cdk8s.yaml`,
+});
+importCrds.exec(`rm -rf ${IMPORTS_DIR}`);
+for (const [module, file] of CRD_IMPORTS) {
+  importCrds.exec(`cdk8s import --no-save --no-check-upgrade --language typescript --output ${IMPORTS_DIR} ${module}:=${CRDS_DIR}/${file}`);
+}
+project.eslint?.addIgnorePattern(`${IMPORTS_DIR}/`);
+project.gitattributes.addAttributes(`/${IMPORTS_DIR}/**`, 'linguist-generated');
 
 project.addTask('test:update-snapshots', {
   description: 'Explicitly rewrite jest snapshots (review the diff before committing)',
