@@ -1,12 +1,17 @@
 import { ApiObject, Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { CloudNativePGCluster } from './cloudnative-pg';
 import { Resources, Scheduling, StorageSettings } from './common';
 import { Credentials } from './credentials';
 import { DEFAULT_FERRETDB_IMAGE, ferretdbDeployment, METRICS_PORT } from './ferretdb';
+import { PodMonitor } from './imports/prometheus-podmonitor-monitoring.coreos.com';
+import { metadataLabels } from './labels';
 import { defaultName, GROUP_LABEL, validateName } from './names';
 import { checkResources } from './pod-spec';
+import { PostgresBackend } from './postgres-backend';
 import { CONNECTION_HEADROOM, neededConnections } from './postgres-config';
+import { PostgresConnection } from './postgres-connection';
 import { PostgresPrimary } from './primary';
 import { MONGODB_PORT, ReadService } from './read-service';
 import { StreamingReplica } from './replica';
@@ -25,6 +30,13 @@ export const MAX_CLUSTER_NAME = 40;
  */
 export interface FerretDBClusterProps {
   /**
+   * Where PostgreSQL runs: StatefulSets managed by this library, or a CloudNativePG `Cluster`
+   * (automatic failover; needs the operator).
+   *
+   * @default PostgresBackend.statefulSets()
+   */
+  readonly backend?: PostgresBackend;
+  /**
    * Base name of every object (`<name>-rw`, `<name>-ro`, `<name>-pg-primary`, ...).
    *
    * @default - derived from the construct path (at most 40 characters)
@@ -42,6 +54,9 @@ export interface FerretDBClusterProps {
    */
   readonly replicationMode?: ReplicationMode;
   /**
+   * With `PostgresBackend.cloudNativePG()` the Secret is of type `kubernetes.io/basic-auth`
+   * (keys `username`, `password`).
+   *
    * @default Credentials.fromGeneratedSecret()
    */
   readonly credentials?: Credentials;
@@ -107,7 +122,9 @@ export interface FerretDBClusterProps {
   readonly maxConnections?: number;
   /**
    * A standby serves reads only while it streams and has replayed WAL to within this distance
-   * of the primary's (a PostgreSQL size).
+   * of the primary's (a PostgreSQL size). With `PostgresBackend.cloudNativePG()` this is the
+   * `maximumLag` of CloudNativePG's `streaming` readiness probe, which measures replay against
+   * the WAL the standby has received.
    *
    * @default "64MB"
    */
@@ -120,6 +137,8 @@ export interface FerretDBClusterProps {
   readonly scheduling?: Scheduling;
   /**
    * The pod that runs as PostgreSQL primary; see the README's promotion runbook.
+   *
+   * Only with `PostgresBackend.statefulSets()`.
    *
    * @default - the primary StatefulSet's pod 0
    */
@@ -150,6 +169,12 @@ export interface FerretDBClusterProps {
    */
   readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
   /**
+   * A PodMonitor (prometheus-operator) for FerretDB's metrics (8088, /debug/metrics).
+   *
+   * @default false
+   */
+  readonly podMonitor?: boolean;
+  /**
    * FerretDB's anonymous usage telemetry.
    *
    * @default false
@@ -177,14 +202,20 @@ export class FerretDBCluster extends Construct {
   public readonly readServiceName: string;
   /** MongoDB wire protocol port of both Services. */
   public readonly port: number = MONGODB_PORT;
-  public readonly primary: PostgresPrimary;
-  /** The hot standbys (a StatefulSet with `replicas` pods; none with 0). */
-  public readonly replicas: StreamingReplica;
   public readonly readService: ReadService;
-  /** The Secret with `replication-password` and `ferretdb-password`. */
+  /**
+   * The Secret with FerretDB's password: `replication-password` and `ferretdb-password`
+   * (StatefulSets), or `username` and `password` (CloudNativePG).
+   */
   public readonly secretName: string;
   /** The PostgreSQL role (and MongoDB user) FerretDB connects with. */
   public readonly username: string;
+  /** How FerretDB reaches PostgreSQL (the backend's Services, role, Secret, CA). */
+  public readonly postgres: PostgresConnection;
+  /** The CloudNativePG cluster, with `PostgresBackend.cloudNativePG()`. */
+  public readonly cloudNativePG?: CloudNativePGCluster;
+  private readonly statefulSetPrimary?: PostgresPrimary;
+  private readonly statefulSetReplicas?: StreamingReplica;
 
   constructor(scope: Construct, id: string, props: FerretDBClusterProps = {}) {
     super(scope, id);
@@ -209,52 +240,57 @@ export class FerretDBCluster extends Construct {
         throw invalid(`allowedNamespaces[${i}]`, ns, 'a namespace name (a DNS-1123 label: lower-case letters, digits and "-", at most 63 characters)');
       }
     }
+    const backend = PostgresBackend._check('backend', props.backend ?? PostgresBackend.statefulSets());
 
-    this.primary = new PostgresPrimary(this, 'Primary', {
-      name: `${this.name}-pg-primary`,
-      serviceName: `${this.name}-pg-rw`,
-      instance: this.name,
-      image: props.postgresImage,
-      storage: props.storage,
-      resources: props.postgresResources,
-      scheduling: props.scheduling,
+    // The backend builds PostgreSQL and says how FerretDB reaches it.
+    const bound = backend._bind(this, {
+      name: this.name,
+      replicas: replicaCount,
       credentials: clusterCredentials(this.name, props.credentials),
+      networkPolicy,
       replicationMode: props.replicationMode,
+      storage: props.storage,
+      image: props.postgresImage,
+      resources: props.postgresResources,
       clientConnections,
       maxConnections: props.maxConnections,
       maxReplicationLag: props.maxReplicationLag,
       wal: props.wal,
       parameters: props.parameters,
+      scheduling: props.scheduling,
       currentPrimary: props.currentPrimary,
-      networkPolicy,
+      metricsScrapers: props.metricsScrapers,
       labels: props.labels,
     });
-    this.replicas = new StreamingReplica(this, 'Replicas', {
-      primary: this.primary,
-      replicas: replicaCount,
-      name: `${this.name}-pg-replica`,
-      serviceName: `${this.name}-pg-ro`,
-      scheduling: props.scheduling,
-    });
-    this.secretName = this.primary.secretName;
-    this.username = this.primary.ferretdbUser;
+    this.postgres = bound.connection;
+    this.statefulSetPrimary = bound.primary;
+    this.statefulSetReplicas = bound.replicas;
+    this.cloudNativePG = bound.cloudNativePG;
+    this.secretName = this.postgres.secretName;
+    this.username = this.postgres.username;
+    const labelsOf = (component: string) => metadataLabels({ name: 'ferretdb', instance: this.name, component }, props.labels);
+    const tls = this.postgres.caSecretName !== undefined
+      ? { caSecretName: this.postgres.caSecretName, caKey: this.postgres.caKey ?? 'ca.crt' }
+      : undefined;
 
     const ferretdbLabels = { [FERRETDB_LABEL]: this.name };
     const side = (component: string, deploymentName: string, postgresHost: string, count: number) => {
       const selector = { [GROUP_LABEL]: deploymentName };
-      const metadataLabels = this.primary._metadataLabels(component, 'ferretdb');
+      const objectLabels = labelsOf(component);
       ferretdbDeployment(this, component === 'writer' ? 'Writer' : 'Reader', {
         name: deploymentName,
         replicas: count,
         selector,
-        podLabels: { ...metadataLabels, ...ferretdbLabels, ...this.primary.clientLabels },
-        metadataLabels,
+        podLabels: { ...objectLabels, ...ferretdbLabels, ...this.postgres.clientLabels },
+        metadataLabels: objectLabels,
         image: ferretdbImage,
         postgresHost,
         readOnly: component === 'reader',
-        postgresUser: this.primary.ferretdbUser,
+        postgresUser: this.postgres.username,
         poolSize,
         secretName: this.secretName,
+        passwordKey: this.postgres.passwordKey,
+        tls,
         telemetry: props.telemetry ?? false,
         resources: props.ferretdbResources,
         scheduling: props.scheduling,
@@ -262,10 +298,10 @@ export class FerretDBCluster extends Construct {
       return selector;
     };
 
-    const writerSelector = side('writer', `${this.name}-ferretdb-rw`, this.primary.serviceName, writers);
+    const writerSelector = side('writer', `${this.name}-ferretdb-rw`, this.postgres.readWriteHost, writers);
     this.writeServiceName = `${this.name}-rw`;
     new k8s.KubeService(this, 'WriteService', {
-      metadata: { name: this.writeServiceName, labels: this.primary._metadataLabels('write', 'ferretdb') },
+      metadata: { name: this.writeServiceName, labels: labelsOf('write') },
       spec: {
         type: 'ClusterIP',
         selector: writerSelector,
@@ -275,12 +311,12 @@ export class FerretDBCluster extends Construct {
 
     // With no replicas the read Service serves reads from the writer side.
     const readerSelector = replicaCount > 0
-      ? side('reader', `${this.name}-ferretdb-ro`, this.replicas.serviceName, readers)
+      ? side('reader', `${this.name}-ferretdb-ro`, this.postgres.readOnlyHost, readers)
       : writerSelector;
     this.readService = new ReadService(this, 'ReadService', {
       name: `${this.name}-ro`,
       selector: readerSelector,
-      labels: this.primary._metadataLabels('read', 'ferretdb'),
+      labels: labelsOf('read'),
     });
     this.readServiceName = this.readService.serviceName;
 
@@ -303,10 +339,35 @@ export class FerretDBCluster extends Construct {
         ingress.push({ from: props.metricsScrapers, ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(METRICS_PORT) }] });
       }
       new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
-        metadata: { name: `${this.name}-ferretdb`, labels: this.primary._metadataLabels('ferretdb', 'ferretdb') },
+        metadata: { name: `${this.name}-ferretdb`, labels: labelsOf('ferretdb') },
         spec: { podSelector: { matchLabels: ferretdbLabels }, policyTypes: ['Ingress'], ingress },
       });
     }
+
+    if (props.podMonitor ?? false) {
+      new PodMonitor(this, 'PodMonitor', {
+        metadata: { name: `${this.name}-ferretdb`, labels: labelsOf('metrics') },
+        spec: {
+          selector: { matchLabels: ferretdbLabels },
+          podMetricsEndpoints: [{ port: 'metrics', path: '/debug/metrics' }],
+        },
+      });
+    }
+  }
+
+  /** The PostgreSQL primary; only with `PostgresBackend.statefulSets()` (the default). */
+  public get primary(): PostgresPrimary {
+    if (!this.statefulSetPrimary) throw new Error(`FerretDBCluster ${this.name}: primary exists only with PostgresBackend.statefulSets(); use cloudNativePG`);
+    return this.statefulSetPrimary;
+  }
+
+  /**
+   * The hot standbys (a StatefulSet with `replicas` pods; none with 0); only with
+   * `PostgresBackend.statefulSets()` (the default).
+   */
+  public get replicas(): StreamingReplica {
+    if (!this.statefulSetReplicas) throw new Error(`FerretDBCluster ${this.name}: replicas exists only with PostgresBackend.statefulSets(); use cloudNativePG`);
+    return this.statefulSetReplicas;
   }
 
   /** `host:port` of the read-write endpoint inside the namespace. */

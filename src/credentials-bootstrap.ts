@@ -14,6 +14,11 @@ export interface CredentialsBootstrapProps {
   readonly secretName: string;
   readonly metadata: ApiObjectMetadata;
   readonly scheduling?: Scheduling;
+  /**
+   * Create a `kubernetes.io/basic-auth` Secret (keys `username`, `password`) for this role
+   * instead of the cluster's two-password Secret.
+   */
+  readonly basicAuthUsername?: string;
 }
 
 /**
@@ -40,8 +45,9 @@ export class CredentialsBootstrap extends Construct {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
       subjects: [{ kind: 'ServiceAccount', name }],
     });
-    const script = asset('credentials/create-secret.sh');
-    new k8s.KubeConfigMap(this, 'Script', { metadata, data: { 'create-secret.sh': script } });
+    const file = props.basicAuthUsername === undefined ? 'create-secret.sh' : 'create-basic-auth-secret.sh';
+    const script = asset(`credentials/${file}`);
+    new k8s.KubeConfigMap(this, 'Script', { metadata, data: { [file]: script } });
     const template: k8s.PodTemplateSpec = {
       metadata: { labels: props.metadata.labels },
       spec: {
@@ -55,10 +61,11 @@ export class CredentialsBootstrap extends Construct {
           name: 'create-secret',
           image: BOOTSTRAP_IMAGE,
           imagePullPolicy: 'IfNotPresent',
-          command: ['sh', '/scripts/create-secret.sh'],
+          command: ['sh', `/scripts/${file}`],
           env: [
             { name: 'SECRET_NAME', value: props.secretName },
             { name: 'SECRET_LABELS', value: JSON.stringify(props.metadata.labels ?? {}) },
+            ...props.basicAuthUsername !== undefined ? [{ name: 'SECRET_USERNAME', value: props.basicAuthUsername }] : [],
           ],
           volumeMounts: [
             { name: 'script', mountPath: '/scripts', readOnly: true },

@@ -1,7 +1,6 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { Resources, Scheduling } from './common';
-import { SECRET_KEYS } from './credentials';
 import { containerSecurityContext, podSecurityContext, renderResources, spreadOverNodes } from './pod-spec';
 import { MONGODB_PORT } from './read-service';
 
@@ -10,6 +9,8 @@ export const DEFAULT_FERRETDB_IMAGE = 'ghcr.io/ferretdb/ferretdb:2.7.0';
 export const FERRETDB_UID = 1000;
 /** FerretDB's debug handler: /debug/livez, /debug/readyz and /debug/metrics (Prometheus). */
 export const METRICS_PORT = 8088;
+/** Where the PostgreSQL CA certificate is mounted when the backend serves TLS. */
+export const CA_DIR = '/etc/ferretdb/postgres-ca';
 export const DEFAULT_FERRETDB_RESOURCES: Resources = { cpuRequest: '100m', memoryRequest: '128Mi', memoryLimit: '512Mi' };
 
 export interface FerretDBDeploymentOptions {
@@ -27,15 +28,23 @@ export interface FerretDBDeploymentOptions {
   /** Every transaction read-only (the reader side), even if its Service ever reaches a primary. */
   readonly readOnly: boolean;
   readonly secretName: string;
+  /** Key of the password in `secretName`. */
+  readonly passwordKey: string;
+  /** Verify the server's certificate against this CA (`sslmode=verify-full`). */
+  readonly tls?: { readonly caSecretName: string; readonly caKey: string };
   readonly telemetry: boolean;
   readonly resources?: Resources;
   readonly scheduling?: Scheduling;
 }
 
-/** FerretDB's PostgreSQL URL: no password (PGPASSWORD), a bounded pool, read-only on the reader side. */
-export function postgresUrl(o: Pick<FerretDBDeploymentOptions, 'postgresUser' | 'postgresHost' | 'poolSize' | 'readOnly'>): string {
+/**
+ * FerretDB's PostgreSQL URL: no password (PGPASSWORD), a bounded pool, read-only on the reader
+ * side, and the server's certificate verified against the mounted CA when TLS is on.
+ */
+export function postgresUrl(o: Pick<FerretDBDeploymentOptions, 'postgresUser' | 'postgresHost' | 'poolSize' | 'readOnly' | 'tls'>): string {
   const query = [`pool_max_conns=${o.poolSize}`, `pool_min_conns=${Math.min(o.poolSize, 2)}`];
   if (o.readOnly) query.push('default_transaction_read_only=on');
+  if (o.tls) query.push('sslmode=verify-full', `sslrootcert=${CA_DIR}/${o.tls.caKey}`);
   return `postgres://${o.postgresUser}@${o.postgresHost}:5432/postgres?${query.join('&')}`;
 }
 
@@ -69,7 +78,7 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
             imagePullPolicy: 'IfNotPresent',
             env: [
               { name: 'FERRETDB_POSTGRESQL_URL', value: postgresUrl(o) },
-              { name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: o.secretName, key: SECRET_KEYS.ferretdbPassword } } },
+              { name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: o.secretName, key: o.passwordKey } } },
               { name: 'FERRETDB_LISTEN_ADDR', value: `:${MONGODB_PORT}` },
               { name: 'FERRETDB_DEBUG_ADDR', value: `:${METRICS_PORT}` },
               { name: 'FERRETDB_STATE_DIR', value: '/state' },
@@ -85,9 +94,16 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
             readinessProbe: probe('/debug/readyz', 5, 2),
             resources: renderResources(o.resources, DEFAULT_FERRETDB_RESOURCES),
             securityContext: containerSecurityContext(),
-            volumeMounts: [{ name: 'state', mountPath: '/state' }, { name: 'tmp', mountPath: '/tmp' }],
+            volumeMounts: [
+              { name: 'state', mountPath: '/state' }, { name: 'tmp', mountPath: '/tmp' },
+              ...o.tls ? [{ name: 'postgres-ca', mountPath: CA_DIR, readOnly: true }] : [],
+            ],
           }],
-          volumes: [{ name: 'state', emptyDir: {} }, { name: 'tmp', emptyDir: {} }],
+          volumes: [
+            { name: 'state', emptyDir: {} }, { name: 'tmp', emptyDir: {} },
+            // Only the certificate: the CA Secret may also hold the CA's key.
+            ...o.tls ? [{ name: 'postgres-ca', secret: { secretName: o.tls.caSecretName, items: [{ key: o.tls.caKey, path: o.tls.caKey }] } }] : [],
+          ],
           nodeSelector: scheduling.nodeSelector,
           tolerations: scheduling.tolerations,
           affinity: scheduling.affinity,

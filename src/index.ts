@@ -7,3 +7,7 @@ export * from './read-service';
 export * from './replica';
 export * from './replication-mode';
 export { slotNameForPod } from './names';
+export * from './postgres-backend';
+export * from './postgres-connection';
+export * from './cloudnative-pg';
+export * from './cnpg-options';

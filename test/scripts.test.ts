@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ReplicationMode } from '../src';
+import { PostgresBackend, ReplicationMode } from '../src';
 import { byKind, containers, find, podSpecs, postgresConfigMap, synth } from './util';
 
 const ASSETS = path.join(__dirname, '..', 'assets');
@@ -14,6 +14,9 @@ const STATE_SCRIPT = 'cluster-state.sh';
 const objs = synth();
 const pgConfig = postgresConfigMap(objs);
 const jobConfig = byKind(objs, 'ConfigMap').find((c) => c.data['create-secret.sh'] !== undefined);
+/** The CloudNativePG backend's bootstrap Job script (a basic-auth Secret for one role). */
+const basicAuthJobConfig = byKind(synth({ backend: PostgresBackend.cloudNativePG() }), 'ConfigMap')
+  .find((c) => c.data['create-basic-auth-secret.sh'] !== undefined);
 
 /** Writes the keys of a ConfigMap into a fresh directory, under their key names. */
 function writeConfigMap(configMap: any): string {
@@ -92,10 +95,13 @@ describe('shellcheck', () => {
     }
   });
 
-  test('the bootstrap Job script, as the ConfigMap carries it, passes shellcheck -s sh', () => {
-    const dir = writeConfigMap(jobConfig);
+  test.each([
+    ['create-secret.sh', () => jobConfig],
+    ['create-basic-auth-secret.sh', () => basicAuthJobConfig],
+  ])('the bootstrap Job script %s, as the ConfigMap carries it, passes shellcheck -s sh', (file, configMap) => {
+    const dir = writeConfigMap(configMap());
     try {
-      const { status, output } = shellcheck(['-s', 'sh', path.join(dir, 'create-secret.sh')], dir);
+      const { status, output } = shellcheck(['-s', 'sh', path.join(dir, file)], dir);
       expect(output).toBe('');
       expect(status).toBe(0);
     } finally {
@@ -123,8 +129,13 @@ describe('the ConfigMaps carry the scripts of assets/ unchanged', () => {
     expect(jobConfig.data['create-secret.sh']).toEqual(fs.readFileSync(path.join(ASSETS, 'credentials', 'create-secret.sh'), 'utf8'));
   });
 
+  test('credentials/create-basic-auth-secret.sh (CloudNativePG backend)', () => {
+    expect(basicAuthJobConfig.data['create-basic-auth-secret.sh'])
+      .toEqual(fs.readFileSync(path.join(ASSETS, 'credentials', 'create-basic-auth-secret.sh'), 'utf8'));
+  });
+
   test('every file of assets/ is shipped', () => {
-    const shipped = [...Object.keys(pgConfig.data), ...Object.keys(jobConfig.data)];
+    const shipped = [...Object.keys(pgConfig.data), ...Object.keys(jobConfig.data), ...Object.keys(basicAuthJobConfig.data)];
     for (const dir of ['postgres', 'credentials']) {
       for (const file of fs.readdirSync(path.join(ASSETS, dir))) expect(shipped).toContain(file);
     }
@@ -418,7 +429,7 @@ describe('lib.sh against the ConfigMap it is shipped with', () => {
 });
 
 describe('create-secret.sh (with a stub curl)', () => {
-  function runJob(httpCode: string): { status: number | null; stdout: string; stderr: string; posted?: any; url?: string } {
+  function runJob(httpCode: string, jobObjs: any[] = objs): { status: number | null; stdout: string; stderr: string; posted?: any; url?: string } {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fdb-job-'));
     try {
       const sa = path.join(dir, 'sa');
@@ -448,13 +459,16 @@ describe('create-secret.sh (with a stub curl)', () => {
         `printf '%s' "${httpCode}"`,
         '',
       ].join('\n'), { mode: 0o755 });
-      const job = byKind(objs, 'Job')[0].spec.template.spec.containers[0];
+      const job = byKind(jobObjs, 'Job')[0].spec.template.spec.containers[0];
       const env: { [k: string]: string } = {
         PATH: `${bin}:${process.env.PATH}`, SA_DIR: sa, KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443', TMPDIR: dir,
       };
       for (const e of job.env) env[e.name] = e.value;
-      fs.writeFileSync(path.join(dir, 'create-secret.sh'), jobConfig.data['create-secret.sh']);
-      const r = spawnSync('sh', [path.join(dir, 'create-secret.sh')], { env, encoding: 'utf8' });
+      // The script the Job's command runs, from the ConfigMap mounted at /scripts.
+      const file = path.basename(job.command[1]);
+      const script = byKind(jobObjs, 'ConfigMap').find((c) => c.data[file] !== undefined).data[file];
+      fs.writeFileSync(path.join(dir, file), script);
+      const r = spawnSync('sh', [path.join(dir, file)], { env, encoding: 'utf8' });
       const postedFile = path.join(dir, 'posted.json');
       return {
         status: r.status,
@@ -481,6 +495,17 @@ describe('create-secret.sh (with a stub curl)', () => {
     const passwords = Object.values<string>(r.posted.data).map((b64) => Buffer.from(b64, 'base64').toString());
     for (const p of passwords) expect(p).toMatch(/^[0-9a-f]{64}$/);
     expect(passwords[0]).not.toEqual(passwords[1]);
+  });
+
+  test('posts a kubernetes.io/basic-auth Secret with the role name and a random password for the CloudNativePG backend', () => {
+    const r = runJob('201', synth({ backend: PostgresBackend.cloudNativePG() }));
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.posted.type).toBe('kubernetes.io/basic-auth');
+    expect(r.posted.metadata.name).toBe('x-credentials');
+    expect(Object.keys(r.posted.data).sort()).toEqual(['password', 'username']);
+    expect(Buffer.from(r.posted.data.username, 'base64').toString()).toBe('ferretdb');
+    expect(Buffer.from(r.posted.data.password, 'base64').toString()).toMatch(/^[0-9a-f]{64}$/);
   });
 
   test('leaves an existing Secret alone (409) and fails on other errors', () => {

@@ -1,0 +1,249 @@
+import { Duration } from 'cdk8s';
+import { invalid } from './validation';
+
+/**
+ * Where the CloudNativePG operator runs: its pods may reach the instances (status port 8000
+ * and 5432) through the NetworkPolicy.
+ */
+export interface CloudNativePGOperator {
+  /**
+   * The operator's namespace.
+   *
+   * @default "cnpg-system"
+   */
+  readonly namespace?: string;
+  /**
+   * Labels of the operator's pods.
+   *
+   * @default - { "app.kubernetes.io/name": "cloudnative-pg" } (the release manifest's)
+   */
+  readonly podLabels?: { [key: string]: string };
+}
+
+/**
+ * An S3-compatible object store for the Barman Cloud plugin (WAL archive and base backups).
+ */
+export interface ObjectStoreSettings {
+  /**
+   * Bucket and path, `s3://bucket/path`.
+   */
+  readonly destinationPath: string;
+  /**
+   * Endpoint of an S3-compatible service (MinIO, Ceph, ...).
+   *
+   * @default - AWS S3
+   */
+  readonly endpointUrl?: string;
+  /**
+   * The Secret with the access keys, in the cluster's namespace.
+   */
+  readonly credentialsSecret: string;
+  /**
+   * @default "ACCESS_KEY_ID"
+   */
+  readonly accessKeyIdKey?: string;
+  /**
+   * @default "ACCESS_SECRET_KEY"
+   */
+  readonly secretAccessKeyKey?: string;
+  /**
+   * Key of the region in `credentialsSecret`.
+   *
+   * @default - none (the endpoint's default region)
+   */
+  readonly regionKey?: string;
+}
+
+/**
+ * When CloudNativePG takes a base backup (`ScheduledBackup`, six-field cron with seconds, UTC).
+ */
+export class BackupSchedule {
+  /**
+   * Every day at `hour`:00 UTC.
+   *
+   * @param hour 0 to 23
+   */
+  public static daily(hour: number = 0): BackupSchedule {
+    if (typeof hour !== 'number' || !Number.isInteger(hour) || hour < 0 || hour > 23) {
+      throw invalid('backup.schedule (BackupSchedule.daily hour)', hour, 'an integer from 0 to 23');
+    }
+    return new BackupSchedule(`0 0 ${hour} * * *`);
+  }
+
+  /**
+   * A six-field cron expression: seconds, minutes, hours, day of month, month, day of week
+   * (for example "0 30 2 * * 0": Sundays at 02:30:00).
+   */
+  public static cron(expression: string): BackupSchedule {
+    const fields = typeof expression === 'string' ? expression.trim().split(/\s+/) : [];
+    if (fields.length !== 6 || !fields.every((f) => /^[0-9*/,\-A-Za-z?]+$/.test(f))) {
+      throw invalid('backup.schedule (BackupSchedule.cron)', expression,
+        'a six-field cron expression with seconds first, such as "0 0 3 * * *"');
+    }
+    return new BackupSchedule(fields.join(' '));
+  }
+
+  /**
+   * @internal
+   */
+  public static _check(prop: string, value: unknown): BackupSchedule {
+    if (!(value instanceof BackupSchedule)) throw invalid(prop, value, 'BackupSchedule.daily() or BackupSchedule.cron(expression)');
+    return value;
+  }
+
+  /** The cron expression. */
+  public readonly expression: string;
+
+  private constructor(expression: string) {
+    this.expression = expression;
+  }
+}
+
+/**
+ * How long backups and WAL stay in the object store (a recovery window).
+ */
+export class RetentionPolicy {
+  public static days(count: number): RetentionPolicy {
+    return new RetentionPolicy(count, 'd', 'days');
+  }
+
+  public static weeks(count: number): RetentionPolicy {
+    return new RetentionPolicy(count, 'w', 'weeks');
+  }
+
+  public static months(count: number): RetentionPolicy {
+    return new RetentionPolicy(count, 'm', 'months');
+  }
+
+  /**
+   * @internal
+   */
+  public static _check(prop: string, value: unknown): RetentionPolicy {
+    if (!(value instanceof RetentionPolicy)) throw invalid(prop, value, 'RetentionPolicy.days(n), .weeks(n) or .months(n)');
+    return value;
+  }
+
+  /** The Barman Cloud form, for example "30d". */
+  public readonly value: string;
+
+  private constructor(count: number, unit: string, what: string) {
+    if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > 9999) {
+      throw invalid(`backup.retention (RetentionPolicy.${what})`, count, 'an integer from 1 to 9999');
+    }
+    this.value = `${count}${unit}`;
+  }
+}
+
+/**
+ * WAL archiving, scheduled base backups and their retention, through the Barman Cloud plugin.
+ */
+export interface BackupSettings {
+  /** Where backups and WAL go. */
+  readonly objectStore: ObjectStoreSettings;
+  /**
+   * @default BackupSchedule.daily(0)
+   */
+  readonly schedule?: BackupSchedule;
+  /**
+   * @default RetentionPolicy.days(30)
+   */
+  readonly retention?: RetentionPolicy;
+}
+
+/**
+ * How far a restored cluster replays the WAL archive.
+ */
+export class RecoveryTarget {
+  /** Every archived transaction (the end of the archive). */
+  public static latest(): RecoveryTarget {
+    return new RecoveryTarget(undefined);
+  }
+
+  /**
+   * Up to a point in time.
+   *
+   * @param timestamp RFC 3339 with a time zone, for example "2026-05-04T10:30:00Z"
+   */
+  public static time(timestamp: string): RecoveryTarget {
+    const valid = typeof timestamp === 'string'
+      && /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$/.test(timestamp)
+      && !Number.isNaN(Date.parse(timestamp.replace(' ', 'T')));
+    if (!valid) {
+      throw invalid('restore.target (RecoveryTarget.time)', timestamp, 'an RFC 3339 timestamp with a time zone, such as "2026-05-04T10:30:00Z"');
+    }
+    return new RecoveryTarget(timestamp);
+  }
+
+  /**
+   * @internal
+   */
+  public static _check(prop: string, value: unknown): RecoveryTarget {
+    if (!(value instanceof RecoveryTarget)) throw invalid(prop, value, 'RecoveryTarget.latest() or RecoveryTarget.time(timestamp)');
+    return value;
+  }
+
+  /** The target time; undefined for the end of the archive. */
+  public readonly targetTime?: string;
+
+  private constructor(targetTime: string | undefined) {
+    this.targetTime = targetTime;
+  }
+}
+
+/**
+ * Bootstrap a new cluster from another cluster's backups (point-in-time recovery).
+ */
+export interface RestoreSettings {
+  /** The object store holding the source cluster's backups and WAL. */
+  readonly objectStore: ObjectStoreSettings;
+  /**
+   * The CloudNativePG cluster name the backups were taken from (the folder in the store).
+   */
+  readonly sourceClusterName: string;
+  /**
+   * @default RecoveryTarget.latest()
+   */
+  readonly target?: RecoveryTarget;
+}
+
+/**
+ * What is specific to the CloudNativePG backend.
+ */
+export interface CloudNativePGOptions {
+  /**
+   * How long the operator waits after the primary fails before promoting a standby
+   * (`failoverDelay`, whole seconds).
+   *
+   * @default Duration.seconds(0)
+   */
+  readonly failoverDelay?: Duration;
+  /**
+   * How long a switchover waits for the former primary to shut down cleanly before stopping it
+   * immediately (`switchoverDelay`, whole seconds).
+   *
+   * @default Duration.seconds(3600)
+   */
+  readonly switchoverDelay?: Duration;
+  /**
+   * @default - namespace "cnpg-system", pods labelled app.kubernetes.io/name=cloudnative-pg
+   */
+  readonly operator?: CloudNativePGOperator;
+  /**
+   * A PodMonitor (prometheus-operator) for the instances' exporter (9187).
+   *
+   * @default false
+   */
+  readonly podMonitor?: boolean;
+  /**
+   * WAL archiving and scheduled base backups to an object store.
+   *
+   * @default - no backups
+   */
+  readonly backup?: BackupSettings;
+  /**
+   * Bootstrap from another cluster's backups instead of an empty database.
+   *
+   * @default - a new, empty database
+   */
+  readonly restore?: RestoreSettings;
+}

@@ -1,0 +1,169 @@
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { CloudNativePGCluster } from './cloudnative-pg';
+import { CloudNativePGOptions } from './cnpg-options';
+import { Resources, Scheduling, StorageSettings } from './common';
+import { Credentials, SECRET_KEYS } from './credentials';
+import { PostgresConnection } from './postgres-connection';
+import { PostgresPrimary } from './primary';
+import { StreamingReplica } from './replica';
+import { ReplicationMode } from './replication-mode';
+import { WalSettings } from './settings';
+import { invalid } from './validation';
+
+/**
+ * What FerretDBCluster hands to its backend (its own props, checked).
+ * @internal
+ */
+export interface BackendContext {
+  readonly name: string;
+  readonly replicas: number;
+  readonly credentials: Credentials;
+  readonly networkPolicy: boolean;
+  readonly replicationMode?: ReplicationMode;
+  readonly storage?: StorageSettings;
+  readonly image?: string;
+  readonly resources?: Resources;
+  readonly wal?: WalSettings;
+  readonly parameters?: { [name: string]: string };
+  /** Connections the FerretDB pools may open to one server (sizes `max_connections`). */
+  readonly clientConnections: number;
+  readonly maxConnections?: number;
+  readonly maxReplicationLag?: string;
+  readonly scheduling?: Scheduling;
+  readonly currentPrimary?: string;
+  readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
+  readonly labels?: { [key: string]: string };
+}
+
+/**
+ * What a backend built: the connection FerretDB uses, and its constructs.
+ * @internal
+ */
+export interface BoundBackend {
+  readonly connection: PostgresConnection;
+  readonly primary?: PostgresPrimary;
+  readonly replicas?: StreamingReplica;
+  readonly cloudNativePG?: CloudNativePGCluster;
+}
+
+/**
+ * Where FerretDBCluster's PostgreSQL runs.
+ */
+export class PostgresBackend {
+  /**
+   * A primary StatefulSet and a StatefulSet of hot standbys, managed by their own scripts
+   * (PostgresPrimary + StreamingReplica). Needs nothing installed; failover is the README's
+   * manual promotion runbook.
+   */
+  public static statefulSets(): PostgresBackend {
+    return new PostgresBackend('statefulSets', bindStatefulSets);
+  }
+
+  /**
+   * A CloudNativePG `Cluster` named `<name>-pg` (CloudNativePGCluster): automatic failover by
+   * the operator, TLS to PostgreSQL, optional metrics, backups and point-in-time recovery.
+   * Needs the CloudNativePG operator (and the Barman Cloud plugin for backups).
+   */
+  public static cloudNativePG(options: CloudNativePGOptions = {}): PostgresBackend {
+    if (options === null || typeof options !== 'object') {
+      throw invalid('backend (PostgresBackend.cloudNativePG options)', options, 'CloudNativePG options ({ failoverDelay, backup, ... })');
+    }
+    return new PostgresBackend('cloudNativePG', (scope, ctx) => bindCloudNativePG(scope, ctx, options));
+  }
+
+  /**
+   * @internal
+   */
+  public static _check(prop: string, value: unknown): PostgresBackend {
+    if (!(value instanceof PostgresBackend)) {
+      throw invalid(prop, value, 'PostgresBackend.statefulSets() or PostgresBackend.cloudNativePG()');
+    }
+    return value;
+  }
+
+  /** "statefulSets" or "cloudNativePG". */
+  public readonly kind: string;
+
+  private constructor(kind: string, private readonly binder: (scope: Construct, ctx: BackendContext) => BoundBackend) {
+    this.kind = kind;
+  }
+
+  /**
+   * Builds the backend's constructs in `scope` and returns how FerretDB connects.
+   * @internal
+   */
+  public _bind(scope: Construct, ctx: BackendContext): BoundBackend {
+    return this.binder(scope, ctx);
+  }
+}
+
+function bindStatefulSets(scope: Construct, ctx: BackendContext): BoundBackend {
+  const primary = new PostgresPrimary(scope, 'Primary', {
+    name: `${ctx.name}-pg-primary`,
+    serviceName: `${ctx.name}-pg-rw`,
+    instance: ctx.name,
+    image: ctx.image,
+    storage: ctx.storage,
+    resources: ctx.resources,
+    scheduling: ctx.scheduling,
+    credentials: ctx.credentials,
+    replicationMode: ctx.replicationMode,
+    clientConnections: ctx.clientConnections,
+    maxConnections: ctx.maxConnections,
+    maxReplicationLag: ctx.maxReplicationLag,
+    wal: ctx.wal,
+    parameters: ctx.parameters,
+    currentPrimary: ctx.currentPrimary,
+    networkPolicy: ctx.networkPolicy,
+    labels: ctx.labels,
+  });
+  const replicas = new StreamingReplica(scope, 'Replicas', {
+    primary,
+    replicas: ctx.replicas,
+    name: `${ctx.name}-pg-replica`,
+    serviceName: `${ctx.name}-pg-ro`,
+    scheduling: ctx.scheduling,
+  });
+  return {
+    connection: {
+      readWriteHost: primary.serviceName,
+      readOnlyHost: replicas.serviceName,
+      port: primary.port,
+      username: primary.ferretdbUser,
+      secretName: primary.secretName,
+      passwordKey: SECRET_KEYS.ferretdbPassword,
+      clientLabels: primary.clientLabels,
+    },
+    primary,
+    replicas,
+  };
+}
+
+function bindCloudNativePG(scope: Construct, ctx: BackendContext, options: CloudNativePGOptions): BoundBackend {
+  if (ctx.currentPrimary !== undefined) {
+    throw invalid('currentPrimary', ctx.currentPrimary,
+      'no value with PostgresBackend.cloudNativePG(): the operator chooses the primary (switch over with `kubectl cnpg promote`)');
+  }
+  const cluster = new CloudNativePGCluster(scope, 'Postgres', {
+    ...options,
+    name: `${ctx.name}-pg`,
+    instance: ctx.name,
+    replicas: ctx.replicas,
+    image: ctx.image,
+    storage: ctx.storage,
+    resources: ctx.resources,
+    scheduling: ctx.scheduling,
+    credentials: ctx.credentials,
+    replicationMode: ctx.replicationMode,
+    clientConnections: ctx.clientConnections,
+    maxConnections: ctx.maxConnections,
+    maxReplicationLag: ctx.maxReplicationLag,
+    wal: ctx.wal,
+    parameters: ctx.parameters,
+    networkPolicy: ctx.networkPolicy,
+    metricsScrapers: ctx.metricsScrapers,
+    labels: ctx.labels,
+  });
+  return { connection: cluster.connection, cloudNativePG: cluster };
+}
