@@ -1,4 +1,5 @@
 import { App, YamlOutputType } from 'cdk8s';
+import { CloudNativePGChart } from './cloudnative-pg';
 import { MinimalChart } from './minimal';
 import { ProductionChart } from './production';
 
@@ -7,4 +8,5 @@ import { ProductionChart } from './production';
 const app = new App({ yamlOutputType: YamlOutputType.FILE_PER_CHART });
 new MinimalChart(app, 'minimal');
 new ProductionChart(app, 'production', { namespace: 'orders' });
+new CloudNativePGChart(app, 'cloudnative-pg', { namespace: 'catalog' });
 app.synth();

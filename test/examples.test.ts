@@ -1,7 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Testing, Yaml } from 'cdk8s';
+import { isCustomResource, validateCustomResource } from './crd-schema';
 import { byKind, find, podSpecs, postgresqlConf, validateAll } from './util';
+import { CloudNativePGChart } from '../examples/cloudnative-pg';
 import { MinimalChart } from '../examples/minimal';
 import { ProductionChart } from '../examples/production';
 
@@ -103,6 +105,31 @@ describe('examples/production.ts', () => {
     expect(conf.max_connections).toBe('300');
     const ferretdb = byKind(objs, 'NetworkPolicy').find((np) => np.metadata.name === 'orders-ferretdb');
     expect(ferretdb.spec.ingress.flatMap((r: any) => r.ports.map((p: any) => p.port))).toEqual([27017, 8088]);
+  });
+
+  test('YAML snapshot', () => {
+    expect(snapshotYaml(objs)).toMatchSnapshot();
+  });
+});
+
+describe('examples/cloudnative-pg.ts', () => {
+  const objs = Testing.synth(new CloudNativePGChart(Testing.app(), 'cloudnative-pg', { namespace: 'catalog' }));
+
+  test('synthesizes objects valid against Kubernetes and the CRDs, in its namespace', () => {
+    expect(() => validateAll(objs.filter((o) => !isCustomResource(o)))).not.toThrow();
+    for (const o of objs.filter(isCustomResource)) expect(() => validateCustomResource(o)).not.toThrow();
+    for (const o of objs) expect(o.metadata.namespace).toBe('catalog');
+  });
+
+  test('is a 3-instance CloudNativePG cluster with a quorum of 1, backups and PodMonitors', () => {
+    const cluster = find(objs, 'Cluster', 'catalog-pg');
+    expect(cluster.spec.instances).toBe(3);
+    expect(cluster.spec.postgresql.synchronous).toEqual({ method: 'any', number: 1 });
+    expect(cluster.spec.switchoverDelay).toBe(600);
+    expect(find(objs, 'ScheduledBackup', 'catalog-pg-backup').spec.schedule).toBe('0 0 2 * * *');
+    expect(find(objs, 'ObjectStore', 'catalog-pg-backup').spec.retentionPolicy).toBe('14d');
+    expect(byKind(objs, 'PodMonitor').map((p) => p.metadata.name).sort()).toEqual(['catalog-ferretdb', 'catalog-pg']);
+    expect(byKind(objs, 'StatefulSet')).toEqual([]);
   });
 
   test('YAML snapshot', () => {
