@@ -11,7 +11,7 @@ import {
   ClusterSpecProbesReadinessMaximumLag, ClusterSpecProbesReadinessType,
 } from './imports/cnpg-cluster-postgresql.cnpg.io';
 import { renderResources } from './pod-spec';
-import { buildSettings, checkSettings, DOCUMENTDB_PRELOAD } from './postgres-config';
+import { buildSettings, checkSettings, DOCUMENTDB_IMAGE_SETTINGS, DOCUMENTDB_PRELOAD } from './postgres-config';
 import { DEFAULT_POSTGRES_RESOURCES, POSTGRES_UID } from './postgres-pod';
 import { ReplicationMode } from './replication-mode';
 import { WalSettings } from './settings';
@@ -28,18 +28,12 @@ export const CNPG_PORTS = { postgresql: 5432, status: 8000, metrics: 9187 };
 
 /**
  * The `documentdb.*` and `cron.*` settings FerretDB's image writes at first start
- * (FerretDB/documentdb `packaging/10-preload.sh`); CloudNativePG skips the image's entry point,
- * so the Cluster sets them.
+ * (FerretDB/documentdb `packaging/10-preload.sh`) that its DocumentDB (0.107) knows, the same as
+ * the StatefulSet backend's; CloudNativePG skips the image's entry point, so the Cluster sets them.
  */
 export const DOCUMENTDB_SETTINGS: { [name: string]: string } = {
   'cron.database_name': 'postgres',
-  'documentdb.enableLetAndCollationForQueryMatch': 'true',
-  'documentdb.enableNowSystemVariable': 'true',
-  'documentdb.enableSortbyIdPushDownToPrimaryKey': 'true',
-  'documentdb.enableSchemaValidation': 'true',
-  'documentdb.enableBypassDocumentValidation': 'true',
-  'documentdb.enableUserCrud': 'true',
-  'documentdb.maxUserLimit': '100',
+  ...Object.fromEntries(DOCUMENTDB_IMAGE_SETTINGS),
 };
 
 /**
@@ -123,12 +117,19 @@ export function cnpgPgHba(): string[] {
 }
 
 /**
+ * DocumentDB's schemas. Once the extension is loaded, any SQL with an operator or a function call
+ * (even `SELECT pg_is_in_recovery()`) needs USAGE on them; usage only: no table, no function.
+ * (The StatefulSet backend grants the same to its replication role in setup.sql.)
+ */
+export const DOCUMENTDB_SCHEMAS = ['documentdb_core', 'documentdb_api_internal', 'documentdb_api_catalog', 'documentdb_api'];
+
+/**
  * SQL CloudNativePG runs once, as the superuser in the `postgres` database, when it creates the
  * cluster (`bootstrap.initdb.postInitSQL`), after it created FerretDB's role (the initdb owner):
  * the DocumentDB extension, the role's attributes, and the grants DocumentDB's user management
  * needs WITH ADMIN OPTION (MongoDB createUser runs `GRANT <role> TO <new user>` as FerretDB's
  * role; from PostgreSQL 16 on CREATEROLE alone no longer allows it). Once the extension is
- * loaded, every role that runs SQL needs USAGE on `documentdb_core`: CloudNativePG's
+ * loaded, every role that runs SQL needs USAGE on DocumentDB's schemas: CloudNativePG's
  * `streaming_replica` (pg_rewind of a former primary; created here if the operator has not yet)
  * and its metrics exporter (a member of `pg_monitor`).
  */
@@ -140,8 +141,8 @@ export function cnpgPostInitSql(ferretdbUser: string): string[] {
     ...DOCUMENTDB_ROLES.map((r) => `GRANT ${r} TO ${role} WITH ADMIN OPTION`),
     'DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = \'streaming_replica\') '
       + 'THEN CREATE ROLE streaming_replica LOGIN REPLICATION; END IF; END$$',
-    'GRANT USAGE ON SCHEMA documentdb_core TO streaming_replica',
-    'GRANT USAGE ON SCHEMA documentdb_core TO pg_monitor',
+    `GRANT USAGE ON SCHEMA ${DOCUMENTDB_SCHEMAS.join(', ')} TO streaming_replica`,
+    `GRANT USAGE ON SCHEMA ${DOCUMENTDB_SCHEMAS.join(', ')} TO pg_monitor`,
   ];
 }
 

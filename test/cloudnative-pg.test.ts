@@ -1,3 +1,5 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import { Duration, Testing, Yaml } from 'cdk8s';
 import {
   BackupSchedule, CloudNativePGCluster, Credentials, FerretDBCluster, FerretDBClusterProps, PostgresBackend, RecoveryTarget,
@@ -5,7 +7,7 @@ import {
 } from '../src';
 import { isCustomResource, toJsonSchema, validateCustomResource } from './crd-schema';
 import {
-  byKind, containers, errorOf, find, podsSelectedBy, podTemplates, selectorMatches, synth, synthCluster, validateAll,
+  byKind, containers, errorOf, find, podsSelectedBy, podTemplates, postgresqlConf, selectorMatches, synth, synthCluster, validateAll,
 } from './util';
 import { cnpgPgHba, cnpgPostInitSql } from '../src/cloudnative-pg';
 
@@ -92,18 +94,28 @@ describe('the CloudNativePG Cluster', () => {
     expect(spec.enableSuperuserAccess).toBe(false);
   });
 
-  test('preloads DocumentDB and pg_cron and sets every setting of the image\'s 10-preload.sh', () => {
+  test('preloads DocumentDB and pg_cron and sets every setting of the image\'s 10-preload.sh that DocumentDB 0.107 knows', () => {
     expect(spec.postgresql.shared_preload_libraries).toEqual(['pg_cron', 'pg_documentdb_core', 'pg_documentdb']);
     expect(spec.postgresql.parameters).toMatchObject({
       'cron.database_name': 'postgres',
       'documentdb.enableLetAndCollationForQueryMatch': 'true',
       'documentdb.enableNowSystemVariable': 'true',
-      'documentdb.enableSortbyIdPushDownToPrimaryKey': 'true',
       'documentdb.enableSchemaValidation': 'true',
       'documentdb.enableBypassDocumentValidation': 'true',
       'documentdb.enableUserCrud': 'true',
       'documentdb.maxUserLimit': '100',
     });
+    // Later images' enableSortbyIdPushDownToPrimaryKey is unknown to the default image's DocumentDB.
+    expect(spec.postgresql.parameters['documentdb.enableSortbyIdPushDownToPrimaryKey']).toBeUndefined();
+  });
+
+  test('sets the same documentdb.* settings as the StatefulSet backend, except the loopback connection string', () => {
+    // The StatefulSet backend points DocumentDB's own connections at its pod-local socket; under
+    // CloudNativePG the socket admits only the operator's users (peer map=local), so they keep
+    // DocumentDB's default, TCP to localhost, which cnpgPgHba admits.
+    const documentdb = (parameters: { [name: string]: string }) => Object.fromEntries(Object.entries(parameters)
+      .filter(([name]) => name.startsWith('documentdb.') && name !== 'documentdb.localhost_connection_string'));
+    expect(documentdb(spec.postgresql.parameters)).toEqual(documentdb(postgresqlConf(synth())));
   });
 
   test('bootstraps the extension and FerretDB\'s role, with the grants user management needs WITH ADMIN OPTION', () => {
@@ -115,7 +127,20 @@ describe('the CloudNativePG Cluster', () => {
     for (const role of ['documentdb_admin_role', 'documentdb_readonly_role', 'pg_read_all_data']) {
       expect(initdb.postInitSQL).toContain(`GRANT ${role} TO ferretdb WITH ADMIN OPTION`);
     }
-    expect(initdb.postInitSQL).toContain('GRANT USAGE ON SCHEMA documentdb_core TO streaming_replica');
+    // Every role that runs SQL once the extension is loaded needs USAGE on DocumentDB's schemas:
+    // CloudNativePG's replication role and its metrics exporter (pg_monitor).
+    for (const grantee of ['streaming_replica', 'pg_monitor']) {
+      expect(initdb.postInitSQL).toContain(
+        `GRANT USAGE ON SCHEMA documentdb_core, documentdb_api_internal, documentdb_api_catalog, documentdb_api TO ${grantee}`);
+    }
+  });
+
+  test('grants USAGE on the same DocumentDB schemas as the StatefulSet backend\'s setup.sql grants its replication role', () => {
+    const setupSql = fs.readFileSync(path.join(__dirname, '..', 'assets', 'postgres', 'setup.sql'), 'utf8');
+    const granted = /GRANT USAGE ON SCHEMA ([\w,\s]+?)\s+TO :"replication_user"/.exec(setupSql)![1].split(',').map((x) => x.trim());
+    const usage = spec.bootstrap.initdb.postInitSQL.filter((q: string) => q.startsWith('GRANT USAGE ON SCHEMA'));
+    expect(usage).toHaveLength(2);
+    for (const q of usage) expect(/^GRANT USAGE ON SCHEMA ([\w, ]+) TO \w+$/.exec(q)![1].split(', ')).toEqual(granted);
   });
 
   test('declares FerretDB\'s role with its password Secret and every membership the bootstrap grants', () => {
