@@ -45,9 +45,8 @@ export class CredentialsBootstrap extends Construct {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
       subjects: [{ kind: 'ServiceAccount', name }],
     });
-    const file = props.basicAuthUsername === undefined ? 'create-secret.sh' : 'create-basic-auth-secret.sh';
-    const script = asset(`credentials/${file}`);
-    new k8s.KubeConfigMap(this, 'Script', { metadata, data: { [file]: script } });
+    const script = asset('credentials/create-secret.sh');
+    new k8s.KubeConfigMap(this, 'Script', { metadata, data: { 'create-secret.sh': script } });
     const template: k8s.PodTemplateSpec = {
       metadata: { labels: props.metadata.labels },
       spec: {
@@ -61,7 +60,7 @@ export class CredentialsBootstrap extends Construct {
           name: 'create-secret',
           image: BOOTSTRAP_IMAGE,
           imagePullPolicy: 'IfNotPresent',
-          command: ['sh', `/scripts/${file}`],
+          command: ['sh', '/scripts/create-secret.sh'],
           env: [
             { name: 'SECRET_NAME', value: props.secretName },
             { name: 'SECRET_LABELS', value: JSON.stringify(props.metadata.labels ?? {}) },

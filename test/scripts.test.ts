@@ -14,9 +14,9 @@ const STATE_SCRIPT = 'cluster-state.sh';
 const objs = synth();
 const pgConfig = postgresConfigMap(objs);
 const jobConfig = byKind(objs, 'ConfigMap').find((c) => c.data['create-secret.sh'] !== undefined);
-/** The CloudNativePG backend's bootstrap Job script (a basic-auth Secret for one role). */
+/** The CloudNativePG backend's bootstrap Job script (the same script: a basic-auth Secret for one role). */
 const basicAuthJobConfig = byKind(synth({ backend: PostgresBackend.cloudNativePG() }), 'ConfigMap')
-  .find((c) => c.data['create-basic-auth-secret.sh'] !== undefined);
+  .find((c) => c.data['create-secret.sh'] !== undefined);
 
 /** Writes the keys of a ConfigMap into a fresh directory, under their key names. */
 function writeConfigMap(configMap: any): string {
@@ -96,9 +96,10 @@ describe('shellcheck', () => {
   });
 
   test.each([
-    ['create-secret.sh', () => jobConfig],
-    ['create-basic-auth-secret.sh', () => basicAuthJobConfig],
-  ])('the bootstrap Job script %s, as the ConfigMap carries it, passes shellcheck -s sh', (file, configMap) => {
+    ['StatefulSets', () => jobConfig],
+    ['CloudNativePG', () => basicAuthJobConfig],
+  ])('the bootstrap Job script (%s backend), as the ConfigMap carries it, passes shellcheck -s sh', (_backend, configMap) => {
+    const file = 'create-secret.sh';
     const dir = writeConfigMap(configMap());
     try {
       const { status, output } = shellcheck(['-s', 'sh', path.join(dir, file)], dir);
@@ -129,9 +130,9 @@ describe('the ConfigMaps carry the scripts of assets/ unchanged', () => {
     expect(jobConfig.data['create-secret.sh']).toEqual(fs.readFileSync(path.join(ASSETS, 'credentials', 'create-secret.sh'), 'utf8'));
   });
 
-  test('credentials/create-basic-auth-secret.sh (CloudNativePG backend)', () => {
-    expect(basicAuthJobConfig.data['create-basic-auth-secret.sh'])
-      .toEqual(fs.readFileSync(path.join(ASSETS, 'credentials', 'create-basic-auth-secret.sh'), 'utf8'));
+  test('credentials/create-secret.sh (CloudNativePG backend)', () => {
+    expect(basicAuthJobConfig.data['create-secret.sh'])
+      .toEqual(fs.readFileSync(path.join(ASSETS, 'credentials', 'create-secret.sh'), 'utf8'));
   });
 
   test('every file of assets/ is shipped', () => {
@@ -193,7 +194,10 @@ describe('container commands', () => {
       ...[...scripts.matchAll(/\$SECRET_DIR\/([\w-]+)/g)].map((m: RegExpMatchArray) => m[1]),
       ...[...scripts.matchAll(/%s\/([\w-]+password)/g)].map((m: RegExpMatchArray) => m[1]),
     ]);
-    const written = new Set([...jobConfig.data['create-secret.sh'].matchAll(/"([\w-]+)":"\$\(b64/g)].map((m: RegExpMatchArray) => m[1]));
+    // The keys of the Opaque Secret (the line after TYPE=Opaque; the other shape is CloudNativePG's).
+    const lines: string[] = jobConfig.data['create-secret.sh'].split('\n');
+    const opaque = lines[lines.findIndex((l) => l.trim() === 'TYPE=Opaque') + 1];
+    const written = new Set([...opaque.matchAll(/\\"([\w-]+)\\":\\"\$\(b64/g)].map((m: RegExpMatchArray) => m[1]));
     expect(read).toEqual(new Set(['replication-password', 'ferretdb-password']));
     expect(written).toEqual(read);
     for (const { container } of containers(objs).filter((c) => c.kind === 'Deployment')) {
@@ -488,6 +492,7 @@ describe('create-secret.sh (with a stub curl)', () => {
     expect(r.status).toBe(0);
     expect(r.url).toBe('https://10.0.0.1:443/api/v1/namespaces/orders/secrets');
     expect(r.posted.kind).toBe('Secret');
+    expect(r.posted.type).toBe('Opaque');
     expect(r.posted.metadata.name).toBe('x-credentials');
     expect(r.posted.metadata.namespace).toBe('orders');
     expect(r.posted.metadata.labels['app.kubernetes.io/instance']).toBe('x');
