@@ -4,6 +4,8 @@ import { Construct } from 'constructs';
 import { Resources, Scheduling, StorageSettings } from './common';
 import { Credentials } from './credentials';
 import { DEFAULT_FERRETDB_IMAGE, ferretdbDeployment, METRICS_PORT } from './ferretdb';
+import { MonitoringOptions } from './monitoring';
+import { monitoringObjects } from './monitoring-objects';
 import { defaultName, GROUP_LABEL, validateName } from './names';
 import { checkResources } from './pod-spec';
 import { CONNECTION_HEADROOM, neededConnections } from './postgres-config';
@@ -144,11 +146,19 @@ export interface FerretDBClusterProps {
    */
   readonly allowedNamespaces?: string[];
   /**
-   * Who may scrape FerretDB's metrics (8088, /debug/metrics).
+   * Who may scrape FerretDB's metrics (8088, /debug/metrics) and, with `monitoring`, the
+   * PostgreSQL exporters (9187).
    *
    * @default - nobody (kubelet probes are not affected)
    */
   readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
+  /**
+   * PostgreSQL metrics (a postgres_exporter sidecar in every PostgreSQL pod) and, opt-in,
+   * PodMonitors, a PrometheusRule and a Grafana dashboard. See the README's "Metrics and alerts".
+   *
+   * @default - no exporter, no monitoring objects
+   */
+  readonly monitoring?: MonitoringOptions;
   /**
    * FerretDB's anonymous usage telemetry.
    *
@@ -201,6 +211,8 @@ export class FerretDBCluster extends Construct {
       // An empty `from` list means "every source" to Kubernetes.
       throw invalid('allowedClients', props.allowedClients, 'at least one peer (omit the prop to allow every pod of the namespace)');
     }
+    if (props.monitoring?.exporterImage !== undefined) checkImage('monitoring.exporterImage', props.monitoring.exporterImage);
+    checkResources('monitoring.exporterResources', props.monitoring?.exporterResources);
     const networkPolicy = props.networkPolicy ?? true;
     const poolSize = checkInteger('ferretdbPoolSize', props.ferretdbPoolSize ?? 20, 1, 1000);
     const clientConnections = neededConnections(poolSize, replicaCount > 0 ? [writers, readers] : [writers]) - CONNECTION_HEADROOM;
@@ -228,6 +240,8 @@ export class FerretDBCluster extends Construct {
       currentPrimary: props.currentPrimary,
       networkPolicy,
       labels: props.labels,
+      metricsExporter: props.monitoring && { image: props.monitoring.exporterImage, resources: props.monitoring.exporterResources },
+      metricsScrapers: props.metricsScrapers,
     });
     this.replicas = new StreamingReplica(this, 'Replicas', {
       primary: this.primary,
@@ -283,6 +297,18 @@ export class FerretDBCluster extends Construct {
       labels: this.primary._metadataLabels('read', 'ferretdb'),
     });
     this.readServiceName = this.readService.serviceName;
+
+    if (props.monitoring) {
+      monitoringObjects(this, props.monitoring, {
+        name: this.name,
+        postgresClusterName: this.primary.name,
+        ferretdbLabels,
+        ferretdbDeployments: [`${this.name}-ferretdb-rw`, ...replicaCount > 0 ? [`${this.name}-ferretdb-ro`] : []],
+        postgresPods: () => this.primary.members,
+        maxReplicationLagBytes: this.primary._clusterInfo.maxReplicationLagBytes,
+        metadataLabels: (component) => this.primary._metadataLabels(component, 'ferretdb'),
+      });
+    }
 
     // One check per chart (a check per cluster would scan the chart once per cluster).
     const chart = Chart.of(this);
