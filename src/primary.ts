@@ -261,6 +261,7 @@ export class PostgresPrimary extends Construct {
     const credentials = Credentials._check('credentials', props.credentials ?? Credentials.fromGeneratedSecret());
     this.secretName = credentials.secretName ?? `${this.name}-credentials`;
     this.stateConfigMapName = `${this.name}-state`;
+    if (props.metricsExporter) checkResources('metricsExporter.resources', props.metricsExporter.resources);
     this._clusterInfo = {
       clusterName: this.name,
       instance: this.instance,
@@ -275,7 +276,6 @@ export class PostgresPrimary extends Construct {
       exporter: props.metricsExporter && exporterContainer(
         checkImage('metricsExporter.image', props.metricsExporter.image ?? DEFAULT_EXPORTER_IMAGE), props.metricsExporter.resources),
     };
-    if (props.metricsExporter) checkResources('metricsExporter.resources', props.metricsExporter.resources);
     this.exporter = props.metricsExporter !== undefined;
     if (credentials.generated) {
       this.credentialsJobName = new CredentialsBootstrap(this, 'Credentials', {
