@@ -21,11 +21,11 @@ export class CloudNativePGChart extends Chart {
       replicationMode: ReplicationMode.synchronousQuorum(1),
       storage: { size: '50Gi' },
       metricsScrapers: monitoring,
-      podMonitor: true,
+      // PodMonitors for FerretDB and the instances (CloudNativePG runs the PostgreSQL exporter).
+      monitoring: { podMonitor: true },
       backend: PostgresBackend.cloudNativePG({
         failoverDelay: Duration.seconds(0),
         switchoverDelay: Duration.minutes(10),
-        podMonitor: true,
         backup: {
           objectStore: {
             destinationPath: 's3://ferretdb-backups/catalog',

@@ -5,8 +5,9 @@ import { CloudNativePGCluster } from './cloudnative-pg';
 import { Resources, Scheduling, StorageSettings } from './common';
 import { Credentials } from './credentials';
 import { DEFAULT_FERRETDB_IMAGE, ferretdbDeployment, METRICS_PORT } from './ferretdb';
-import { PodMonitor } from './imports/prometheus-podmonitor-monitoring.coreos.com';
 import { metadataLabels } from './labels';
+import { MonitoringOptions } from './monitoring';
+import { monitoringObjects } from './monitoring-objects';
 import { defaultName, GROUP_LABEL, validateName } from './names';
 import { checkResources } from './pod-spec';
 import { PostgresBackend } from './postgres-backend';
@@ -163,17 +164,21 @@ export interface FerretDBClusterProps {
    */
   readonly allowedNamespaces?: string[];
   /**
-   * Who may scrape FerretDB's metrics (8088, /debug/metrics).
+   * Who may scrape FerretDB's metrics (8088, /debug/metrics) and, with `monitoring`, the
+   * PostgreSQL exporters (9187).
    *
    * @default - nobody (kubelet probes are not affected)
    */
   readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
   /**
-   * A PodMonitor (prometheus-operator) for FerretDB's metrics (8088, /debug/metrics).
+   * PostgreSQL metrics (a postgres_exporter sidecar in every PostgreSQL pod) and, opt-in,
+   * PodMonitors, a PrometheusRule and a Grafana dashboard. See the README's "Metrics and alerts".
+   * With `PostgresBackend.cloudNativePG()` only `podMonitor` applies (CloudNativePG runs its own
+   * exporter on 9187): PodMonitors for FerretDB and for the instances.
    *
-   * @default false
+   * @default - no exporter, no monitoring objects
    */
-  readonly podMonitor?: boolean;
+  readonly monitoring?: MonitoringOptions;
   /**
    * FerretDB's anonymous usage telemetry.
    *
@@ -232,6 +237,8 @@ export class FerretDBCluster extends Construct {
       // An empty `from` list means "every source" to Kubernetes.
       throw invalid('allowedClients', props.allowedClients, 'at least one peer (omit the prop to allow every pod of the namespace)');
     }
+    if (props.monitoring?.exporterImage !== undefined) checkImage('monitoring.exporterImage', props.monitoring.exporterImage);
+    checkResources('monitoring.exporterResources', props.monitoring?.exporterResources);
     const networkPolicy = props.networkPolicy ?? true;
     const poolSize = checkInteger('ferretdbPoolSize', props.ferretdbPoolSize ?? 20, 1, 1000);
     const clientConnections = neededConnections(poolSize, replicaCount > 0 ? [writers, readers] : [writers]) - CONNECTION_HEADROOM;
@@ -261,6 +268,7 @@ export class FerretDBCluster extends Construct {
       currentPrimary: props.currentPrimary,
       metricsScrapers: props.metricsScrapers,
       labels: props.labels,
+      monitoring: props.monitoring,
     });
     this.postgres = bound.connection;
     this.statefulSetPrimary = bound.primary;
@@ -320,6 +328,22 @@ export class FerretDBCluster extends Construct {
     });
     this.readServiceName = this.readService.serviceName;
 
+    if (props.monitoring) {
+      const primary = this.statefulSetPrimary;
+      monitoringObjects(this, props.monitoring, {
+        name: this.name,
+        // The StatefulSet backend's exporters; CloudNativePG monitors its own instances.
+        postgres: primary && {
+          clusterName: primary.name,
+          pods: () => primary.members,
+          maxReplicationLagBytes: primary._clusterInfo.maxReplicationLagBytes,
+        },
+        ferretdbLabels,
+        ferretdbDeployments: [`${this.name}-ferretdb-rw`, ...replicaCount > 0 ? [`${this.name}-ferretdb-ro`] : []],
+        metadataLabels: labelsOf,
+      });
+    }
+
     // One check per chart (a check per cluster would scan the chart once per cluster).
     const chart = Chart.of(this);
     if (!CHECKED_CHARTS.has(chart)) {
@@ -341,16 +365,6 @@ export class FerretDBCluster extends Construct {
       new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
         metadata: { name: `${this.name}-ferretdb`, labels: labelsOf('ferretdb') },
         spec: { podSelector: { matchLabels: ferretdbLabels }, policyTypes: ['Ingress'], ingress },
-      });
-    }
-
-    if (props.podMonitor ?? false) {
-      new PodMonitor(this, 'PodMonitor', {
-        metadata: { name: `${this.name}-ferretdb`, labels: labelsOf('metrics') },
-        spec: {
-          selector: { matchLabels: ferretdbLabels },
-          podMetricsEndpoints: [{ port: 'metrics', path: '/debug/metrics' }],
-        },
       });
     }
   }

@@ -3,6 +3,7 @@ export * from './common';
 export * from './credentials';
 export * from './settings';
 export * from './primary';
+export * from './monitoring';
 export * from './read-service';
 export * from './replica';
 export * from './replication-mode';

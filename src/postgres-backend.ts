@@ -4,6 +4,7 @@ import { CloudNativePGCluster } from './cloudnative-pg';
 import { CloudNativePGOptions } from './cnpg-options';
 import { Resources, Scheduling, StorageSettings } from './common';
 import { Credentials, SECRET_KEYS } from './credentials';
+import { MonitoringOptions } from './monitoring';
 import { PostgresConnection } from './postgres-connection';
 import { PostgresPrimary } from './primary';
 import { StreamingReplica } from './replica';
@@ -34,6 +35,7 @@ export interface BackendContext {
   readonly currentPrimary?: string;
   readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
   readonly labels?: { [key: string]: string };
+  readonly monitoring?: MonitoringOptions;
 }
 
 /**
@@ -117,6 +119,8 @@ function bindStatefulSets(scope: Construct, ctx: BackendContext): BoundBackend {
     currentPrimary: ctx.currentPrimary,
     networkPolicy: ctx.networkPolicy,
     labels: ctx.labels,
+    metricsExporter: ctx.monitoring && { image: ctx.monitoring.exporterImage, resources: ctx.monitoring.exporterResources },
+    metricsScrapers: ctx.metricsScrapers,
   });
   const replicas = new StreamingReplica(scope, 'Replicas', {
     primary,
@@ -145,8 +149,18 @@ function bindCloudNativePG(scope: Construct, ctx: BackendContext, options: Cloud
     throw invalid('currentPrimary', ctx.currentPrimary,
       'no value with PostgresBackend.cloudNativePG(): the operator chooses the primary (switch over with `kubectl cnpg promote`)');
   }
+  // CloudNativePG runs its own exporter (9187) with its own metrics: the alerts and dashboard
+  // are written for this library's exporter queries.
+  for (const key of ['exporterImage', 'exporterResources', 'prometheusRule', 'dashboard', 'alertThresholds'] as const) {
+    const value = ctx.monitoring?.[key];
+    if (value !== undefined && value !== false) {
+      throw invalid(`monitoring.${key}`, value,
+        'no value with PostgresBackend.cloudNativePG(): CloudNativePG runs its own exporter (only monitoring.podMonitor applies)');
+    }
+  }
   const cluster = new CloudNativePGCluster(scope, 'Postgres', {
     ...options,
+    podMonitor: (options.podMonitor ?? false) || (ctx.monitoring?.podMonitor ?? false),
     name: `${ctx.name}-pg`,
     instance: ctx.name,
     replicas: ctx.replicas,

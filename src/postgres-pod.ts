@@ -42,6 +42,8 @@ export interface PostgresClusterInfo {
   readonly maxReplicationLagBytes: number;
   /** The hash of the settings that need a restart (computed once every replica group is known). */
   readonly restartSettingsHash: () => string;
+  /** The metrics sidecar of every PostgreSQL pod, if any. */
+  readonly exporter?: k8s.Container;
 }
 
 /** The sidecar that records, through the Kubernetes API, that the cluster was initialised. */
@@ -131,6 +133,7 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     securityContext: containerSecurityContext(),
   };
   const containers = [postgres, agent];
+  if (c.exporter) containers.push(c.exporter);
   const volumes: k8s.Volume[] = [
     { name: 'config', configMap: { name: c.configMapName, defaultMode: 0o444 } },
     { name: 'credentials', secret: { secretName: c.secretName, defaultMode: 0o440 } },

@@ -5,6 +5,8 @@ import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './
 import { Credentials } from './credentials';
 import { CredentialsBootstrap } from './credentials-bootstrap';
 import { metadataLabels } from './labels';
+import { DEFAULT_EXPORTER_IMAGE, EXPORTER_PORT, EXPORTER_ROLE, exporterContainer, QUERIES_KEY } from './metrics';
+import { PostgresExporter } from './monitoring';
 import {
   defaultName, GROUP_LABEL, MAX_STATEFULSET_NAME, POD_NAME_LABEL, POSTGRES_CLIENT_LABEL, POSTGRES_CLUSTER_LABEL,
   validateName,
@@ -15,7 +17,7 @@ import {
 } from './postgres-config';
 import { headlessService, POSTGRES_PORT, PostgresClusterInfo, postgresStatefulSet } from './postgres-pod';
 import { ReplicationMode } from './replication-mode';
-import { postgresScripts } from './scripts';
+import { asset, postgresScripts } from './scripts';
 import { Setting, WalSettings } from './settings';
 import { checkImage, checkInteger, checkRoleName, invalid, parsePostgresSize, parseQuantity } from './validation';
 
@@ -140,6 +142,19 @@ export interface PostgresPrimaryProps {
    * @default - none
    */
   readonly labels?: { [key: string]: string };
+  /**
+   * A postgres_exporter sidecar `metrics` (port 9187) in every PostgreSQL pod, with the
+   * library's custom queries (replication lag, slots, WAL). See the README's "Metrics and alerts".
+   *
+   * @default - no exporter
+   */
+  readonly metricsExporter?: PostgresExporter;
+  /**
+   * Who may reach the exporter (9187) through the NetworkPolicy; used only with `metricsExporter`.
+   *
+   * @default - nobody
+   */
+  readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
 }
 
 /** What a replica group tells its primary. */
@@ -203,6 +218,7 @@ export class PostgresPrimary extends Construct {
   private readonly volumeBytes: number;
   private readonly clientConnections: number;
   private readonly maxConnections?: number;
+  private readonly exporter: boolean;
   /** What every PostgreSQL pod of the cluster shares (replica groups use it too). @internal */
   public readonly _clusterInfo: PostgresClusterInfo;
 
@@ -227,6 +243,9 @@ export class PostgresPrimary extends Construct {
     if (this.replicationUser === this.ferretdbUser || [this.replicationUser, this.ferretdbUser].includes('postgres')) {
       throw invalid('ferretdbUser', this.ferretdbUser, 'a role different from replicationUser and from "postgres"');
     }
+    for (const [prop, role] of [['replicationUser', this.replicationUser], ['ferretdbUser', this.ferretdbUser]]) {
+      if (role === EXPORTER_ROLE) throw invalid(prop, role, `a role other than "${EXPORTER_ROLE}" (the metrics exporter's)`);
+    }
     this.wal = props.wal ?? {};
     this.parameters = props.parameters ?? {};
     checkSettings(this.wal, this.parameters, this.volumeBytes);
@@ -242,6 +261,7 @@ export class PostgresPrimary extends Construct {
     const credentials = Credentials._check('credentials', props.credentials ?? Credentials.fromGeneratedSecret());
     this.secretName = credentials.secretName ?? `${this.name}-credentials`;
     this.stateConfigMapName = `${this.name}-state`;
+    if (props.metricsExporter) checkResources('metricsExporter.resources', props.metricsExporter.resources);
     this._clusterInfo = {
       clusterName: this.name,
       instance: this.instance,
@@ -253,7 +273,10 @@ export class PostgresPrimary extends Construct {
       ferretdbUser: this.ferretdbUser,
       maxReplicationLagBytes: parsePostgresSize('maxReplicationLag', maxLag),
       restartSettingsHash: () => restartSettingsHash(this.settings),
+      exporter: props.metricsExporter && exporterContainer(
+        checkImage('metricsExporter.image', props.metricsExporter.image ?? DEFAULT_EXPORTER_IMAGE), props.metricsExporter.resources),
     };
+    this.exporter = props.metricsExporter !== undefined;
     if (credentials.generated) {
       this.credentialsJobName = new CredentialsBootstrap(this, 'Credentials', {
         secretName: this.secretName,
@@ -324,7 +347,10 @@ export class PostgresPrimary extends Construct {
           ingress: [{
             from: [{ podSelector: { matchLabels: this.memberLabels } }, { podSelector: { matchLabels: this.clientLabels } }],
             ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(POSTGRES_PORT) }],
-          }],
+          }, ...this.exporter && props.metricsScrapers?.length ? [{
+            from: props.metricsScrapers,
+            ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(EXPORTER_PORT) }],
+          }] : []],
         },
       });
     }
@@ -417,6 +443,7 @@ export class PostgresPrimary extends Construct {
       'leader': this.currentPrimary + '\n',
       'members': this.members.join('\n') + '\n',
       ...postgresScripts(),
+      ...this.exporter ? { [QUERIES_KEY]: asset(`postgres/${QUERIES_KEY}`) } : {},
     };
   }
 

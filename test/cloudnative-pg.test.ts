@@ -37,8 +37,8 @@ const variants: [string, any[]][] = [
   ['default', cnpg()],
   ['0 replicas', cnpg({ replicas: 0 })],
   ['synchronous quorum 2 of 3', cnpg({ replicas: 3, replicationMode: ReplicationMode.synchronousQuorum(2) })],
-  ['backups, metrics and scrapers', cnpg({ podMonitor: true, metricsScrapers: [{ namespaceSelector: { matchLabels: { team: 'monitoring' } } }] },
-    { podMonitor: true, backup: { objectStore: { ...STORE, regionKey: 'REGION' }, schedule: BackupSchedule.cron('0 30 2 * * 0'), retention: RetentionPolicy.weeks(2) } })],
+  ['backups, metrics and scrapers', cnpg({ monitoring: { podMonitor: true }, metricsScrapers: [{ namespaceSelector: { matchLabels: { team: 'monitoring' } } }] },
+    { backup: { objectStore: { ...STORE, regionKey: 'REGION' }, schedule: BackupSchedule.cron('0 30 2 * * 0'), retention: RetentionPolicy.weeks(2) } })],
   ['restore to a point in time, then back up', cnpg({}, {
     backup: { objectStore: STORE },
     restore: { objectStore: STORE, sourceClusterName: 'orders-pg', target: RecoveryTarget.time('2026-05-04T10:30:00Z') },
@@ -367,7 +367,7 @@ describe('NetworkPolicy of the instances', () => {
       selector: { matchLabels: { 'cnpg.io/cluster': 'x-pg', 'cnpg.io/podRole': 'instance' } }, podMetricsEndpoints: [{ port: 'metrics' }],
     });
     const ferretdb = find(objs, 'PodMonitor', 'x-ferretdb').spec;
-    expect(ferretdb.podMetricsEndpoints).toEqual([{ port: 'metrics', path: '/debug/metrics' }]);
+    expect(ferretdb.podMetricsEndpoints).toEqual([{ port: 'metrics', path: '/debug/metrics', interval: '30s' }]);
     expect(podsSelectedBy(ferretdb.selector, podTemplates(objs)).sort()).toEqual(['Deployment/x-ferretdb-ro', 'Deployment/x-ferretdb-rw']);
     expect(byKind(variants[0][1], 'PodMonitor')).toEqual([]);
   });
@@ -462,5 +462,21 @@ describe('invalid input fails at synth time with an error naming the prop and th
   test.each(cases)('%s', (_what, build, prop, value) => {
     const message = errorOf(build);
     expect({ message, prop: message.includes(prop), value: mentions(message, value) }).toEqual({ message, prop: true, value: true });
+  });
+});
+
+describe('monitoring on CloudNativePG', () => {
+  test('monitoring.podMonitor adds the FerretDB and the instances\' PodMonitors, and no exporter sidecar', () => {
+    const objs = cnpg({ monitoring: { podMonitor: true } });
+    expect(byKind(objs, 'PodMonitor').map((o) => o.metadata.name).sort()).toEqual(['x-ferretdb', 'x-pg']);
+    expect(byKind(objs, 'PrometheusRule')).toEqual([]);
+  });
+
+  test.each([
+    ['prometheusRule', { prometheusRule: true }],
+    ['dashboard', { dashboard: true }],
+    ['exporterImage', { exporterImage: 'quay.io/prometheuscommunity/postgres-exporter:v0.17.1' }],
+  ])('monitoring.%s is a StatefulSet-backend option: an error naming it', (key, monitoring) => {
+    expect(() => cnpg({ monitoring })).toThrow(new RegExp(`Invalid monitoring\\.${key}: .*PostgresBackend\\.cloudNativePG\\(\\)`));
   });
 });

@@ -12,6 +12,7 @@ const CRD_FILES: { [apiVersionKind: string]: string } = {
   'postgresql.cnpg.io/v1/ScheduledBackup': 'cloudnative-pg-1.30.0/postgresql.cnpg.io_scheduledbackups.yaml',
   'barmancloud.cnpg.io/v1/ObjectStore': 'plugin-barman-cloud-0.14.0/barmancloud.cnpg.io_objectstores.yaml',
   'monitoring.coreos.com/v1/PodMonitor': 'prometheus-operator-0.93.0/monitoring.coreos.com_podmonitors.yaml',
+  'monitoring.coreos.com/v1/PrometheusRule': 'prometheus-operator-0.93.0/monitoring.coreos.com_prometheusrules.yaml',
 };
 
 /** Whether an object's apiVersion and kind are a custom resource these tests know. */
@@ -23,7 +24,8 @@ export function isCustomResource(obj: any): boolean {
  * A structural schema as JSON Schema, the way the API server treats it: an object schema without
  * `additionalProperties` or `x-kubernetes-preserve-unknown-fields` is closed (unknown fields
  * would be pruned, and `kubectl apply --validate=strict` rejects them); int-or-string accepts
- * both. CEL rules (`x-kubernetes-validations`) and `format`s are not evaluated.
+ * both; Go's `(?i)` pattern flag becomes both cases of each letter. CEL rules
+ * (`x-kubernetes-validations`) and `format`s are not evaluated.
  */
 export function toJsonSchema(schema: any): any {
   if (Array.isArray(schema)) return schema.map(toJsonSchema);
@@ -37,6 +39,11 @@ export function toJsonSchema(schema: any): any {
       out[key] = typeof value === 'object' ? toJsonSchema(value) : value;
     } else if (['allOf', 'anyOf', 'oneOf'].includes(key)) {
       out[key] = value.map(toJsonSchema);
+    } else if (key === 'pattern' && value.includes('(?i)')) {
+      // Go's case-insensitive flag, which JavaScript patterns lack: each letter (not an escape)
+      // in both cases instead.
+      out.pattern = value.replace('(?i)', '').replace(/(\\?)([a-zA-Z])/g, (m: string, escape: string, c: string) =>
+        escape ? m : `[${c.toLowerCase()}${c.toUpperCase()}]`);
     } else {
       out[key] = value;
     }

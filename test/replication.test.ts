@@ -532,10 +532,10 @@ describe('setup.sql roles', () => {
     expect(admin).toBeGreaterThan(update);
   });
 
-  test('roles are created without extra attributes and passwords come from psql variables', () => {
+  test('roles are created without extra attributes and passwords come from psql variables (the exporter\'s role has none)', () => {
     const creates = sql.match(/CREATE ROLE[^\n]*/g) ?? [];
-    expect(creates).toEqual(['CREATE ROLE %I\', :\'replication_user\')', 'CREATE ROLE %I\', :\'ferretdb_user\')']);
+    expect(creates).toEqual(['CREATE ROLE %I\', :\'replication_user\')', 'CREATE ROLE %I\', :\'ferretdb_user\')', 'CREATE ROLE postgres_exporter\'']);
     const passwords = sql.match(/PASSWORD\s+[^;\s]+/g) ?? [];
-    expect(passwords).toEqual(['PASSWORD :\'replication_password\'', 'PASSWORD :\'ferretdb_password\'']);
+    expect(passwords).toEqual(['PASSWORD :\'replication_password\'', 'PASSWORD :\'ferretdb_password\'', 'PASSWORD NULL']);
   });
 });

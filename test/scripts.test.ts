@@ -135,8 +135,9 @@ describe('the ConfigMaps carry the scripts of assets/ unchanged', () => {
       .toEqual(fs.readFileSync(path.join(ASSETS, 'credentials', 'create-secret.sh'), 'utf8'));
   });
 
-  test('every file of assets/ is shipped', () => {
-    const shipped = [...Object.keys(pgConfig.data), ...Object.keys(jobConfig.data), ...Object.keys(basicAuthJobConfig.data)];
+  test('every file of assets/ is shipped (queries.yaml with monitoring on)', () => {
+    const monitored = postgresConfigMap(synth({ monitoring: {} }));
+    const shipped = [...Object.keys(monitored.data), ...Object.keys(jobConfig.data), ...Object.keys(basicAuthJobConfig.data)];
     for (const dir of ['postgres', 'credentials']) {
       for (const file of fs.readdirSync(path.join(ASSETS, dir))) expect(shipped).toContain(file);
     }

@@ -32,3 +32,15 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'ferretdb_user') \gexe
 ALTER ROLE :"ferretdb_user" WITH LOGIN INHERIT CREATEROLE NOSUPERUSER NOREPLICATION NOBYPASSRLS
   PASSWORD :'ferretdb_password';
 GRANT documentdb_admin_role, documentdb_readonly_role, pg_read_all_data TO :"ferretdb_user" WITH ADMIN OPTION;
+
+-- The metrics exporter's role (the `metrics` sidecar, when monitoring is on): pg_monitor and
+-- nothing else. No password: it logs in only over the pod-local socket, which pg_hba.conf
+-- trusts for the postgres database and only the pod's own containers mount; over the network a
+-- role without a password cannot authenticate. Schema usage as for the replication role above.
+SELECT 'CREATE ROLE postgres_exporter'
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'postgres_exporter') \gexec
+ALTER ROLE postgres_exporter WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT
+  PASSWORD NULL CONNECTION LIMIT 5;
+GRANT pg_monitor TO postgres_exporter;
+GRANT USAGE ON SCHEMA documentdb_core, documentdb_api_internal, documentdb_api_catalog, documentdb_api
+  TO postgres_exporter;

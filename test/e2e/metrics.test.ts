@@ -1,0 +1,158 @@
+/**
+ * The real postgres_exporter (Debian's prometheus-postgres-exporter) as the synthesized `metrics`
+ * sidecar of real PostgreSQL pods: the harness runs the container exactly as synthesized (its
+ * args, env, volumes and user), with the image's entrypoint mapped to the host's binary. Every
+ * number asserted is read from the exporter's /metrics, scraped from inside the pod.
+ */
+import * as fs from 'fs';
+import { PgCluster, PRIMARY, replica } from './fixture';
+import { slotNameForPod } from '../../src';
+
+jest.setTimeout(300_000);
+
+const EXPORTER_BIN = '/usr/bin/prometheus-postgres-exporter';
+const IMAGES = { 'quay.io/prometheuscommunity/postgres-exporter': { entrypoint: [EXPORTER_BIN] } };
+const MB = 1024 * 1024;
+const STANDBY = replica(0);
+const SLOT = slotNameForPod(STANDBY);
+
+interface Sample { readonly name: string; readonly labels: { [key: string]: string }; readonly value: number }
+
+/** The Prometheus text format, enough of it for the exporter's output. */
+function parseMetrics(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) continue;
+    const labels: { [key: string]: string } = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
+    out.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+let pg: PgCluster | undefined;
+
+afterEach(async () => {
+  await pg?.destroy();
+  pg = undefined;
+});
+
+/** The pod's exporter, scraped from inside the pod (each pod has its own network namespace). */
+async function scrape(pod: string): Promise<Sample[]> {
+  const r = await pg!.h.exec(pod, 'postgres', ['curl', '-sS', '--fail', '--max-time', '10', 'http://127.0.0.1:9187/metrics'], { timeoutMs: 15_000 });
+  if (r.code !== 0) throw new Error(`scrape of ${pod} failed: ${r.stderr}`);
+  return parseMetrics(r.stdout);
+}
+
+/** The one sample of `name` whose labels include `labels`; undefined when there is none. */
+function value(samples: Sample[], name: string, labels: { [key: string]: string } = {}): number | undefined {
+  const found = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  if (found.length > 1) throw new Error(`${found.length} samples of ${name} ${JSON.stringify(labels)}`);
+  return found[0]?.value;
+}
+
+/** Polls the pod's exporter until `check` holds for a scrape; returns that scrape. */
+async function waitMetrics(pod: string, what: string, check: (s: Sample[]) => boolean, timeoutMs = 60_000): Promise<Sample[]> {
+  let last: Sample[] = [];
+  try {
+    await pg!.h.waitUntil(`${pod}: ${what}`, timeoutMs, async () => {
+      last = await scrape(pod);
+      return check(last);
+    });
+  } catch (e) {
+    const ours = last.filter((s) => s.name.startsWith('fdb_pg_') || s.name === 'pg_up').map((s) => `${s.name}${JSON.stringify(s.labels)} ${s.value}`);
+    throw new Error(`${(e as Error).message}\nlast scrape:\n${ours.join('\n')}\nexporter log:\n${pg!.h.logs(pod, 'metrics').slice(-2000)}`);
+  }
+  return last;
+}
+
+/** About `mb` MB of WAL on the primary (rows of 500 bytes), then a checkpoint. */
+async function writeWal(mb: number): Promise<void> {
+  await pg!.sql(PRIMARY, `CREATE TABLE IF NOT EXISTS filler (v text); INSERT INTO filler SELECT repeat('x', 500) FROM generate_series(1, ${mb * 1500}); CHECKPOINT`, 120_000);
+}
+
+test('the exporter sidecar reports recovery state, lag and retained WAL that rise and fall, and a lost slot', async () => {
+  if (!fs.existsSync(EXPORTER_BIN)) throw new Error(`${EXPORTER_BIN} is missing: install the Debian package prometheus-postgres-exporter`);
+  pg = await PgCluster.boot({
+    replicas: 1,
+    monitoring: {},
+    wal: { maxSlotWalKeepSize: '64MB', walKeepSize: '16MB' },
+    parameters: { max_wal_size: '96MB', min_wal_size: '32MB' },
+  }, { images: IMAGES });
+  const c = pg;
+  await c.waitStreaming(PRIMARY, [STANDBY]);
+
+  // pg_is_in_recovery per pod, the WAL receiver, the walsender and the slot, all healthy.
+  let p = await waitMetrics(PRIMARY, 'primary reports its standby streaming', (s) =>
+    value(s, 'fdb_pg_replication_streaming', { standby: STANDBY }) === 1 && value(s, 'fdb_pg_slot_active', { slot: SLOT }) === 1);
+  expect(value(p, 'pg_up')).toBe(1);
+  expect(value(p, 'fdb_pg_server_in_recovery')).toBe(0);
+  expect(value(p, 'fdb_pg_slot_status_info', { slot: SLOT, wal_status: 'reserved' })).toBe(1);
+  expect(value(p, 'fdb_pg_server_max_slot_wal_keep_size_bytes')).toBe(64 * MB);
+  expect(value(p, 'fdb_pg_slot_safe_wal_size_bytes', { slot: SLOT })).toBeGreaterThan(32 * MB);
+  expect(value(p, 'fdb_pg_server_wal_directory_bytes')).toBeGreaterThanOrEqual(16 * MB);
+  expect(value(p, 'fdb_pg_server_wal_position_bytes')).toBeGreaterThan(0);
+  expect(value(p, 'fdb_pg_server_connections')).toBeGreaterThanOrEqual(1);
+  let r = await waitMetrics(STANDBY, 'standby reports streaming', (s) => value(s, 'fdb_pg_wal_receiver_streaming') === 1);
+  expect(value(r, 'fdb_pg_server_in_recovery')).toBe(1);
+  // Primary-only queries return nothing on a standby (and do not fail the scrape).
+  expect(r.filter((s) => s.name.startsWith('fdb_pg_slot') || s.name.startsWith('fdb_pg_replication_'))).toEqual([]);
+  // The exporter logs in as its own role: pg_monitor, not a superuser.
+  expect(await c.sql(PRIMARY, `SELECT r.rolsuper || ',' || pg_has_role('postgres_exporter', 'pg_monitor', 'MEMBER')
+    FROM pg_roles r WHERE r.rolname = 'postgres_exporter'`)).toBe('false,true');
+  expect(await c.sql(PRIMARY, "SELECT count(*) > 0 FROM pg_stat_activity WHERE usename = 'postgres_exporter'")).toBe('t');
+
+  // Replay paused on the standby: the replay lag grows on both sides, then falls once resumed.
+  await c.sql(STANDBY, 'SELECT pg_wal_replay_pause()');
+  await writeWal(8);
+  p = await waitMetrics(PRIMARY, 'replay lag above 4MB', (s) => (value(s, 'fdb_pg_replication_replay_lag_bytes', { standby: STANDBY }) ?? 0) > 4 * MB);
+  expect(value(p, 'fdb_pg_replication_flush_lag_bytes', { standby: STANDBY })).toBeLessThan(value(p, 'fdb_pg_replication_replay_lag_bytes', { standby: STANDBY })!);
+  r = await waitMetrics(STANDBY, 'received but not replayed above 4MB', (s) => (value(s, 'fdb_pg_wal_receiver_replay_pending_bytes') ?? 0) > 4 * MB);
+  await c.sql(STANDBY, 'SELECT pg_wal_replay_resume()');
+  await waitMetrics(PRIMARY, 'replay lag back under 1MB', (s) => (value(s, 'fdb_pg_replication_replay_lag_bytes', { standby: STANDBY }) ?? Infinity) < MB);
+  await waitMetrics(STANDBY, 'nothing left to replay', (s) => value(s, 'fdb_pg_wal_receiver_replay_pending_bytes') === 0);
+
+  // Standby stopped: its slot goes inactive and retains the WAL written meanwhile.
+  p = await scrape(PRIMARY);
+  const before = value(p, 'fdb_pg_slot_retained_bytes', { slot: SLOT })!;
+  const safeBefore = value(p, 'fdb_pg_slot_safe_wal_size_bytes', { slot: SLOT })!;
+  await c.h.deletePod(STANDBY, { recreate: false });
+  await waitMetrics(PRIMARY, 'slot inactive', (s) => value(s, 'fdb_pg_slot_active', { slot: SLOT }) === 0);
+  await writeWal(24);
+  p = await scrape(PRIMARY);
+  const held = value(p, 'fdb_pg_slot_retained_bytes', { slot: SLOT })!;
+  expect(held).toBeGreaterThan(before + 16 * MB);
+  expect(value(p, 'fdb_pg_replication_streaming', { standby: STANDBY })).toBeUndefined();
+  expect(value(p, 'fdb_pg_slot_safe_wal_size_bytes', { slot: SLOT })).toBeLessThan(safeBefore - 8 * MB);
+
+  // Back: it catches up, the slot is active again and releases the WAL.
+  await c.h.startPod(STANDBY);
+  await c.waitStreaming(PRIMARY, [STANDBY]);
+  p = await waitMetrics(PRIMARY, 'retained WAL falls after catch-up', (s) =>
+    value(s, 'fdb_pg_slot_active', { slot: SLOT }) === 1 && value(s, 'fdb_pg_slot_retained_bytes', { slot: SLOT })! < 4 * MB);
+  expect(value(p, 'fdb_pg_slot_retained_bytes', { slot: SLOT })).toBeLessThan(held / 4);
+
+  // Stopped for longer than max_slot_wal_keep_size allows: the slot is lost.
+  await c.h.deletePod(STANDBY, { recreate: false });
+  await waitMetrics(PRIMARY, 'slot inactive', (s) => value(s, 'fdb_pg_slot_active', { slot: SLOT }) === 0);
+  for (let i = 0; i < 8; i++) {
+    await writeWal(32);
+    if ((await c.sql(PRIMARY, `SELECT wal_status FROM pg_replication_slots WHERE slot_name = '${SLOT}'`)) === 'lost') break;
+  }
+  p = await waitMetrics(PRIMARY, 'slot reported lost', (s) => value(s, 'fdb_pg_slot_status_info', { slot: SLOT, wal_status: 'lost' }) === 1);
+  expect(value(p, 'fdb_pg_slot_status_info', { slot: SLOT, wal_status: 'reserved' })).toBeUndefined();
+
+  // The standby comes back, finds its slot lost and re-clones: the primary reports the base backup.
+  await c.h.startPod(STANDBY);
+  let cloning: Sample[] = [];
+  await c.h.waitUntil('base backup seen by the primary exporter', 120_000, async () => {
+    cloning = await scrape(PRIMARY);
+    return value(cloning, 'fdb_pg_basebackup_running', { standby: STANDBY }) === 1;
+  });
+  expect(value(cloning, 'fdb_pg_basebackup_streamed_bytes', { standby: STANDBY })).toBeGreaterThanOrEqual(0);
+  await c.waitStreaming(PRIMARY, [STANDBY], 180_000);
+  await waitMetrics(PRIMARY, 'base backup over, slot reserved again', (s) =>
+    value(s, 'fdb_pg_basebackup_running', { standby: STANDBY }) === undefined
+    && value(s, 'fdb_pg_slot_status_info', { slot: SLOT, wal_status: 'reserved' }) === 1);
+});
