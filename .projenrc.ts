@@ -77,9 +77,10 @@ const CRD_IMPORTS: [string, string][] = [
   ['cnpg-scheduledbackup', 'cloudnative-pg-1.30.0/postgresql.cnpg.io_scheduledbackups.yaml'],
   ['barman-objectstore', 'plugin-barman-cloud-0.14.0/barmancloud.cnpg.io_objectstores.yaml'],
   ['prometheus-podmonitor', 'prometheus-operator-0.93.0/monitoring.coreos.com_podmonitors.yaml'],
+  ['cert-manager-certificate', 'cert-manager-1.21.1/cert-manager.io_certificates.yaml'],
 ];
 const importCrds = project.addTask('import-crds', {
-  description: `Regenerate ${IMPORTS_DIR}/ with \`cdk8s import\` from the local CRDs in ${CRDS_DIR} (CloudNativePG 1.30.0 Cluster, Backup, ScheduledBackup; Barman Cloud 0.14.0 ObjectStore; prometheus-operator 0.93.0 PodMonitor), offline, TypeScript, no class prefix, not saved to cdk8s.yaml`,
+  description: `Regenerate ${IMPORTS_DIR}/ with \`cdk8s import\` from the local CRDs in ${CRDS_DIR} (CloudNativePG 1.30.0 Cluster, Backup, ScheduledBackup; Barman Cloud 0.14.0 ObjectStore; prometheus-operator 0.93.0 PodMonitor; cert-manager 1.21.1 Certificate), offline, TypeScript, no class prefix, not saved to cdk8s.yaml`,
 });
 importCrds.exec(`rm -rf ${IMPORTS_DIR}`);
 for (const [module, file] of CRD_IMPORTS) {

@@ -13,6 +13,7 @@ const CRD_FILES: { [apiVersionKind: string]: string } = {
   'barmancloud.cnpg.io/v1/ObjectStore': 'plugin-barman-cloud-0.14.0/barmancloud.cnpg.io_objectstores.yaml',
   'monitoring.coreos.com/v1/PodMonitor': 'prometheus-operator-0.93.0/monitoring.coreos.com_podmonitors.yaml',
   'monitoring.coreos.com/v1/PrometheusRule': 'prometheus-operator-0.93.0/monitoring.coreos.com_prometheusrules.yaml',
+  'cert-manager.io/v1/Certificate': 'cert-manager-1.21.1/cert-manager.io_certificates.yaml',
 };
 
 /** Whether an object's apiVersion and kind are a custom resource these tests know. */
