@@ -18,6 +18,7 @@ import { MONGODB_PORT, ReadService } from './read-service';
 import { StreamingReplica } from './replica';
 import { ReplicationMode } from './replication-mode';
 import { WalSettings } from './settings';
+import { PostgresTls } from './tls';
 import { checkImage, checkInteger, invalid } from './validation';
 
 /** Label on every FerretDB pod of a cluster (NetworkPolicy); value: the cluster name. */
@@ -180,6 +181,15 @@ export interface FerretDBClusterProps {
    */
   readonly monitoring?: MonitoringOptions;
   /**
+   * TLS for every network connection to PostgreSQL (replication, member checks, FerretDB), from
+   * a Secret or a cert-manager Certificate; FerretDB and the standbys verify the server with
+   * `sslmode=verify-full`. See the README's "TLS". Only with `PostgresBackend.statefulSets()`
+   * (CloudNativePG always serves TLS with its own certificates).
+   *
+   * @default - no TLS
+   */
+  readonly postgresTls?: PostgresTls;
+  /**
    * FerretDB's anonymous usage telemetry.
    *
    * @default false
@@ -269,6 +279,7 @@ export class FerretDBCluster extends Construct {
       metricsScrapers: props.metricsScrapers,
       labels: props.labels,
       monitoring: props.monitoring,
+      tls: props.postgresTls,
     });
     this.postgres = bound.connection;
     this.statefulSetPrimary = bound.primary;

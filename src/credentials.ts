@@ -1,4 +1,4 @@
-import { invalid } from './validation';
+import { checkSecretName, invalid } from './validation';
 
 /**
  * Options of a generated credentials Secret.
@@ -71,9 +71,3 @@ export const SECRET_KEYS = {
   replicationPassword: 'replication-password',
   ferretdbPassword: 'ferretdb-password',
 };
-
-function checkSecretName(prop: string, secretName: string): void {
-  if (typeof secretName !== 'string' || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(secretName) || secretName.length > 253) {
-    throw invalid(prop, secretName, 'the name of a Secret (a DNS-1123 subdomain: lower-case letters, digits, "-" and ".")');
-  }
-}

@@ -1,6 +1,7 @@
 export * from './cluster';
 export * from './common';
 export * from './credentials';
+export { PostgresTls, PostgresTlsCertManagerOptions } from './tls';
 export * from './settings';
 export * from './primary';
 export * from './monitoring';

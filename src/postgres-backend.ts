@@ -10,6 +10,7 @@ import { PostgresPrimary } from './primary';
 import { StreamingReplica } from './replica';
 import { ReplicationMode } from './replication-mode';
 import { WalSettings } from './settings';
+import { PostgresTls, TLS_KEYS } from './tls';
 import { invalid } from './validation';
 
 /**
@@ -36,6 +37,7 @@ export interface BackendContext {
   readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
   readonly labels?: { [key: string]: string };
   readonly monitoring?: MonitoringOptions;
+  readonly tls?: PostgresTls;
 }
 
 /**
@@ -121,6 +123,7 @@ function bindStatefulSets(scope: Construct, ctx: BackendContext): BoundBackend {
     labels: ctx.labels,
     metricsExporter: ctx.monitoring && { image: ctx.monitoring.exporterImage, resources: ctx.monitoring.exporterResources },
     metricsScrapers: ctx.metricsScrapers,
+    tls: ctx.tls,
   });
   const replicas = new StreamingReplica(scope, 'Replicas', {
     primary,
@@ -138,6 +141,7 @@ function bindStatefulSets(scope: Construct, ctx: BackendContext): BoundBackend {
       secretName: primary.secretName,
       passwordKey: SECRET_KEYS.ferretdbPassword,
       clientLabels: primary.clientLabels,
+      ...primary.tlsSecretName !== undefined ? { caSecretName: primary.tlsSecretName, caKey: TLS_KEYS.ca } : {},
     },
     primary,
     replicas,
@@ -148,6 +152,10 @@ function bindCloudNativePG(scope: Construct, ctx: BackendContext, options: Cloud
   if (ctx.currentPrimary !== undefined) {
     throw invalid('currentPrimary', ctx.currentPrimary,
       'no value with PostgresBackend.cloudNativePG(): the operator chooses the primary (switch over with `kubectl cnpg promote`)');
+  }
+  if (ctx.tls !== undefined) {
+    throw invalid('postgresTls', ctx.tls,
+      'no value with PostgresBackend.cloudNativePG(): CloudNativePG always serves TLS with its own CA (FerretDB verifies it)');
   }
   // CloudNativePG runs its own exporter (9187) with its own metrics: the alerts and dashboard
   // are written for this library's exporter queries.

@@ -1,6 +1,7 @@
 import { createHash } from 'crypto';
-import { RUN_DIR } from './postgres-pod';
+import { RUN_DIR, TLS_DIR } from './postgres-pod';
 import { Setting, WalSettings } from './settings';
+import { TLS_KEYS } from './tls';
 import { checkInteger, checkPostgresDuration, invalid, parsePostgresSize } from './validation';
 
 /** Settings the pods' scripts own: a parameters map may not change them. */
@@ -8,6 +9,8 @@ const RESERVED = new Set([
   'port', 'listen_addresses', 'unix_socket_directories', 'hba_file', 'ident_file', 'config_file',
   'data_directory', 'primary_conninfo', 'primary_slot_name', 'hot_standby', 'synchronous_standby_names',
   'restore_command', 'recovery_target_timeline', 'documentdb.localhost_connection_string', 'cron.host',
+  // The tls prop owns these.
+  'ssl', 'ssl_cert_file', 'ssl_key_file', 'ssl_ca_file',
 ]);
 
 /** Settings with a typed, validated prop: the parameters map may not bypass its checks. */
@@ -52,6 +55,8 @@ export interface SettingsInput {
   readonly synchronousStandbyNames: string;
   /** `max_connections`, already checked against what the clients need. */
   readonly maxConnections: number;
+  /** Serve TLS with the certificate mounted at TLS_DIR. */
+  readonly tls?: boolean;
 }
 
 /**
@@ -114,6 +119,7 @@ export function buildSettings(input: SettingsInput): Setting[] {
     { name: 'unix_socket_directories', value: RUN_DIR, reason: 'an emptyDir shared with the agent sidecar (peer auth)' },
     { name: 'hba_file', value: '/etc/ferretdb-postgres/pg_hba.conf', reason: 'from the ConfigMap' },
     { name: 'password_encryption', value: 'scram-sha-256', reason: 'no md5 hashes' },
+    ...input.tls ? tlsSettings() : [],
     { name: 'shared_preload_libraries', value: DOCUMENTDB_PRELOAD.join(','), reason: 'DocumentDB (FerretDB v2) and pg_cron, on every server' },
     { name: 'cron.database_name', value: 'postgres', reason: 'DocumentDB schedules its jobs there (they run on the primary only)' },
     { name: 'cron.host', value: RUN_DIR, reason: 'pg_cron runs its jobs over the pod-local socket (pg_hba: local trust for the postgres database only)' },
@@ -142,6 +148,17 @@ export function buildSettings(input: SettingsInput): Setting[] {
   return [...byName.values()];
 }
 
+/** TLS from the mounted Secret; PostgreSQL re-reads these files on reload (the agent's, on rotation). */
+function tlsSettings(): Setting[] {
+  return [
+    { name: 'ssl', value: 'on', reason: 'the tls prop: every network connection is encrypted (pg_hba: hostssl only)' },
+    { name: 'ssl_cert_file', value: `${TLS_DIR}/${TLS_KEYS.cert}`, reason: 'from the TLS Secret; re-read on reload' },
+    { name: 'ssl_key_file', value: `${TLS_DIR}/${TLS_KEYS.key}`, reason: 'from the TLS Secret (root-owned, group-readable: PostgreSQL accepts it); re-read on reload' },
+    { name: 'ssl_ca_file', value: `${TLS_DIR}/${TLS_KEYS.ca}`, reason: 'the CA of the TLS Secret' },
+    { name: 'ssl_min_protocol_version', value: 'TLSv1.2', reason: 'no TLS 1.0 or 1.1' },
+  ];
+}
+
 function quote(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, '\'\'')}'`;
 }
@@ -162,8 +179,10 @@ export function renderPostgresqlConf(settings: Setting[]): string {
  * trusted for DocumentDB's and pg_cron's own connections to the postgres database (the socket is
  * pod-local); every network connection by scram-sha-256; the replication role may open replication
  * connections and (for pg_rewind and slot checks) connect to the postgres database; no trust.
+ * With `tls`, a network connection without TLS is rejected first and every rule is `hostssl`.
  */
-export function renderPgHba(replicationUser: string, ferretdbUser: string): string {
+export function renderPgHba(replicationUser: string, ferretdbUser: string, tls = false): string {
+  const host = tls ? 'hostssl' : 'host   ';
   return [
     '# TYPE  DATABASE     USER                 ADDRESS   METHOD',
     'local   all          postgres                       peer',
@@ -171,12 +190,14 @@ export function renderPgHba(replicationUser: string, ferretdbUser: string): stri
     // role; they use the pod-local socket, which only this pod's own containers mount. Only the
     // postgres database, never the network.
     'local   postgres     all                            trust',
-    `host    replication  ${replicationUser.padEnd(20)} all       scram-sha-256`,
-    `host    postgres     ${replicationUser.padEnd(20)} all       scram-sha-256`,
-    `host    all          ${ferretdbUser.padEnd(20)} all       scram-sha-256`,
+    // `all` does not match replication connections: both are named.
+    ...tls ? ['hostnossl replication all              all       reject', 'hostnossl all        all                  all       reject'] : [],
+    `${host} replication  ${replicationUser.padEnd(20)} all       scram-sha-256`,
+    `${host} postgres     ${replicationUser.padEnd(20)} all       scram-sha-256`,
+    `${host} all          ${ferretdbUser.padEnd(20)} all       scram-sha-256`,
     // MongoDB users created through FerretDB are PostgreSQL roles too.
-    'host    postgres     all                  all       scram-sha-256',
-    'host    all          all                  all       reject',
+    `${host} postgres     all                  all       scram-sha-256`,
+    `${host} all          all                  all       reject`,
     '',
   ].join('\n');
 }

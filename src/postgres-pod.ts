@@ -5,11 +5,14 @@ import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './
 import { BOOTSTRAP_IMAGE } from './credentials-bootstrap';
 import { POSTGRES_CLUSTER_LABEL, SLOT_PREFIX } from './names';
 import { containerSecurityContext, podSecurityContext, renderResources, spreadOverNodesAndZones } from './pod-spec';
+import { TLS_KEYS } from './tls';
 
 /** uid/gid of the postgres user in the official postgres (and postgres-documentdb) images. */
 export const POSTGRES_UID = 999;
 export const CONFIG_DIR = '/etc/ferretdb-postgres';
 export const SECRET_DIR = '/etc/ferretdb-postgres-secret';
+/** The TLS Secret's `tls.crt`, `tls.key` and `ca.crt`, when PostgreSQL serves TLS. */
+export const TLS_DIR = '/etc/ferretdb-postgres-tls';
 export const RUN_DIR = '/var/run/postgresql';
 /** Files between postgres.sh and the state sidecar: an emptyDir without the server's socket. */
 export const STATE_DIR = '/var/run/ferretdb-state';
@@ -44,6 +47,8 @@ export interface PostgresClusterInfo {
   readonly restartSettingsHash: () => string;
   /** The metrics sidecar of every PostgreSQL pod, if any. */
   readonly exporter?: k8s.Container;
+  /** The Secret with the server certificate, its key and the CA, when PostgreSQL serves TLS. */
+  readonly tlsSecretName?: string;
 }
 
 /** The sidecar that records, through the Kubernetes API, that the cluster was initialised. */
@@ -85,6 +90,7 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     run: { name: 'run', mountPath: RUN_DIR },
     state: { name: 'state', mountPath: STATE_DIR },
     tmp: { name: 'tmp', mountPath: '/tmp' },
+    tls: { name: 'tls', mountPath: TLS_DIR, readOnly: true },
     shm: { name: 'shm', mountPath: '/dev/shm' },
   };
   const commonEnv: k8s.EnvVar[] = [
@@ -103,6 +109,9 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     // `kubectl exec ... -- psql` reaches the local server as postgres over the socket.
     env('PGHOST', RUN_DIR),
     env('PGUSER', 'postgres'),
+    // lib.sh: set only with TLS; the server's settings point there, every connection to another
+    // member verifies its certificate against ca.crt (sslmode=verify-full).
+    ...c.tlsSecretName ? [env('TLS_DIR', TLS_DIR)] : [],
   ];
   const lifecycle = (arg: string): k8s.ExecAction => ({ command: ['bash', `${CONFIG_DIR}/lifecycle.sh`, arg] });
 
@@ -113,7 +122,9 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     command: ['bash', `${CONFIG_DIR}/postgres.sh`],
     env: commonEnv,
     ports: [{ name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' }],
-    volumeMounts: [mounts.data, mounts.config, mounts.secret, mounts.run, mounts.state, mounts.tmp, mounts.shm],
+    volumeMounts: [
+      mounts.data, mounts.config, mounts.secret, mounts.run, mounts.state, mounts.tmp, mounts.shm, ...c.tlsSecretName ? [mounts.tls] : [],
+    ],
     resources: renderResources(o.resources, DEFAULT_POSTGRES_RESOURCES),
     securityContext: containerSecurityContext(),
     // A clone (pg_basebackup) or crash recovery may take long: alive, not ready.
@@ -128,7 +139,7 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     imagePullPolicy: 'IfNotPresent',
     command: ['bash', `${CONFIG_DIR}/agent.sh`],
     env: [...commonEnv, env('AGENT_INTERVAL', String(AGENT_INTERVAL_SECONDS))],
-    volumeMounts: [mounts.config, mounts.secret, mounts.run, mounts.tmp],
+    volumeMounts: [mounts.config, mounts.secret, mounts.run, mounts.tmp, ...c.tlsSecretName ? [mounts.tls] : []],
     resources: renderResources(undefined, AGENT_RESOURCES),
     securityContext: containerSecurityContext(),
   };
@@ -142,6 +153,18 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     { name: 'tmp', emptyDir: {} },
     { name: 'shm', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('256Mi') } },
   ];
+  if (c.tlsSecretName) {
+    // root:999 (fsGroup) 0440: PostgreSQL accepts a key file owned by root and readable by its
+    // group. Only the three keys, whatever else the Secret holds.
+    volumes.push({
+      name: 'tls',
+      secret: {
+        secretName: c.tlsSecretName,
+        defaultMode: 0o440,
+        items: [TLS_KEYS.cert, TLS_KEYS.key, TLS_KEYS.ca].map((key) => ({ key, path: key })),
+      },
+    });
+  }
   if (o.stateKeeper) {
     // The only container with a Kubernetes API token (a projected volume, not the automounted one).
     containers.push({

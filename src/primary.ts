@@ -1,4 +1,4 @@
-import { ApiObject, Lazy } from 'cdk8s';
+import { ApiObject, Chart, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './common';
@@ -19,6 +19,7 @@ import { headlessService, POSTGRES_PORT, PostgresClusterInfo, postgresStatefulSe
 import { ReplicationMode } from './replication-mode';
 import { asset, postgresScripts } from './scripts';
 import { Setting, WalSettings } from './settings';
+import { PostgresTls } from './tls';
 import { checkImage, checkInteger, checkRoleName, invalid, parsePostgresSize, parseQuantity } from './validation';
 
 /** The pinned PostgreSQL image with the DocumentDB extension FerretDB v2 needs. */
@@ -155,11 +156,26 @@ export interface PostgresPrimaryProps {
    * @default - nobody
    */
   readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
+  /**
+   * TLS for every network connection to PostgreSQL: `ssl = on`, `hostssl` only, standbys
+   * replicate and members check each other with `sslmode=verify-full`, and the agent reloads a
+   * renewed certificate. The certificate must name every host in `tlsDnsNames`. See the README's
+   * "TLS".
+   *
+   * @default - no TLS (connections are plain text; passwords are still SCRAM)
+   */
+  readonly tls?: PostgresTls;
 }
 
 /** What a replica group tells its primary. */
 export interface ReplicaGroupInfo {
   readonly podNames: string[];
+  /**
+   * The group's Services (headless and read-only), for the names the TLS certificate carries.
+   *
+   * @default - none
+   */
+  readonly serviceNames?: string[];
   readonly selector: { [key: string]: string };
   /** Bytes of each pod's volume. */
   readonly volumeBytes: number;
@@ -211,6 +227,8 @@ export class PostgresPrimary extends Construct {
   public readonly instance: string;
   /** Extra metadata labels. */
   public readonly labels: { [key: string]: string };
+  /** The Secret with PostgreSQL's certificate (`tls.crt`, `tls.key`, `ca.crt`), with `tls`. */
+  public readonly tlsSecretName?: string;
 
   private readonly groups: ReplicaGroupInfo[] = [];
   private readonly wal: WalSettings;
@@ -262,6 +280,13 @@ export class PostgresPrimary extends Construct {
     this.secretName = credentials.secretName ?? `${this.name}-credentials`;
     this.stateConfigMapName = `${this.name}-state`;
     if (props.metricsExporter) checkResources('metricsExporter.resources', props.metricsExporter.resources);
+    if (props.tls !== undefined) {
+      this.tlsSecretName = PostgresTls._check('tls', props.tls)._bind(this, {
+        defaultSecretName: `${this.name}-tls`,
+        labels: this._metadataLabels('postgresql'),
+        dnsNames: () => this.tlsDnsNames,
+      });
+    }
     this._clusterInfo = {
       clusterName: this.name,
       instance: this.instance,
@@ -275,6 +300,7 @@ export class PostgresPrimary extends Construct {
       restartSettingsHash: () => restartSettingsHash(this.settings),
       exporter: props.metricsExporter && exporterContainer(
         checkImage('metricsExporter.image', props.metricsExporter.image ?? DEFAULT_EXPORTER_IMAGE), props.metricsExporter.resources),
+      tlsSecretName: this.tlsSecretName,
     };
     this.exporter = props.metricsExporter !== undefined;
     if (credentials.generated) {
@@ -393,6 +419,19 @@ export class PostgresPrimary extends Construct {
     return Math.min(this.volumeBytes, ...this.groups.map((g) => g.volumeBytes));
   }
 
+  /**
+   * The host names PostgreSQL's certificate must carry (clients verify them with
+   * `sslmode=verify-full`): every Service (read-write, headless, each replica group's read-only
+   * and headless) and every pod's `<pod>.<statefulset>`, each also as `<name>.<namespace>.svc`
+   * when the chart has a namespace.
+   */
+  public get tlsDnsNames(): string[] {
+    const services = [this.serviceName, this.headlessServiceName, ...this.groups.flatMap((g) => g.serviceNames ?? [])];
+    const pods = this.members.map((pod) => `${pod}.${pod.replace(/-[0-9]+$/, '')}`);
+    const namespace = Chart.of(this).namespace;
+    return [...services, ...pods].flatMap((name) => namespace ? [name, `${name}.${namespace}.svc`] : [name]);
+  }
+
   /** Number of standbys over every replica group. */
   public get replicaCount(): number {
     return this.members.length - 1;
@@ -407,6 +446,7 @@ export class PostgresPrimary extends Construct {
       members: this.members,
       synchronousStandbyNames: this.replicationMode.synchronousStandbyNames(this.members),
       maxConnections: this.maxConnections ?? this.clientConnections + CONNECTION_HEADROOM,
+      tls: this.tlsSecretName !== undefined,
     });
   }
 
@@ -439,7 +479,7 @@ export class PostgresPrimary extends Construct {
   private configMapData(): { [key: string]: string } {
     return {
       'postgresql.conf': renderPostgresqlConf(this.settings),
-      'pg_hba.conf': renderPgHba(this.replicationUser, this.ferretdbUser),
+      'pg_hba.conf': renderPgHba(this.replicationUser, this.ferretdbUser, this.tlsSecretName !== undefined),
       'leader': this.currentPrimary + '\n',
       'members': this.members.join('\n') + '\n',
       ...postgresScripts(),

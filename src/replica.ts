@@ -96,7 +96,9 @@ export class StreamingReplica extends Construct {
     checkResources('resources', props.resources);
     this.selector = { [GROUP_LABEL]: this.name };
     this.podNames = Array.from({ length: this.replicas }, (_, i) => `${this.name}-${i}`);
-    primary._registerReplicaGroup({ podNames: this.podNames, selector: this.selector, volumeBytes });
+    primary._registerReplicaGroup({
+      podNames: this.podNames, selector: this.selector, volumeBytes, serviceNames: [this.headlessServiceName, this.serviceName],
+    });
 
     const labels = primary._metadataLabels('replica');
     this.statefulSet = postgresStatefulSet(this, 'Resource', {

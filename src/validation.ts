@@ -88,3 +88,11 @@ export function checkImage(prop: string, value: string): string {
   }
   return value;
 }
+
+/** A Secret's name (a DNS-1123 subdomain); throws naming the prop and the value. */
+export function checkSecretName(prop: string, secretName: string): string {
+  if (typeof secretName !== 'string' || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(secretName) || secretName.length > 253) {
+    throw invalid(prop, secretName, 'the name of a Secret (a DNS-1123 subdomain: lower-case letters, digits, "-" and ".")');
+  }
+  return secretName;
+}

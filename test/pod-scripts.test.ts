@@ -782,3 +782,83 @@ describe('maintenance sessions', () => {
     expect(run.psqlOptions()).toEqual(['-c synchronous_commit=local']);
   });
 });
+
+describe('with TLS (TLS_DIR set, as the tls prop does): every connection to another member verifies its certificate', () => {
+  /** The three files of the Secret, in $STUB_DIR/tls. */
+  const withTls = (p: Paths) => {
+    const dir = path.join(p.dir, 'tls');
+    fs.mkdirSync(dir);
+    for (const f of ['tls.crt', 'tls.key', 'ca.crt']) fs.writeFileSync(path.join(dir, f), `${f} 1\n`);
+  };
+  const tlsEnv = (dir: string) => ({ TLS_DIR: path.join(dir, 'tls') });
+  const verifyFull = (dir: string) => ` sslmode=verify-full sslrootcert=${path.join(dir, 'tls', 'ca.crt')}`;
+  /** Only the path reaches the stubs' arguments. */
+  const tlsDir = '/etc/pod';
+
+  test('conninfo ends with sslmode=verify-full and the mounted ca.crt; without TLS_DIR it names no sslmode', () => {
+    const on = runScript('', { pod: 'x-pg-replica-0', snippet: 'conninfo x-pg-rw', env: { TLS_DIR: '/etc/t' } });
+    const off = runScript('', { pod: 'x-pg-replica-0', snippet: 'conninfo x-pg-rw' });
+    expect(on.read('stdout')).toMatch(/^host=x-pg-rw .* sslmode=verify-full sslrootcert=\/etc\/t\/ca\.crt$/);
+    expect(off.read('stdout')).not.toContain('sslmode');
+  });
+
+  test('a standby clones (pg_basebackup) and streams (primary_conninfo) with verify-full', () => {
+    const run = runScript('postgres.sh', { pod: 'x-pg-replica-0', env: tlsEnv(tlsDir) });
+    const [clone] = run.calls('pg_basebackup');
+    expect(clone[clone.indexOf('-d') + 1]).toMatch(/^host=x-pg-rw /);
+    expect(clone[clone.indexOf('-d') + 1].endsWith(verifyFull(tlsDir))).toBe(true);
+    expect(run.calls('postgres')[0].find((a) => a.startsWith('primary_conninfo='))).toContain(verifyFull(tlsDir));
+  }, SLOW);
+
+  test('a former primary rewinds (pg_rewind --source-server) with verify-full', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => { killedServerData(p.pgdata, 1); setLeader(p, 'x-pg-replica-1'); },
+      env: tlsEnv(tlsDir),
+    });
+    expect(run.calls('pg_rewind')[0].find((a) => a.startsWith('--source-server='))).toContain(verifyFull(tlsDir));
+  }, SLOW);
+
+  test('a standby about to promote asks the other members at <pod>.<statefulset> with verify-full (the certificate names them)', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-replica-1',
+      prepare: (p) => { standbyData(p.pgdata); setLeader(p, 'x-pg-replica-1'); },
+      env: tlsEnv(tlsDir),
+    });
+    const asked = run.calls('psql').map((a) => a[a.indexOf('-d') + 1]).filter((d) => /host=x-pg-\S+\.x-pg-/.test(d ?? ''));
+    expect(asked).toHaveLength(2);
+    for (const d of asked) expect(d).toContain(verifyFull(tlsDir));
+  }, SLOW);
+
+  describe('agent.sh', () => {
+    const agent = (snippet: string) => runScript('', {
+      pod: 'x-pg-primary-0',
+      prepare: withTls,
+      snippet: `TLS_DIR=$STUB_DIR/tls; eval "$(sed '/^while true; do$/,$d' "$CONFIG_DIR/agent.sh")"; ${snippet}`,
+    });
+    const reloads = (run: Run) => run.calls('psql').filter((a) => a.includes('SELECT pg_reload_conf()')).length;
+
+    test('reloads (pg_reload_conf) when the mounted certificate, key or CA changes, saying so, and not otherwise', () => {
+      const run = agent([
+        'reconcile_config', 'reconcile_config',
+        'echo renewed > "$TLS_DIR/tls.crt"; echo renewed > "$TLS_DIR/tls.key"', 'reconcile_config', 'reconcile_config',
+        'echo new-ca >> "$TLS_DIR/ca.crt"', 'reconcile_config',
+      ].join('; '));
+      expect(run.status).toBe(0);
+      expect(reloads(run)).toBe(3);
+      expect(run.stderr.split('TLS certificate changed: reloaded').length - 1).toBe(2);
+      expect(run.stderr).not.toContain('configuration changed');
+    }, SLOW);
+
+    test('an unreadable certificate is a warning and no reload (the Secret may be mid-update); it reloads once readable', () => {
+      const run = agent([
+        'reconcile_config',
+        'mv "$TLS_DIR/tls.crt" "$TLS_DIR/gone"', 'reconcile_config || true',
+        'mv "$TLS_DIR/gone" "$TLS_DIR/tls.crt"; echo renewed > "$TLS_DIR/tls.crt"', 'reconcile_config',
+      ].join('; '));
+      expect(run.status).toBe(0);
+      expect(run.stderr).toContain('WARNING: cannot read the TLS certificate files');
+      expect(reloads(run)).toBe(2);
+    }, SLOW);
+  });
+});

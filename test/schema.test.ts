@@ -1,7 +1,7 @@
 import { App, Chart, Testing } from 'cdk8s';
 import { MinimalChart } from '../examples/minimal';
 import { ProductionChart } from '../examples/production';
-import { Credentials, FerretDBCluster, PostgresPrimary, ReplicationMode } from '../src';
+import { Credentials, FerretDBCluster, PostgresPrimary, PostgresTls, ReplicationMode } from '../src';
 import { byKind, synth, validateAll } from './util';
 
 const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -39,6 +39,8 @@ function allVariants(): [string, any[]][] {
       scheduling: { nodeSelector: { 'node-role.example.com/database': 'true' } },
     })],
     ['a PostgresPrimary alone', primaryAlone()],
+    // The cert-manager Certificate of PostgresTls.certManager is validated in tls.test.ts.
+    ['a cluster with PostgreSQL TLS from a Secret', synth({ postgresTls: PostgresTls.fromSecret('x-tls'), monitoring: {} })],
     ['examples/minimal.ts', examples.minimal],
     ['examples/production.ts', examples.production],
   ];

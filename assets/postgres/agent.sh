@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The `agent` sidecar of every PostgreSQL pod. Every AGENT_INTERVAL seconds:
 #   on every server: reloads the configuration when postgresql.conf or pg_hba.conf changed (a
-#     ConfigMap update), and logs the settings that still wait for a restart (those roll the pods);
+#     ConfigMap update) or, with TLS, when the mounted certificate changed (a renewal), and logs
+#     the settings that still wait for a restart (those roll the pods);
 #   on the primary: applies roles/passwords/extension when they change, and keeps exactly one
 #     physical slot per cluster member (creates missing ones; drops inactive slots of pods that
 #     are no longer members, so a scaled-down replica cannot retain WAL);
@@ -29,15 +30,19 @@ reconcile_setup() {
 }
 
 CONFIG_LOADED=
+TLS_LOADED=
 PENDING_LOGGED=
 
 reconcile_config() {
-  local fingerprint pending
+  local fingerprint tls pending
   fingerprint=$(config_fingerprint) || return 1
-  if [ "$fingerprint" != "$CONFIG_LOADED" ]; then
+  tls=$(tls_fingerprint) || { log "WARNING: cannot read the TLS certificate files in $TLS_DIR; retrying"; return 1; }
+  if [ "$fingerprint" != "$CONFIG_LOADED" ] || [ "$tls" != "$TLS_LOADED" ]; then
     local_sql -c 'SELECT pg_reload_conf()' >/dev/null || { log "WARNING: reloading the configuration failed; retrying"; return 1; }
-    [ -n "$CONFIG_LOADED" ] && log "configuration changed: reloaded"
+    [ -n "$CONFIG_LOADED" ] && [ "$fingerprint" != "$CONFIG_LOADED" ] && log "configuration changed: reloaded"
+    [ -n "$TLS_LOADED" ] && [ "$tls" != "$TLS_LOADED" ] && log "TLS certificate changed: reloaded (new connections use it)"
     CONFIG_LOADED=$fingerprint
+    TLS_LOADED=$tls
     sleep 1
   fi
   pending=$(local_sql -c "SELECT string_agg(name, ', ' ORDER BY name) FROM pg_settings WHERE pending_restart") || return 1

@@ -61,10 +61,14 @@ write_pgpass() {
   mv -f "$tmp" "$PGPASSFILE"
 }
 
-# A replication-role connection to a host; the password comes from the pgpass file.
+# A replication-role connection to a host; the password comes from the pgpass file. With TLS
+# (TLS_DIR set) the server must present a certificate for that host name, signed by the CA.
 conninfo() {
   printf 'host=%s port=%s user=%s dbname=postgres passfile=%s connect_timeout=%s application_name=%s' \
     "$1" "$PGPORT" "$REPLICATION_USER" "$PGPASSFILE" "${2:-5}" "$POD_NAME"
+  if [ -n "${TLS_DIR:-}" ]; then
+    printf ' sslmode=verify-full sslrootcert=%s/ca.crt' "$TLS_DIR"
+  fi
 }
 
 # Connection to the current primary, through the read-write Service (never a pod name).
@@ -147,4 +151,11 @@ setup_fingerprint() {
 # A fingerprint of the server configuration files (the agent reloads when it changes).
 config_fingerprint() {
   cat "$CONFIG_DIR/postgresql.conf" "$CONFIG_DIR/pg_hba.conf" | md5sum | cut -d' ' -f1
+}
+
+# A fingerprint of the mounted certificate, key and CA (empty without TLS): a renewed Secret
+# changes it, and a reload makes PostgreSQL use the new files for new connections.
+tls_fingerprint() {
+  [ -n "${TLS_DIR:-}" ] || return 0
+  cat "$TLS_DIR/tls.crt" "$TLS_DIR/tls.key" "$TLS_DIR/ca.crt" | md5sum | cut -d' ' -f1
 }
