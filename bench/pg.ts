@@ -6,6 +6,7 @@
  */
 import { FerretDBClusterProps } from '../src';
 import { NAME, PgCluster, PRIMARY, PRIMARY_STS, REPLICA_STS } from '../test/e2e/fixture';
+import { ClusterOptions } from '../test/e2e/harness';
 
 const live = new Set<PgCluster>();
 
@@ -13,10 +14,11 @@ const live = new Set<PgCluster>();
  * Synthesizes, runs the credentials Job, starts the primary, then the replicas (if any), as
  * PgCluster.boot does, but also with `replicas: 0` (no replica StatefulSet is synthesized then).
  */
-export async function boot(props: FerretDBClusterProps): Promise<PgCluster> {
-  const pg = await PgCluster.create(props);
+export async function boot(props: FerretDBClusterProps, options: BootOptions = {}): Promise<PgCluster> {
+  const pg = await PgCluster.create(props, options.harness ?? {});
   live.add(pg);
   try {
+    options.beforeStart?.(pg);
     await pg.runCredentialsJob();
     await pg.h.startStatefulSet(PRIMARY_STS, { timeoutMs: 120_000 });
     if ((props.replicas ?? 2) > 0) await pg.h.startStatefulSet(REPLICA_STS, { timeoutMs: 180_000 });
@@ -32,8 +34,14 @@ export async function release(pg: PgCluster): Promise<void> {
   await pg.destroy();
 }
 
-export async function withCluster<T>(props: FerretDBClusterProps, fn: (pg: PgCluster) => Promise<T>): Promise<T> {
-  const pg = await boot(props);
+/** Harness options (images), and what to do before any pod starts (Secrets the pods mount). */
+export interface BootOptions {
+  readonly harness?: ClusterOptions;
+  readonly beforeStart?: (pg: PgCluster) => void;
+}
+
+export async function withCluster<T>(props: FerretDBClusterProps, fn: (pg: PgCluster) => Promise<T>, options: BootOptions = {}): Promise<T> {
+  const pg = await boot(props, options);
   try {
     return await fn(pg);
   } finally {

@@ -1,9 +1,9 @@
 /**
- * `npm run bench [-- --only synth|bootstrap|lag|catchup] [--quick]`
+ * `npm run bench [-- --only synth|bootstrap|lag|catchup|costs] [--quick]`
  *
  * Prints one table (each measure beside its floor and the ratio) and writes it, with every raw
  * measurement, to bench/results/<timestamp>.json. Not part of the test suite: no thresholds.
- * Sections 2-4 run real PostgreSQL 15 through the e2e harness: root, postgresql-15 and
+ * Sections 2-5 run real PostgreSQL 15 through the e2e harness: root, postgresql-15 and
  * postgresql-15-cron are needed (see BENCHMARKS.md).
  */
 import { execFileSync } from 'child_process';
@@ -13,6 +13,7 @@ import * as path from 'path';
 import { bootstrapSection } from './bootstrap';
 import { catchupSection } from './catchup';
 import { children, log, Options, renderTable, SectionName, SectionResult, SECTIONS } from './common';
+import { costsSection } from './costs';
 import { lagSection } from './lag';
 import { destroyAll } from './pg';
 import { synthSection } from './synth';
@@ -22,10 +23,11 @@ const RUNNERS: Record<SectionName, (opts: Options) => Promise<SectionResult>> = 
   bootstrap: bootstrapSection,
   lag: lagSection,
   catchup: catchupSection,
+  costs: costsSection,
 };
 
 const USAGE = `usage: npm run bench -- [--only ${SECTIONS.join('|')}[,...]] [--quick]
-  --only   run these sections (repeatable or comma-separated); default: all four
+  --only   run these sections (repeatable or comma-separated); default: all five
   --quick  smaller sizes and single runs (a smoke run, not a measurement)`;
 
 function parseArgs(argv: string[]): Options {

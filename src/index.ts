@@ -1,7 +1,8 @@
 export * from './cluster';
 export * from './common';
 export * from './credentials';
-export { PostgresTls, PostgresTlsCertManagerOptions } from './tls';
+export { PostgresTls } from './tls';
+export type { PostgresTlsCertManagerOptions } from './tls';
 export * from './settings';
 export * from './primary';
 export * from './monitoring';

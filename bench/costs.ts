@@ -1,0 +1,287 @@
+/**
+ * Section 5, what some settings cost in TPS: pgbench TPC-B-like (-c 4 -j 2, --random-seed=42) on
+ * the primary of a synthesized cluster with 2 replicas and ReplicationMode.synchronousQuorum(1),
+ * each measured 3 times for 15 s after a 5 s warm-up (the median is shown), against three floors
+ * measured in the same run:
+ *
+ * 1. the library's cluster against bare PostgreSQL 15 of the same topology (initdb, two
+ *    pg_basebackup standbys, synchronous_standby_names = 'ANY 1 (s1, s2)', everything else at
+ *    PostgreSQL's defaults, Unix sockets in a temporary directory, no library script);
+ * 2. the same cluster with `postgresTls` (a throwaway CA and certificate made with openssl)
+ *    against the cluster without TLS;
+ * 3. the same cluster with `monitoring: {}` (the postgres_exporter sidecar, Debian's binary,
+ *    scraped every 5 s in every pod during the run) against the cluster without; and the time of
+ *    one scrape.
+ *
+ * The bare floor's processes are stopped in a `finally`, not by SIGINT (which only destroys the
+ * harness's clusters): a Ctrl-C during the floor can leave them running in $TMPDIR/fdb-bench-bare-*.
+ */
+import { execFileSync, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Testing } from 'cdk8s';
+import { FerretDBCluster, FerretDBClusterProps, PostgresTls, ReplicationMode } from '../src';
+import { log, median, num, Options, range, ratio, row, Row, SectionResult } from './common';
+import { BootOptions, NAME, PRIMARY, pgbench, sh, waitCaughtUp, withCluster } from './pg';
+import { replica } from '../test/e2e/fixture';
+
+type Variant = 'plain' | 'tls' | 'monitoring';
+
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+const EXPORTER_BIN = '/usr/bin/prometheus-postgres-exporter';
+const EXPORTER_IMAGES = { 'quay.io/prometheuscommunity/postgres-exporter': { entrypoint: [EXPORTER_BIN] } };
+const TLS_SECRET = 'fdb-pg-tls';
+const PODS = [PRIMARY, replica(0), replica(1)];
+const FLAGS = ['-c', '4', '-j', '2', '--random-seed=42'];
+const SCRAPE_EVERY_S = 5;
+
+interface Run {
+  /** Median of the measured runs. */
+  readonly tps: number;
+  readonly runsTps: number[];
+  readonly latencyMs: number;
+  readonly transactions: number;
+  readonly warmUpTps: number;
+  readonly report: string;
+}
+
+interface Sizes {
+  readonly runs: number;
+  readonly scale: number;
+  readonly seconds: number;
+  readonly warmUpSeconds: number;
+}
+
+function parseReport(report: string): { tps: number; latencyMs: number; transactions: number } {
+  const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(report);
+  const latency = /latency average = ([\d.]+) ms/.exec(report);
+  const tx = /number of transactions actually processed: (\d+)/.exec(report);
+  if (!tps || !latency || !tx) throw new Error(`cannot read the pgbench report:\n${report}`);
+  return { tps: Number(tps[1]), latencyMs: Number(latency[1]), transactions: Number(tx[1]) };
+}
+
+/** The median run (by TPS) of several pgbench reports, and every run's TPS. */
+function summarize(reports: string[]): Omit<Run, 'warmUpTps'> {
+  const parsed = reports.map((r) => ({ ...parseReport(r), report: r })).sort((a, b) => a.tps - b.tps);
+  const mid = parsed[Math.floor(parsed.length / 2)];
+  return { ...mid, runsTps: parsed.map((p) => p.tps) };
+}
+
+function baseProps(): FerretDBClusterProps {
+  return { replicas: 2, replicationMode: ReplicationMode.synchronousQuorum(1), storage: { size: '20Gi' } };
+}
+
+/** A throwaway CA and one server certificate it signs for `names`: the Secret's three keys. */
+function throwawayCertificate(names: string[]): { [key: string]: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fdb-bench-ca-'));
+  const f = (name: string): string => path.join(dir, name);
+  const openssl = (args: string[]): void => {
+    execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  };
+  try {
+    openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=fdb-bench-ca', '-keyout', f('ca.key'), '-out', f('ca.crt')]);
+    fs.writeFileSync(f('ext'), `subjectAltName=${names.map((d) => `DNS:${d}`).join(',')}\nextendedKeyUsage=serverAuth\n`);
+    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${names[0]}`, '-keyout', f('tls.key'), '-out', f('tls.csr')]);
+    openssl(['x509', '-req', '-in', f('tls.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-set_serial', '1001', '-days', '1',
+      '-extfile', f('ext'), '-out', f('tls.crt')]);
+    return Object.fromEntries(['tls.crt', 'tls.key', 'ca.crt'].map((k) => [k, fs.readFileSync(f(k), 'utf8')]));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+type Pg = Parameters<typeof pgbench>[0];
+
+/**
+ * pgbench -i, a checkpoint, a warm-up, then the measured run. `idle` runs once the standbys
+ * stream, before any load; `during` runs beside the measured run.
+ */
+interface Hooks {
+  readonly idle?: (pg: Pg) => Promise<unknown>;
+  readonly during?: (pg: Pg) => Promise<unknown>;
+}
+
+async function measureLibrary(variant: Variant, sizes: Sizes, hooks: Hooks = {}): Promise<Run & { idle?: unknown; during?: unknown }> {
+  let props = baseProps();
+  let options: BootOptions = {};
+  if (variant === 'tls') {
+    props = { ...props, postgresTls: PostgresTls.fromSecret(TLS_SECRET) };
+    const names = new FerretDBCluster(Testing.chart(), 'db', { name: NAME, ...props }).primary.tlsDnsNames;
+    const secret = throwawayCertificate(names);
+    options = { beforeStart: (pg) => pg.h.setSecret(TLS_SECRET, secret) };
+  } else if (variant === 'monitoring') {
+    if (!fs.existsSync(EXPORTER_BIN)) throw new Error(`${EXPORTER_BIN} is missing: install the Debian package prometheus-postgres-exporter`);
+    props = { ...props, monitoring: {} };
+    options = { harness: { images: EXPORTER_IMAGES } };
+  }
+  return withCluster(props, async (pg) => {
+    const standbys = [replica(0), replica(1)];
+    await pg.waitStreaming(PRIMARY, standbys);
+    const states = await pg.sql(PRIMARY, "SELECT string_agg(sync_state, ',' ORDER BY application_name) FROM pg_stat_replication");
+    if (states !== 'quorum,quorum') throw new Error(`expected two quorum standbys, got ${states}`);
+    if (variant === 'tls') {
+      const ssl = await pg.sql(PRIMARY, 'SELECT string_agg(s.ssl::text, \',\') FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)');
+      if (ssl !== 'true,true') throw new Error(`expected both walsenders over TLS, got ${ssl}`);
+    }
+    const idle = await hooks.idle?.(pg);
+    log(`costs: ${variant}: pgbench -i -s ${sizes.scale}`);
+    await pgbench(pg, ['-i', '-s', String(sizes.scale), '-q'], 900_000);
+    await pg.sql(PRIMARY, 'CHECKPOINT', 300_000);
+    await waitCaughtUp(pg, standbys);
+    const warmUp = parseReport(await pgbench(pg, [...FLAGS, '-T', String(sizes.warmUpSeconds)], 300_000));
+    await waitCaughtUp(pg, standbys);
+    log(`costs: ${variant}: warm-up ${num(warmUp.tps)} tps; measuring ${sizes.seconds} s`);
+    const reports: string[] = [];
+    const during: unknown[] = [];
+    for (let i = 0; i < sizes.runs; i++) {
+      const beside = hooks.during?.(pg);
+      reports.push(await pgbench(pg, [...FLAGS, '-T', String(sizes.seconds)], sizes.seconds * 1000 + 300_000));
+      during.push(await beside);
+      await waitCaughtUp(pg, standbys);
+    }
+    return { ...summarize(reports), warmUpTps: warmUp.tps, idle, during };
+  }, options);
+}
+
+/** One curl of the pod's exporter inside the pod: seconds, and the bytes of the answer. */
+const SCRAPE = 'curl -sS --fail --max-time 10 -o /dev/null -w \'%{time_total} %{size_download}\\n\' http://127.0.0.1:9187/metrics';
+
+/** Every pod's exporter scraped every SCRAPE_EVERY_S seconds for `seconds`: each scrape's time and size. */
+async function scrapeLoop(pg: Pg, seconds: number): Promise<Array<{ pod: string; s: number; bytes: number }>> {
+  const count = Math.max(1, Math.floor(seconds / SCRAPE_EVERY_S));
+  const script = `for i in $(seq ${count}); do ${SCRAPE}; sleep ${SCRAPE_EVERY_S}; done`;
+  const outs = await Promise.all(PODS.map((pod) => sh(pg, pod, script, [], seconds * 1000 + 60_000).then((out) => ({ pod, out }))));
+  return outs.flatMap(({ pod, out }) => out.trim().split('\n').map((l) => {
+    const [s, bytes] = l.split(' ').map(Number);
+    return { pod, s, bytes };
+  }));
+}
+
+/** Idle scrapes of the primary's exporter, one after the other. */
+async function idleScrapes(pg: Pg, n: number): Promise<Array<{ s: number; bytes: number }>> {
+  const out = await sh(pg, PRIMARY, `for i in $(seq ${n}); do ${SCRAPE}; done`, [], 120_000);
+  return out.trim().split('\n').map((l) => {
+    const [s, bytes] = l.split(' ').map(Number);
+    return { s, bytes };
+  });
+}
+
+/** A command as the postgres OS user; throws with its output unless it exits 0. */
+function asPostgres(args: string[], timeoutMs = 300_000): string {
+  try {
+    return execFileSync('runuser', ['-u', 'postgres', '--', ...args], { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { stderr?: string; stdout?: string; message: string };
+    throw new Error(`${args.join(' ')} failed: ${err.message}\n${err.stderr ?? ''}${err.stdout ?? ''}`);
+  }
+}
+
+/** One measured pgbench run on the bare primary; waits without blocking the event loop. */
+function bareRun(dir: string, port: number, seconds: number): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const p = spawn('runuser', ['-u', 'postgres', '--', `${PG_BIN}/pgbench`, '-h', dir, '-p', String(port), ...FLAGS, '-T', String(seconds), 'postgres'],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => { out += String(d); });
+    p.stderr.on('data', (d) => { err += String(d); });
+    p.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`bare pgbench exit ${code}: ${err}`))));
+  });
+}
+
+/**
+ * The floor of row 1: bare PostgreSQL 15, a primary and two pg_basebackup standbys (s1, s2) on
+ * Unix sockets in a temporary directory, synchronous_standby_names = 'ANY 1 (s1, s2)', every other
+ * setting at its default. The same pgbench runs on the host against the primary's socket.
+ */
+async function measureBare(sizes: Sizes): Promise<Run & { settings: string[] }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fdb-bench-bare-'));
+  fs.chownSync(dir, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })));
+  const port = 55000 + (process.pid % 1000);
+  const nodes = [{ name: 'p', port }, { name: 's1', port: port + 1 }, { name: 's2', port: port + 2 }];
+  const data = (name: string): string => path.join(dir, name);
+  const settings = [
+    `port = ${port}`, "listen_addresses = ''", `unix_socket_directories = '${dir}'`,
+    "synchronous_standby_names = 'ANY 1 (s1, s2)'",
+  ];
+  const started: string[] = [];
+  const ctl = (name: string, action: 'start' | 'stop'): void => {
+    asPostgres([`${PG_BIN}/pg_ctl`, '-D', data(name), '-w', '-t', '120', '-l', path.join(dir, `${name}.log`), action, ...(action === 'stop' ? ['-m', 'fast'] : [])]);
+  };
+  const psql = (query: string): string => asPostgres([`${PG_BIN}/psql`, '-XAtq', '-h', dir, '-p', String(port), '-d', 'postgres', '-c', query]).trim();
+  const bench = (args: string[], timeoutMs: number): string => asPostgres([`${PG_BIN}/pgbench`, '-h', dir, '-p', String(port), ...args, 'postgres'], timeoutMs);
+  try {
+    asPostgres([`${PG_BIN}/initdb`, '-D', data('p'), '-U', 'postgres', '--auth=trust']);
+    fs.appendFileSync(data('p') + '/postgresql.conf', `\n${settings.join('\n')}\n`);
+    ctl('p', 'start');
+    started.push('p');
+    for (const s of nodes.slice(1)) {
+      asPostgres([`${PG_BIN}/pg_basebackup`, '-h', dir, '-p', String(port), '-D', data(s.name), '-X', 'stream', '-c', 'fast']);
+      fs.appendFileSync(data(s.name) + '/postgresql.conf', `\nport = ${s.port}\nsynchronous_standby_names = ''\n`
+        + `primary_conninfo = 'host=${dir} port=${port} user=postgres application_name=${s.name}'\n`);
+      fs.writeFileSync(data(s.name) + '/standby.signal', '');
+      execFileSync('chown', ['-R', 'postgres:postgres', data(s.name)]);
+      ctl(s.name, 'start');
+      started.push(s.name);
+    }
+    const deadline = Date.now() + 60_000;
+    while (psql("SELECT string_agg(sync_state, ',' ORDER BY application_name) FROM pg_stat_replication WHERE replay_lsn IS NOT NULL") !== 'quorum,quorum') {
+      if (Date.now() > deadline) throw new Error('bare standbys s1, s2 not streaming as quorum standbys after 60 s');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    log(`costs: bare: pgbench -i -s ${sizes.scale}`);
+    bench(['-i', '-s', String(sizes.scale), '-q'], 900_000);
+    psql('CHECKPOINT');
+    const warmUp = parseReport(bench([...FLAGS, '-T', String(sizes.warmUpSeconds)], 300_000));
+    log(`costs: bare: warm-up ${num(warmUp.tps)} tps; measuring ${sizes.seconds} s`);
+    const reports: string[] = [];
+    for (let i = 0; i < sizes.runs; i++) reports.push(await bareRun(dir, port, sizes.seconds));
+    return { ...summarize(reports), warmUpTps: warmUp.tps, settings };
+  } finally {
+    for (const name of started.reverse()) {
+      try {
+        ctl(name, 'stop');
+      } catch (e) {
+        log(`costs: bare: stopping ${name}: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function costsSection(opts: Options): Promise<SectionResult> {
+  const sizes: Sizes = { runs: opts.quick ? 1 : 3, scale: opts.quick ? 4 : 16, seconds: opts.quick ? 5 : 15, warmUpSeconds: opts.quick ? 2 : 5 };
+  const bare = await measureBare(sizes);
+  const plain = await measureLibrary('plain', sizes);
+  const tls = await measureLibrary('tls', sizes);
+  const monitoring = await measureLibrary('monitoring', sizes, {
+    idle: async (pg) => {
+      await idleScrapes(pg, 3); // warm-up: the exporter's first scrapes open its connections
+      return idleScrapes(pg, opts.quick ? 5 : 10);
+    },
+    during: (pg) => scrapeLoop(pg, sizes.seconds),
+  });
+  const idle = (monitoring.idle ?? []) as Array<{ s: number; bytes: number }>;
+  const loaded = ((monitoring.during ?? []) as Array<Array<{ pod: string; s: number; bytes: number }>>).flat();
+  const ms = (xs: Array<{ s: number }>): number[] => xs.map((x) => x.s * 1000);
+  const overhead = 1 - monitoring.tps / plain.tps;
+  const T = `-s ${sizes.scale} -T ${sizes.seconds} x${sizes.runs}`;
+  const lat = (a: Run, b: Run): string => `TPS ranges ${range(a.runsTps)} vs ${range(b.runsTps)}; latency avg ${num(a.latencyMs)} vs ${num(b.latencyMs)} ms`;
+  const rows: Row[] = [
+    row('costs', `TPS sync quorum ANY 1, 2 standbys (floor: bare PostgreSQL), ${T}`, num(plain.tps), num(bare.tps), ratio(plain.tps, bare.tps),
+      `${lat(plain, bare)}; floor: initdb + 2 pg_basebackup standbys, defaults + ANY 1 (s1, s2)`),
+    row('costs', 'TPS with postgresTls (floor: the same without TLS)', num(tls.tps), num(plain.tps), ratio(tls.tps, plain.tps),
+      `${lat(tls, plain)}; both walsenders over TLS (checked in pg_stat_ssl)`),
+    row('costs', 'TPS with monitoring: {} (floor: the same without)', num(monitoring.tps), num(plain.tps), ratio(monitoring.tps, plain.tps),
+      `overhead ${(overhead * 100).toFixed(1)}% (goal < 2%); ${lat(monitoring, plain)}; every pod scraped every ${SCRAPE_EVERY_S} s`),
+    row('costs', 'exporter scrape ms p50 idle / during pgbench', `${num(median(ms(idle)))} / ${num(median(ms(loaded)))}`, '-', '-',
+      `curl of /metrics in the pod; idle ${idle.length} scrapes of the primary ${range(ms(idle))} ms, loaded ${loaded.length} (3 pods) ${range(ms(loaded))} ms; ${num((idle[0]?.bytes ?? NaN) / 1024)} KB`),
+  ];
+  return {
+    section: 'costs',
+    floor: 'TPS: bare PostgreSQL 15 of the same topology (initdb, 2 pg_basebackup standbys, synchronous_standby_names = \'ANY 1 (s1, s2)\', defaults otherwise, Unix sockets, no library script) for the library\'s cluster; the library\'s cluster without TLS and without monitoring for the TLS and monitoring rows. The scrape time has no floor',
+    rows,
+    data: { sizes, pgbench: FLAGS.join(' '), bare, plain, tls, monitoring, idleScrapes: idle, loadedScrapes: loaded, scrapeEverySeconds: SCRAPE_EVERY_S },
+  };
+}
