@@ -139,23 +139,28 @@ apply_setup() {
   } | local_sql -f -
 }
 
+# The md5 of standard input: the fingerprints below tell when something must be re-applied.
+fingerprint() {
+  md5sum | cut -d' ' -f1
+}
+
 # A fingerprint of what apply_setup applies, to re-apply only when it changes: the SQL, the
 # passwords, and the DocumentDB version the image ships (a new image updates the extension).
 setup_fingerprint() {
   local version
   version=$(local_sql -c "SELECT default_version FROM pg_available_extensions WHERE name = 'documentdb'") || return 1
   { cat "$CONFIG_DIR/setup.sql" "$SECRET_DIR/replication-password" "$SECRET_DIR/ferretdb-password"; echo "$version"; } \
-    | md5sum | cut -d' ' -f1
+    | fingerprint
 }
 
 # A fingerprint of the server configuration files (the agent reloads when it changes).
 config_fingerprint() {
-  cat "$CONFIG_DIR/postgresql.conf" "$CONFIG_DIR/pg_hba.conf" | md5sum | cut -d' ' -f1
+  cat "$CONFIG_DIR/postgresql.conf" "$CONFIG_DIR/pg_hba.conf" | fingerprint
 }
 
 # A fingerprint of the mounted certificate, key and CA (empty without TLS): a renewed Secret
 # changes it, and a reload makes PostgreSQL use the new files for new connections.
 tls_fingerprint() {
   [ -n "${TLS_DIR:-}" ] || return 0
-  cat "$TLS_DIR/tls.crt" "$TLS_DIR/tls.key" "$TLS_DIR/ca.crt" | md5sum | cut -d' ' -f1
+  cat "$TLS_DIR/tls.crt" "$TLS_DIR/tls.key" "$TLS_DIR/ca.crt" | fingerprint
 }
