@@ -236,7 +236,6 @@ export class PostgresPrimary extends Construct {
   private readonly volumeBytes: number;
   private readonly clientConnections: number;
   private readonly maxConnections?: number;
-  private readonly exporter: boolean;
   /** What every PostgreSQL pod of the cluster shares (replica groups use it too). @internal */
   public readonly _clusterInfo: PostgresClusterInfo;
 
@@ -302,7 +301,6 @@ export class PostgresPrimary extends Construct {
         checkImage('metricsExporter.image', props.metricsExporter.image ?? DEFAULT_EXPORTER_IMAGE), props.metricsExporter.resources),
       tlsSecretName: this.tlsSecretName,
     };
-    this.exporter = props.metricsExporter !== undefined;
     if (credentials.generated) {
       this.credentialsJobName = new CredentialsBootstrap(this, 'Credentials', {
         secretName: this.secretName,
@@ -373,7 +371,7 @@ export class PostgresPrimary extends Construct {
           ingress: [{
             from: [{ podSelector: { matchLabels: this.memberLabels } }, { podSelector: { matchLabels: this.clientLabels } }],
             ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(POSTGRES_PORT) }],
-          }, ...this.exporter && props.metricsScrapers?.length ? [{
+          }, ...this.hasExporter && props.metricsScrapers?.length ? [{
             from: props.metricsScrapers,
             ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(EXPORTER_PORT) }],
           }] : []],
@@ -388,6 +386,11 @@ export class PostgresPrimary extends Construct {
    * The ConfigMap the state sidecar writes the system identifier to, and the only API access of
    * the PostgreSQL pods: `get` and `patch` on that one ConfigMap.
    */
+  /** Whether the pods run the metrics exporter sidecar. */
+  private get hasExporter(): boolean {
+    return this._clusterInfo.exporter !== undefined;
+  }
+
   private stateKeeperAccess(): void {
     const metadata = { ...this.metadata('state'), name: this.stateConfigMapName };
     new k8s.KubeConfigMap(this, 'State', {
@@ -483,7 +486,7 @@ export class PostgresPrimary extends Construct {
       'leader': this.currentPrimary + '\n',
       'members': this.members.join('\n') + '\n',
       ...postgresScripts(),
-      ...this.exporter ? { [QUERIES_KEY]: asset(`postgres/${QUERIES_KEY}`) } : {},
+      ...this.hasExporter ? { [QUERIES_KEY]: asset(`postgres/${QUERIES_KEY}`) } : {},
     };
   }
 
