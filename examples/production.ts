@@ -1,11 +1,12 @@
 import { Chart, ChartProps } from 'cdk8s';
 import { Construct } from 'constructs';
-import { Credentials, FerretDBCluster, ReplicationMode } from '../src';
+import { Credentials, FerretDBCluster, FerretDBTls, PostgresTls, ReplicationMode } from '../src';
 
 /**
  * A production-style cluster: three replicas with a synchronous quorum (every commit is on the
  * primary and at least one standby), fast SSD storage, an existing Secret, tuned WAL bounds,
- * pinned to database nodes, and metrics scraping from the monitoring namespace.
+ * pinned to database nodes, metrics scraping from the monitoring namespace, and TLS from a
+ * cert-manager ClusterIssuer for MongoDB clients and inside the cluster.
  */
 export class ProductionChart extends Chart {
   public readonly cluster: FerretDBCluster;
@@ -37,6 +38,8 @@ export class ProductionChart extends Chart {
       allowedClients: [{ podSelector: { matchLabels: { 'orders.example.com/db-client': 'true' } } }],
       allowedNamespaces: ['orders-api'],
       metricsScrapers: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+      ferretdbTls: FerretDBTls.certManager({ issuerName: 'internal-ca', issuerKind: 'ClusterIssuer', additionalDnsNames: ['orders-db.example.com'] }),
+      postgresTls: PostgresTls.certManager({ issuerName: 'internal-ca', issuerKind: 'ClusterIssuer' }),
     });
   }
 }

@@ -1,10 +1,11 @@
 import { ApiObject, Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { certificateWatchAccess, ListenerTls } from './certificate-watch';
 import { CloudNativePGCluster } from './cloudnative-pg';
 import { Resources, Scheduling, StorageSettings } from './common';
 import { Credentials } from './credentials';
-import { DEFAULT_FERRETDB_IMAGE, ferretdbDeployment, METRICS_PORT } from './ferretdb';
+import { DEFAULT_FERRETDB_IMAGE, ferretdbDeployment, METRICS_PORT, MONGODB_TLS_PORT } from './ferretdb';
 import { metadataLabels } from './labels';
 import { MonitoringOptions } from './monitoring';
 import { monitoringObjects } from './monitoring-objects';
@@ -18,7 +19,7 @@ import { MONGODB_PORT, ReadService } from './read-service';
 import { StreamingReplica } from './replica';
 import { ReplicationMode } from './replication-mode';
 import { WalSettings } from './settings';
-import { PostgresTls } from './tls';
+import { FerretDBTls, PostgresTls } from './tls';
 import { checkImage, checkInteger, invalid } from './validation';
 
 /** Label on every FerretDB pod of a cluster (NetworkPolicy); value: the cluster name. */
@@ -190,6 +191,15 @@ export interface FerretDBClusterProps {
    */
   readonly postgresTls?: PostgresTls;
   /**
+   * TLS for MongoDB clients, from a Secret or a cert-manager Certificate: FerretDB serves the
+   * Services' port 27017 over TLS only (clients connect with `tls=true`), and a renewed
+   * certificate rolls the FerretDB pods one at a time. Works with either backend. See the
+   * README's "TLS".
+   *
+   * @default - no TLS: MongoDB clients connect in plain text
+   */
+  readonly ferretdbTls?: FerretDBTls;
+  /**
    * FerretDB's anonymous usage telemetry.
    *
    * @default false
@@ -293,6 +303,8 @@ export class FerretDBCluster extends Construct {
       : undefined;
 
     const ferretdbLabels = { [FERRETDB_LABEL]: this.name };
+    const deployments = [`${this.name}-ferretdb-rw`, ...replicaCount > 0 ? [`${this.name}-ferretdb-ro`] : []];
+    const listenerTls = props.ferretdbTls === undefined ? undefined : this.listenerTls(props.ferretdbTls, deployments, labelsOf('ferretdb'));
     const side = (component: string, deploymentName: string, postgresHost: string, count: number) => {
       const selector = { [GROUP_LABEL]: deploymentName };
       const objectLabels = labelsOf(component);
@@ -310,6 +322,7 @@ export class FerretDBCluster extends Construct {
         secretName: this.secretName,
         passwordKey: this.postgres.passwordKey,
         tls,
+        listenerTls,
         telemetry: props.telemetry ?? false,
         resources: props.ferretdbResources,
         scheduling: props.scheduling,
@@ -350,7 +363,7 @@ export class FerretDBCluster extends Construct {
           maxReplicationLagBytes: primary._clusterInfo.maxReplicationLagBytes,
         },
         ferretdbLabels,
-        ferretdbDeployments: [`${this.name}-ferretdb-rw`, ...replicaCount > 0 ? [`${this.name}-ferretdb-ro`] : []],
+        ferretdbDeployments: deployments,
         metadataLabels: labelsOf,
       });
     }
@@ -368,7 +381,7 @@ export class FerretDBCluster extends Construct {
         : [];
       const ingress: k8s.NetworkPolicyIngressRule[] = [{
         from: [...props.allowedClients ?? [{ podSelector: {} }], ...namespaces],
-        ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(MONGODB_PORT) }],
+        ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(listenerTls ? MONGODB_TLS_PORT : MONGODB_PORT) }],
       }];
       if (props.metricsScrapers && props.metricsScrapers.length > 0) {
         ingress.push({ from: props.metricsScrapers, ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(METRICS_PORT) }] });
@@ -395,6 +408,26 @@ export class FerretDBCluster extends Construct {
     return this.statefulSetReplicas;
   }
 
+  /**
+   * The host names FerretDB's listener certificate must carry (with `ferretdbTls`): both
+   * Services, each also as `<name>.<namespace>`, `<name>.<namespace>.svc` and
+   * `<name>.<namespace>.svc.cluster.local` when the chart has a namespace.
+   */
+  public get tlsDnsNames(): string[] {
+    return serviceHostNames([this.writeServiceName, this.readServiceName], Chart.of(this).namespace);
+  }
+
+  /** The listener's Secret (and Certificate), and the certificate-watch sidecars' access. */
+  private listenerTls(tls: FerretDBTls, deployments: string[], labels: { [key: string]: string }): ListenerTls {
+    const secretName = FerretDBTls._check('ferretdbTls', tls)._bind(this, {
+      defaultSecretName: `${this.name}-ferretdb-tls`,
+      labels,
+      // The Services' names, before the Services exist.
+      dnsNames: serviceHostNames([`${this.name}-rw`, `${this.name}-ro`], Chart.of(this).namespace),
+    });
+    return certificateWatchAccess(this, { name: `${this.name}-ferretdb-cert-watch`, deployments, metadata: { labels }, secretName });
+  }
+
   /** `host:port` of the read-write endpoint inside the namespace. */
   public get writeEndpoint(): string {
     return `${this.writeServiceName}:${this.port}`;
@@ -407,6 +440,13 @@ export class FerretDBCluster extends Construct {
 }
 
 const CHECKED_CHARTS = new WeakSet<Chart>();
+
+/** A Service's names as clients in and out of its namespace write them. */
+function serviceHostNames(services: string[], namespace: string | undefined): string[] {
+  return services.flatMap((name) => namespace
+    ? [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`]
+    : [name]);
+}
 
 /** Two objects of one kind with one name in a chart (for example clusters "app" and "app-pg"). */
 function duplicateNames(chart: Chart): string[] {

@@ -1,14 +1,18 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { certificateWatchPodParts, LISTENER_TLS_DIR, ListenerTls, listenerTlsMount } from './certificate-watch';
 import { Resources, Scheduling } from './common';
 import { containerSecurityContext, podSecurityContext, renderResources, spreadOverNodes } from './pod-spec';
 import { MONGODB_PORT } from './read-service';
+import { TLS_KEYS } from './tls';
 
 /** The pinned FerretDB v2 image (built FROM scratch, runs as uid 1000). */
 export const DEFAULT_FERRETDB_IMAGE = 'ghcr.io/ferretdb/ferretdb:2.7.0';
 export const FERRETDB_UID = 1000;
 /** FerretDB's debug handler: /debug/livez, /debug/readyz and /debug/metrics (Prometheus). */
 export const METRICS_PORT = 8088;
+/** FerretDB's TLS listener, with `ferretdbTls` (the Services' 27017 forwards to it). */
+export const MONGODB_TLS_PORT = 27018;
 /** Where the PostgreSQL CA certificate is mounted when the backend serves TLS. */
 export const CA_DIR = '/etc/ferretdb/postgres-ca';
 export const DEFAULT_FERRETDB_RESOURCES: Resources = { cpuRequest: '100m', memoryRequest: '128Mi', memoryLimit: '512Mi' };
@@ -32,6 +36,8 @@ export interface FerretDBDeploymentOptions {
   readonly passwordKey: string;
   /** Verify the server's certificate against this CA (`sslmode=verify-full`). */
   readonly tls?: { readonly caSecretName: string; readonly caKey: string };
+  /** Serve MongoDB clients over TLS only (the plain listener stays on the pod's loopback). */
+  readonly listenerTls?: ListenerTls;
   readonly telemetry: boolean;
   readonly resources?: Resources;
   readonly scheduling?: Scheduling;
@@ -60,6 +66,7 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
     timeoutSeconds: 3,
     failureThreshold,
   });
+  const watch = o.listenerTls && certificateWatchPodParts(o.listenerTls, o.name);
   const deployment = new k8s.KubeDeployment(scope, id, {
     metadata: { name: o.name, labels: o.metadataLabels },
     spec: {
@@ -70,6 +77,7 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
         metadata: { labels: { ...o.podLabels, ...o.selector } },
         spec: {
           automountServiceAccountToken: false,
+          serviceAccountName: o.listenerTls?.serviceAccountName,
           enableServiceLinks: false,
           securityContext: podSecurityContext(FERRETDB_UID),
           containers: [{
@@ -79,13 +87,13 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
             env: [
               { name: 'FERRETDB_POSTGRESQL_URL', value: postgresUrl(o) },
               { name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: o.secretName, key: o.passwordKey } } },
-              { name: 'FERRETDB_LISTEN_ADDR', value: `:${MONGODB_PORT}` },
+              ...listenerEnv(o.listenerTls !== undefined),
               { name: 'FERRETDB_DEBUG_ADDR', value: `:${METRICS_PORT}` },
               { name: 'FERRETDB_STATE_DIR', value: '/state' },
               { name: 'FERRETDB_TELEMETRY', value: o.telemetry ? 'enable' : 'disable' },
             ],
             ports: [
-              { name: 'mongodb', containerPort: MONGODB_PORT, protocol: 'TCP' },
+              { name: 'mongodb', containerPort: o.listenerTls ? MONGODB_TLS_PORT : MONGODB_PORT, protocol: 'TCP' },
               { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
             ],
             startupProbe: probe('/debug/livez', 2, 30),
@@ -97,12 +105,14 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
             volumeMounts: [
               { name: 'state', mountPath: '/state' }, { name: 'tmp', mountPath: '/tmp' },
               ...o.tls ? [{ name: 'postgres-ca', mountPath: CA_DIR, readOnly: true }] : [],
+              ...watch ? [listenerTlsMount] : [],
             ],
-          }],
+          }, ...watch ? [watch.container] : []],
           volumes: [
             { name: 'state', emptyDir: {} }, { name: 'tmp', emptyDir: {} },
             // Only the certificate: the CA Secret may also hold the CA's key.
             ...o.tls ? [{ name: 'postgres-ca', secret: { secretName: o.tls.caSecretName, items: [{ key: o.tls.caKey, path: o.tls.caKey }] } }] : [],
+            ...watch ? watch.volumes : [],
           ],
           nodeSelector: scheduling.nodeSelector,
           tolerations: scheduling.tolerations,
@@ -117,4 +127,20 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
     spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: o.selector } },
   });
   return deployment;
+}
+
+/**
+ * Where FerretDB listens. With TLS, the plain listener stays on the pod's loopback only: FerretDB's
+ * /debug/readyz pings through it (it cannot ping its TLS listener), so readiness still checks
+ * PostgreSQL; nothing outside the pod reaches it. FerretDB gets no CA file: with one it would
+ * demand client certificates.
+ */
+function listenerEnv(tls: boolean): k8s.EnvVar[] {
+  if (!tls) return [{ name: 'FERRETDB_LISTEN_ADDR', value: `:${MONGODB_PORT}` }];
+  return [
+    { name: 'FERRETDB_LISTEN_ADDR', value: `127.0.0.1:${MONGODB_PORT}` },
+    { name: 'FERRETDB_LISTEN_TLS', value: `:${MONGODB_TLS_PORT}` },
+    { name: 'FERRETDB_LISTEN_TLS_CERT_FILE', value: `${LISTENER_TLS_DIR}/${TLS_KEYS.cert}` },
+    { name: 'FERRETDB_LISTEN_TLS_KEY_FILE', value: `${LISTENER_TLS_DIR}/${TLS_KEYS.key}` },
+  ];
 }

@@ -1,8 +1,8 @@
 export * from './cluster';
 export * from './common';
 export * from './credentials';
-export { PostgresTls } from './tls';
-export type { PostgresTlsCertManagerOptions } from './tls';
+export { FerretDBTls, PostgresTls } from './tls';
+export type { FerretDBTlsCertManagerOptions, PostgresTlsCertManagerOptions } from './tls';
 export * from './settings';
 export * from './primary';
 export * from './monitoring';

@@ -82,3 +82,27 @@ export function spreadOverNodes(selector: { [key: string]: string }): k8s.Topolo
     labelSelector: { matchLabels: selector },
   }];
 }
+
+/** Resources of a sidecar running a small shell loop with curl. */
+export const SMALL_SIDECAR_RESOURCES: Resources = { cpuRequest: '5m', memoryRequest: '16Mi', memoryLimit: '32Mi' };
+
+/** Where a sidecar with API access finds its token, CA and namespace (`apiTokenVolume`). */
+export const API_TOKEN_DIR = '/var/run/secrets/ferretdb.cdk8s.io/api';
+
+/**
+ * A projected volume with a short-lived ServiceAccount token, the API server's CA and the
+ * namespace: mounted only into the one container that talks to the API, never automounted.
+ */
+export function apiTokenVolume(): k8s.Volume {
+  return {
+    name: 'api-token',
+    projected: {
+      defaultMode: 0o440,
+      sources: [
+        { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+        { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+        { downwardApi: { items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }] } },
+      ],
+    },
+  };
+}

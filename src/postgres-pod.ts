@@ -4,7 +4,7 @@ import { Construct } from 'constructs';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './common';
 import { BOOTSTRAP_IMAGE } from './credentials-bootstrap';
 import { POSTGRES_CLUSTER_LABEL, SLOT_PREFIX } from './names';
-import { containerSecurityContext, podSecurityContext, renderResources, spreadOverNodesAndZones } from './pod-spec';
+import { API_TOKEN_DIR, apiTokenVolume, containerSecurityContext, SMALL_SIDECAR_RESOURCES, podSecurityContext, renderResources, spreadOverNodesAndZones } from './pod-spec';
 import { TLS_KEYS } from './tls';
 
 /** uid/gid of the postgres user in the official postgres (and postgres-documentdb) images. */
@@ -23,12 +23,9 @@ export const POSTGRES_PORT = 5432;
 export const AGENT_INTERVAL_SECONDS = 10;
 /** Annotation of the PostgreSQL pod templates: a hash of the settings that need a restart. */
 export const RESTART_SETTINGS_ANNOTATION = 'ferretdb.cdk8s.io/restart-settings';
-/** Where the state sidecar finds its API token, CA and namespace (a projected volume). */
-export const API_TOKEN_DIR = '/var/run/secrets/ferretdb.cdk8s.io/api';
 
 export const DEFAULT_POSTGRES_RESOURCES: Resources = { cpuRequest: '250m', memoryRequest: '512Mi', memoryLimit: '1Gi' };
 const AGENT_RESOURCES: Resources = { cpuRequest: '10m', memoryRequest: '32Mi', memoryLimit: '64Mi' };
-const STATE_RESOURCES: Resources = { cpuRequest: '5m', memoryRequest: '16Mi', memoryLimit: '32Mi' };
 
 /** What every PostgreSQL pod of one cluster shares (owned by the primary). */
 export interface PostgresClusterInfo {
@@ -179,20 +176,10 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
         env('STATE_CONFIGMAP', o.stateKeeper.configMapName),
       ],
       volumeMounts: [mounts.config, mounts.state, { name: 'api-token', mountPath: API_TOKEN_DIR, readOnly: true }],
-      resources: renderResources(undefined, STATE_RESOURCES),
+      resources: renderResources(undefined, SMALL_SIDECAR_RESOURCES),
       securityContext: containerSecurityContext(),
     });
-    volumes.push({
-      name: 'api-token',
-      projected: {
-        defaultMode: 0o440,
-        sources: [
-          { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
-          { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
-          { downwardApi: { items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }] } },
-        ],
-      },
-    });
+    volumes.push(apiTokenVolume());
   }
 
   const scheduling = o.scheduling ?? {};

@@ -73,11 +73,13 @@ describe('examples/production.ts', () => {
       .toBe('ANY 1 ("orders-pg-primary-0", "orders-pg-replica-0", "orders-pg-replica-1", "orders-pg-replica-2")');
   });
 
-  test('uses the existing Secret and synthesizes no bootstrap Job (the only RBAC is the state sidecar\'s)', () => {
+  test('uses the existing Secret and synthesizes no bootstrap Job (the only RBAC is the state and certificate-watch sidecars\')', () => {
     expect(chart.cluster.secretName).toBe('orders-db-credentials');
     for (const kind of ['Job', 'Secret']) expect(byKind(objs, kind)).toEqual([]);
-    expect(byKind(objs, 'ServiceAccount').map((o) => o.metadata.name)).toEqual(['orders-pg-primary']);
-    for (const kind of ['Role', 'RoleBinding']) expect(byKind(objs, kind).map((o) => o.metadata.name)).toEqual(['orders-pg-primary-state']);
+    expect(byKind(objs, 'ServiceAccount').map((o) => o.metadata.name)).toEqual(['orders-pg-primary', 'orders-ferretdb-cert-watch']);
+    for (const kind of ['Role', 'RoleBinding']) {
+      expect(byKind(objs, kind).map((o) => o.metadata.name)).toEqual(['orders-pg-primary-state', 'orders-ferretdb-cert-watch']);
+    }
     for (const { kind, spec } of podSpecs(objs)) {
       if (kind === 'StatefulSet') {
         expect(spec.volumes.find((v: any) => v.secret).secret.secretName).toBe('orders-db-credentials');
@@ -104,7 +106,20 @@ describe('examples/production.ts', () => {
     expect(conf.shared_buffers).toBe('2GB');
     expect(conf.max_connections).toBe('300');
     const ferretdb = byKind(objs, 'NetworkPolicy').find((np) => np.metadata.name === 'orders-ferretdb');
-    expect(ferretdb.spec.ingress.flatMap((r: any) => r.ports.map((p: any) => p.port))).toEqual([27017, 8088]);
+    expect(ferretdb.spec.ingress.flatMap((r: any) => r.ports.map((p: any) => p.port))).toEqual([27018, 8088]);
+  });
+
+  test('serves MongoDB clients and PostgreSQL connections over TLS, with certificates from its ClusterIssuer', () => {
+    const certs = byKind(objs, 'Certificate');
+    expect(certs.map((c) => `${c.metadata.name} ${c.spec.issuerRef.kind}/${c.spec.issuerRef.name}`).sort())
+      .toEqual(['orders-ferretdb-tls ClusterIssuer/internal-ca', 'orders-pg-primary-tls ClusterIssuer/internal-ca']);
+    expect(find(objs, 'Certificate', 'orders-ferretdb-tls').spec.dnsNames).toContain('orders-db.example.com');
+    expect(postgresqlConf(objs).ssl).toBe('on');
+    for (const d of byKind(objs, 'Deployment')) {
+      const env = d.spec.template.spec.containers[0].env;
+      expect(env.find((e: any) => e.name === 'FERRETDB_LISTEN_TLS').value).toBe(':27018');
+      expect(env.find((e: any) => e.name === 'FERRETDB_POSTGRESQL_URL').value).toContain('sslmode=verify-full');
+    }
   });
 
   test('YAML snapshot', () => {

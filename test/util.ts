@@ -6,6 +6,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { FerretDBCluster, FerretDBClusterProps } from '../src';
+import { isCustomResource, validateCustomResource } from './crd-schema';
 
 /** Name given to the cluster by `synth` unless the props name one. */
 export const NAME = 'x';
@@ -159,12 +160,16 @@ function checkFields(what: string, obj: any, where: string): void {
 
 /**
  * Validates every object against the Kubernetes OpenAPI schema (kubernetes-models) by apiVersion
- * and kind, and the field names of pod specs, containers, volumes and Service specs. Throws on the first
+ * and kind (custom resources against their CRD's schema), and the field names of pod specs, containers, volumes and Service specs. Throws on the first
  * invalid object and on any kind it does not know.
  */
 export function validateAll(objs: any[]): void {
   for (const o of objs) {
     const where = `${o.apiVersion}/${o.kind} ${o.metadata?.name}`;
+    if (isCustomResource(o)) {
+      validateCustomResource(o);
+      continue;
+    }
     const Model = MODELS[`${o.apiVersion}/${o.kind}`];
     if (!Model) throw new Error(`${where}: unknown apiVersion/kind`);
     try {

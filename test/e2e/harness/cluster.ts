@@ -566,7 +566,7 @@ export class Cluster implements PodHost {
 
   /** Loads objects; returns the started StatefulSets whose replicas changed. */
   private ingest(objects: KubeObject[], initial: boolean): StsState[] {
-    const applied: Record<Resource, DataObject[]> = { configmaps: [], secrets: [] };
+    const applied: Record<Resource, DataObject[]> = { configmaps: [], secrets: [], deployments: [] };
     const svcs = new Map<string, Service>();
     const jobs = new Map<string, Job>();
     const sas = new Map<string, ServiceAccount>();

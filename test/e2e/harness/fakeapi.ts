@@ -6,18 +6,19 @@ import { ConfigMap, ObjectMeta, PolicyRule, Secret, StringMap } from './types';
 import { hostEnv, run, signal, sleep } from './util';
 
 /** The resources the fake API server serves, by plural name (as in URLs and RBAC rules). */
-export type Resource = 'configmaps' | 'secrets';
+export type Resource = 'configmaps' | 'secrets' | 'deployments';
 
-/** A ConfigMap or Secret, as a manifest or as stored. */
-export type DataObject = ConfigMap & Secret;
+/** A ConfigMap, Secret or Deployment, as a manifest or as stored (a Deployment's spec is kept as it is). */
+export type DataObject = ConfigMap & Secret & { spec?: any };
 
 /** kubectl's annotation holding the last applied manifest: its three-way merge reads it. */
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
-const KIND: Record<Resource, string> = { configmaps: 'ConfigMap', secrets: 'Secret' };
+const KIND: Record<Resource, string> = { configmaps: 'ConfigMap', secrets: 'Secret', deployments: 'Deployment' };
+const API_VERSION: Record<Resource, string> = { configmaps: 'v1', secrets: 'v1', deployments: 'apps/v1' };
 
 /** The string maps of each kind (merged key by key by `ObjectStore.apply`). */
-const DATA_MAPS: Record<Resource, ReadonlyArray<'data' | 'binaryData'>> = { configmaps: ['data', 'binaryData'], secrets: ['data'] };
+const DATA_MAPS: Record<Resource, ReadonlyArray<'data' | 'binaryData'>> = { configmaps: ['data', 'binaryData'], secrets: ['data'], deployments: [] };
 
 /**
  * The kind-specific body as the API server stores it (server.js's RESOURCES do the same for API
@@ -25,6 +26,7 @@ const DATA_MAPS: Record<Resource, ReadonlyArray<'data' | 'binaryData'>> = { conf
  * (the API server omits them).
  */
 function body(resource: Resource, o: DataObject): DataObject {
+  if (resource === 'deployments') return { spec: o.spec };
   if (resource === 'configmaps') return withoutEmptyMaps({ data: o.data, binaryData: o.binaryData });
   const data: StringMap = { ...o.data };
   for (const [k, v] of Object.entries(o.stringData ?? {})) data[k] = Buffer.from(v, 'utf8').toString('base64');
@@ -88,7 +90,7 @@ export class ObjectStore {
     if (!name) throw new Error(`${KIND[resource]} without metadata.name`);
     const prev = this.get(resource, namespace, name)?.metadata;
     const stored: DataObject = {
-      apiVersion: 'v1',
+      apiVersion: API_VERSION[resource],
       kind: KIND[resource],
       metadata: {
         ...manifest.metadata,
@@ -213,7 +215,7 @@ export interface ApiRequest {
  * The fake API server: a small Node HTTPS server run as a separate process inside the switch
  * network namespace (`ip netns exec <switch> node server.js`), listening on the switch's bridge
  * address, port 443, so pods reach it like the in-cluster `kubernetes` Service. It serves the
- * ConfigMaps and Secrets of the shared ObjectStore and enforces the synthesized RBAC for
+ * ConfigMaps, Secrets and (stored, not run) Deployments of the shared ObjectStore and enforces the synthesized RBAC for
  * ServiceAccount tokens.
  */
 export class FakeApi {
@@ -359,9 +361,9 @@ function userOf(req) {
   if (!m) return undefined;
   return readJson(cfg.tokensFile, {})[m[1]];
 }
-function ruleAllows(rule, verb, resource, name) {
+function ruleAllows(rule, verb, group, resource, name) {
   const has = (list, v) => Array.isArray(list) && (list.includes(v) || list.includes('*'));
-  if (!has(rule.apiGroups, '')) return false;
+  if (!has(rule.apiGroups, group)) return false;
   if (!has(rule.resources, resource)) return false;
   if (!has(rule.verbs, verb)) return false;
   if (Array.isArray(rule.resourceNames) && rule.resourceNames.length > 0) {
@@ -379,7 +381,7 @@ function subjectMatches(subject, bindingNs, sa) {
   }
   return false;
 }
-function allowed(sa, verb, ns, resource, name) {
+function allowed(sa, verb, ns, group, resource, name) {
   const rbac = readJson(cfg.rbacFile, { roles: [], clusterRoles: [], roleBindings: [], clusterRoleBindings: [] });
   const rulesOf = (ref, bindingNs) => {
     if (ref.kind === 'ClusterRole') {
@@ -391,11 +393,11 @@ function allowed(sa, verb, ns, resource, name) {
   };
   for (const b of rbac.roleBindings) {
     if (b.namespace !== ns || !b.subjects.some((s) => subjectMatches(s, b.namespace, sa))) continue;
-    if (rulesOf(b.roleRef, b.namespace).some((r) => ruleAllows(r, verb, resource, name))) return true;
+    if (rulesOf(b.roleRef, b.namespace).some((r) => ruleAllows(r, verb, group, resource, name))) return true;
   }
   for (const b of rbac.clusterRoleBindings) {
     if (!b.subjects.some((s) => subjectMatches(s, undefined, sa))) continue;
-    if (rulesOf(b.roleRef, undefined).some((r) => ruleAllows(r, verb, resource, name))) return true;
+    if (rulesOf(b.roleRef, undefined).some((r) => ruleAllows(r, verb, group, resource, name))) return true;
   }
   return false;
 }
@@ -417,8 +419,16 @@ const RESOURCES = {
       return { type: obj.type || (prev && prev.type) || 'Opaque', data: data };
     },
   },
+  // Stored as written: no controller acts on it (the harness does not run Deployments).
+  deployments: {
+    kind: 'Deployment',
+    group: 'apps',
+    maps: {},
+    body: (obj) => ({ spec: obj.spec }),
+  },
 };
-// For ConfigMaps and Secrets (string maps only), a strategic merge patch is a JSON merge patch.
+// For ConfigMaps and Secrets (string maps only), a strategic merge patch is a JSON merge patch;
+// for a Deployment only while the patch holds no list (the only use here: a template annotation).
 const MERGE_PATCH_TYPES = ['application/merge-patch+json', 'application/strategic-merge-patch+json'];
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -440,7 +450,7 @@ function normalize(r, obj, ns, name, prev) {
     resourceVersion: String(Math.max(Date.now(), prev ? Number(prev.metadata.resourceVersion) + 1 : 0)),
   });
   delete meta.generateName;
-  const out = { apiVersion: 'v1', kind: r.kind, metadata: meta };
+  const out = { apiVersion: r.group ? r.group + '/v1' : 'v1', kind: r.kind, metadata: meta };
   const b = r.body(obj, prev);
   // The API server omits empty maps.
   for (const k of Object.keys(b)) if (b[k] !== undefined && !(isMap(b[k]) && Object.keys(b[k]).length === 0)) out[k] = b[k];
@@ -529,20 +539,21 @@ function handle(req, res, body, log) {
   }
   const sa = userOf(req);
   if (sa) log.user = 'system:serviceaccount:' + sa.namespace + ':' + sa.name;
-  const m = /^\/api\/v1\/namespaces\/([^/]+)\/(configmaps|secrets)(?:\/([^/]+))?$/.exec(p);
+  const m = /^\/(api\/v1|apis\/apps\/v1)\/namespaces\/([^/]+)\/(configmaps|secrets|deployments)(?:\/([^/]+))?$/.exec(p);
   if (!sa) return status(res, 401, 'Unauthorized', 'Unauthorized');
-  if (!m) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
-  const r = Object.assign({ resource: m[2] }, RESOURCES[m[2]]);
-  const ns = decodeURIComponent(m[1]);
-  const name = m[3] === undefined ? undefined : decodeURIComponent(m[3]);
+  if (!m || (m[1] === 'api/v1') !== !RESOURCES[m[3]].group) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
+  const r = Object.assign({ resource: m[3] }, RESOURCES[m[3]]);
+  const group = r.group || '';
+  const ns = decodeURIComponent(m[2]);
+  const name = m[4] === undefined ? undefined : decodeURIComponent(m[4]);
   const verbs = { GET: name ? 'get' : 'list', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
   const verb = verbs[req.method];
   if (!verb || (req.method === 'POST' && name) || (req.method !== 'GET' && req.method !== 'POST' && !name)) {
     return status(res, 405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
   }
-  if (!allowed(sa, verb, ns, r.resource, req.method === 'POST' ? undefined : name)) {
+  if (!allowed(sa, verb, ns, group, r.resource, req.method === 'POST' ? undefined : name)) {
     return status(res, 403, 'Forbidden', (name ? r.resource + ' "' + name + '"' : r.resource) + ' is forbidden: User "' + log.user +
-      '" cannot ' + verb + ' resource "' + r.resource + '" in API group "" in the namespace "' + ns + '"',
+      '" cannot ' + verb + ' resource "' + r.resource + '" in API group "' + group + '" in the namespace "' + ns + '"',
       { name: name, kind: r.resource });
   }
   if (req.method === 'GET' && !name) {
