@@ -268,6 +268,7 @@ export class FerretDBCluster extends Construct {
       }
     }
     const backend = PostgresBackend._check('backend', props.backend ?? PostgresBackend.statefulSets());
+    const ferretdbTls = props.ferretdbTls === undefined ? undefined : FerretDBTls._check('ferretdbTls', props.ferretdbTls);
 
     // The backend builds PostgreSQL and says how FerretDB reaches it.
     const bound = backend._bind(this, {
@@ -304,7 +305,7 @@ export class FerretDBCluster extends Construct {
 
     const ferretdbLabels = { [FERRETDB_LABEL]: this.name };
     const deployments = [`${this.name}-ferretdb-rw`, ...replicaCount > 0 ? [`${this.name}-ferretdb-ro`] : []];
-    const listenerTls = props.ferretdbTls === undefined ? undefined : this.listenerTls(props.ferretdbTls, deployments, labelsOf('ferretdb'));
+    const listenerTls = ferretdbTls && this.listenerTls(ferretdbTls, deployments, labelsOf('ferretdb'));
     const side = (component: string, deploymentName: string, postgresHost: string, count: number) => {
       const selector = { [GROUP_LABEL]: deploymentName };
       const objectLabels = labelsOf(component);
@@ -419,7 +420,7 @@ export class FerretDBCluster extends Construct {
 
   /** The listener's Secret (and Certificate), and the certificate-watch sidecars' access. */
   private listenerTls(tls: FerretDBTls, deployments: string[], labels: { [key: string]: string }): ListenerTls {
-    const secretName = FerretDBTls._check('ferretdbTls', tls)._bind(this, {
+    const secretName = tls._bind(this, {
       defaultSecretName: `${this.name}-ferretdb-tls`,
       labels,
       // The Services' names, before the Services exist.
