@@ -1,7 +1,7 @@
 import { ApiObject, Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { certificateWatchAccess, ListenerTls } from './certificate-watch';
+import { certificateWatchAccess } from './certificate-watch';
 import { CloudNativePGCluster } from './cloudnative-pg';
 import { Resources, Scheduling, StorageSettings } from './common';
 import { Credentials } from './credentials';
@@ -305,7 +305,11 @@ export class FerretDBCluster extends Construct {
 
     const ferretdbLabels = { [FERRETDB_LABEL]: this.name };
     const deployments = [`${this.name}-ferretdb-rw`, ...replicaCount > 0 ? [`${this.name}-ferretdb-ro`] : []];
-    const listenerTls = ferretdbTls && this.listenerTls(ferretdbTls, deployments, labelsOf('ferretdb'));
+    const listenerTls = ferretdbTls && { secretName: this.listenerSecret(ferretdbTls, labelsOf('ferretdb')) };
+    // FerretDB reads its TLS files once: a changed one rolls its pods (see certificate-watch.sh).
+    const certificateWatch = tls || listenerTls
+      ? certificateWatchAccess(this, { name: `${this.name}-ferretdb-cert-watch`, deployments, metadata: { labels: labelsOf('ferretdb') } })
+      : undefined;
     const side = (component: string, deploymentName: string, postgresHost: string, count: number) => {
       const selector = { [GROUP_LABEL]: deploymentName };
       const objectLabels = labelsOf(component);
@@ -324,6 +328,7 @@ export class FerretDBCluster extends Construct {
         passwordKey: this.postgres.passwordKey,
         tls,
         listenerTls,
+        certificateWatch,
         telemetry: props.telemetry ?? false,
         resources: props.ferretdbResources,
         scheduling: props.scheduling,
@@ -418,15 +423,14 @@ export class FerretDBCluster extends Construct {
     return serviceHostNames([this.writeServiceName, this.readServiceName], Chart.of(this).namespace);
   }
 
-  /** The listener's Secret (and Certificate), and the certificate-watch sidecars' access. */
-  private listenerTls(tls: FerretDBTls, deployments: string[], labels: { [key: string]: string }): ListenerTls {
-    const secretName = tls._bind(this, {
+  /** The listener's Secret (and the Certificate writing it). */
+  private listenerSecret(tls: FerretDBTls, labels: { [key: string]: string }): string {
+    return tls._bind(this, {
       defaultSecretName: `${this.name}-ferretdb-tls`,
       labels,
       // The Services' names, before the Services exist.
       dnsNames: serviceHostNames([`${this.name}-rw`, `${this.name}-ro`], Chart.of(this).namespace),
     });
-    return certificateWatchAccess(this, { name: `${this.name}-ferretdb-cert-watch`, deployments, metadata: { labels }, secretName });
   }
 
   /** `host:port` of the read-write endpoint inside the namespace. */

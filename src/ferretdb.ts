@@ -1,6 +1,6 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { certificateWatchPodParts, LISTENER_TLS_DIR, ListenerTls, listenerTlsMount } from './certificate-watch';
+import { CertificateWatch, certificateWatchPodParts } from './certificate-watch';
 import { Resources, Scheduling } from './common';
 import { containerSecurityContext, podSecurityContext, renderResources, spreadOverNodes } from './pod-spec';
 import { MONGODB_PORT } from './read-service';
@@ -15,6 +15,8 @@ export const METRICS_PORT = 8088;
 export const MONGODB_TLS_PORT = 27018;
 /** Where the PostgreSQL CA certificate is mounted when the backend serves TLS. */
 export const CA_DIR = '/etc/ferretdb/postgres-ca';
+/** Where the listener's certificate and key are mounted, with `ferretdbTls`. */
+export const LISTENER_TLS_DIR = '/etc/ferretdb/tls';
 export const DEFAULT_FERRETDB_RESOURCES: Resources = { cpuRequest: '100m', memoryRequest: '128Mi', memoryLimit: '512Mi' };
 
 export interface FerretDBDeploymentOptions {
@@ -36,8 +38,16 @@ export interface FerretDBDeploymentOptions {
   readonly passwordKey: string;
   /** Verify the server's certificate against this CA (`sslmode=verify-full`). */
   readonly tls?: { readonly caSecretName: string; readonly caKey: string };
-  /** Serve MongoDB clients over TLS only (the plain listener stays on the pod's loopback). */
-  readonly listenerTls?: ListenerTls;
+  /**
+   * Serve MongoDB clients over TLS only, with `tls.crt` and `tls.key` of this Secret (the plain
+   * listener stays on the pod's loopback).
+   */
+  readonly listenerTls?: { readonly secretName: string };
+  /**
+   * Roll the Deployment when a TLS file FerretDB reads at start changes (needed with `tls` or
+   * `listenerTls`).
+   */
+  readonly certificateWatch?: CertificateWatch;
   readonly telemetry: boolean;
   readonly resources?: Resources;
   readonly scheduling?: Scheduling;
@@ -66,7 +76,8 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
     timeoutSeconds: 3,
     failureThreshold,
   });
-  const watch = o.listenerTls && certificateWatchPodParts(o.listenerTls, o.name);
+  const tlsFiles = ferretdbTlsFiles(o);
+  const watch = tlsFiles.files.length === 0 ? undefined : certificateWatchPodParts(mustWatch(o), { deployment: o.name, ...tlsFiles });
   const deployment = new k8s.KubeDeployment(scope, id, {
     metadata: { name: o.name, labels: o.metadataLabels },
     spec: {
@@ -77,7 +88,7 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
         metadata: { labels: { ...o.podLabels, ...o.selector } },
         spec: {
           automountServiceAccountToken: false,
-          serviceAccountName: o.listenerTls?.serviceAccountName,
+          serviceAccountName: watch && o.certificateWatch?.serviceAccountName,
           enableServiceLinks: false,
           securityContext: podSecurityContext(FERRETDB_UID),
           containers: [{
@@ -103,15 +114,11 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
             resources: renderResources(o.resources, DEFAULT_FERRETDB_RESOURCES),
             securityContext: containerSecurityContext(),
             volumeMounts: [
-              { name: 'state', mountPath: '/state' }, { name: 'tmp', mountPath: '/tmp' },
-              ...o.tls ? [{ name: 'postgres-ca', mountPath: CA_DIR, readOnly: true }] : [],
-              ...watch ? [listenerTlsMount] : [],
+              { name: 'state', mountPath: '/state' }, { name: 'tmp', mountPath: '/tmp' }, ...tlsFiles.mounts,
             ],
           }, ...watch ? [watch.container] : []],
           volumes: [
-            { name: 'state', emptyDir: {} }, { name: 'tmp', emptyDir: {} },
-            // Only the certificate: the CA Secret may also hold the CA's key.
-            ...o.tls ? [{ name: 'postgres-ca', secret: { secretName: o.tls.caSecretName, items: [{ key: o.tls.caKey, path: o.tls.caKey }] } }] : [],
+            { name: 'state', emptyDir: {} }, { name: 'tmp', emptyDir: {} }, ...tlsFiles.volumes,
             ...watch ? watch.volumes : [],
           ],
           nodeSelector: scheduling.nodeSelector,
@@ -127,6 +134,36 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
     spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: o.selector } },
   });
   return deployment;
+}
+
+/**
+ * The TLS files FerretDB reads once, at start, with their volumes and FerretDB's mounts of them:
+ * the PostgreSQL CA (its driver reads sslrootcert when it parses the URL) and the listener's
+ * certificate and key.
+ */
+function ferretdbTlsFiles(o: FerretDBDeploymentOptions): { files: string[]; mounts: k8s.VolumeMount[]; volumes: k8s.Volume[] } {
+  const files: string[] = [];
+  const mounts: k8s.VolumeMount[] = [];
+  const volumes: k8s.Volume[] = [];
+  if (o.tls) {
+    files.push(`${CA_DIR}/${o.tls.caKey}`);
+    mounts.push({ name: 'postgres-ca', mountPath: CA_DIR, readOnly: true });
+    // Only the certificate: the CA Secret may also hold the CA's key.
+    volumes.push({ name: 'postgres-ca', secret: { secretName: o.tls.caSecretName, items: [{ key: o.tls.caKey, path: o.tls.caKey }] } });
+  }
+  if (o.listenerTls) {
+    const keys = [TLS_KEYS.cert, TLS_KEYS.key];
+    files.push(...keys.map((key) => `${LISTENER_TLS_DIR}/${key}`));
+    mounts.push({ name: 'listener-tls', mountPath: LISTENER_TLS_DIR, readOnly: true });
+    // The certificate and key only, readable by FerretDB's group (fsGroup).
+    volumes.push({ name: 'listener-tls', secret: { secretName: o.listenerTls.secretName, defaultMode: 0o440, items: keys.map((key) => ({ key, path: key })) } });
+  }
+  return { files, mounts, volumes };
+}
+
+function mustWatch(o: FerretDBDeploymentOptions): CertificateWatch {
+  if (!o.certificateWatch) throw new Error(`FerretDB Deployment ${o.name}: TLS files without a certificateWatch`);
+  return o.certificateWatch;
 }
 
 /**

@@ -86,7 +86,7 @@ describe('FerretDB\'s MongoDB listener with TLS (ferretdbTls)', () => {
       expect(spec.serviceAccountName).toBe('x-ferretdb-cert-watch');
       const withToken = spec.containers.filter((c: any) => c.volumeMounts.some((m: any) => m.name === 'api-token'));
       expect(withToken.map((c: any) => c.name)).toEqual(['certificate-watch']);
-      expect(env(withToken[0])).toMatchObject({ DEPLOYMENT: d.metadata.name, CERT_DIR });
+      expect(env(withToken[0])).toMatchObject({ DEPLOYMENT: d.metadata.name, WATCH_FILES: `${CERT_DIR}/tls.crt ${CERT_DIR}/tls.key` });
       expect(withToken[0].command).toEqual(['sh', '/etc/ferretdb/scripts/certificate-watch.sh']);
       expect(withToken[0].securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
       expect(withToken[0].resources.limits.memory).toBeDefined();
@@ -127,6 +127,48 @@ describe('FerretDB\'s MongoDB listener with TLS (ferretdbTls)', () => {
     });
     expect(ours(cnpg)).toEqual(ours(objs));
     expect(() => validateAll(cnpg)).not.toThrow();
+  });
+});
+
+describe('the certificate-watch sidecar watches every TLS file FerretDB reads at start', () => {
+  /** The files FerretDB reads once: sslrootcert of its URL, its listener's certificate and key. */
+  const readAtStart = (d: any): string[] => {
+    const e = env(ferretdb(d));
+    const rootCert = new URL(e.FERRETDB_POSTGRESQL_URL).searchParams.get('sslrootcert');
+    return [rootCert, e.FERRETDB_LISTEN_TLS_CERT_FILE, e.FERRETDB_LISTEN_TLS_KEY_FILE].filter((f): f is string => !!f);
+  };
+  const watched = (d: any): string[] => {
+    const sidecar = d.spec.template.spec.containers.find((c: any) => c.name === 'certificate-watch');
+    return sidecar ? env(sidecar).WATCH_FILES.split(' ') : [];
+  };
+  /** The volume (and key) a path of a container resolves to. */
+  const source = (d: any, container: any, file: string) => {
+    const m = container.volumeMounts.find((vm: any) => file.startsWith(`${vm.mountPath}/`));
+    const v = d.spec.template.spec.volumes.find((vol: any) => vol.name === m.name);
+    return { secret: v.secret.secretName, key: file.slice(m.mountPath.length + 1) };
+  };
+
+  test.each([
+    ['ferretdbTls', withTls()],
+    ['postgresTls', synth({ postgresTls: PostgresTls.fromSecret('x-pg-tls') })],
+    ['ferretdbTls and postgresTls', withTls({ postgresTls: PostgresTls.fromSecret('x-pg-tls') })],
+    ['the CloudNativePG backend (its CA renews itself)', synth({ backend: PostgresBackend.cloudNativePG() })],
+    ['the CloudNativePG backend and ferretdbTls', withTls({ backend: PostgresBackend.cloudNativePG() })],
+  ])('with %s: the same files, from the same Secrets, and a Role for the cluster\'s Deployments', (_what, objs) => {
+    const deployments = byKind(objs, 'Deployment');
+    for (const d of deployments) {
+      const files = readAtStart(d);
+      expect(files.length).toBeGreaterThan(0);
+      expect(watched(d)).toEqual(files);
+      const sidecar = d.spec.template.spec.containers.find((c: any) => c.name === 'certificate-watch');
+      for (const f of files) expect(source(d, sidecar, f)).toEqual(source(d, ferretdb(d), f));
+    }
+    expect(find(objs, 'Role', 'x-ferretdb-cert-watch').rules[0].resourceNames).toEqual(deployments.map((d) => d.metadata.name));
+    expect(() => validateAll(objs)).not.toThrow();
+  });
+
+  test('without any TLS (the StatefulSet default) there is nothing to watch: no sidecar', () => {
+    for (const d of byKind(synth(), 'Deployment')) expect(watched(d)).toEqual([]);
   });
 });
 

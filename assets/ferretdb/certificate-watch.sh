@@ -1,29 +1,35 @@
 #!/bin/sh
 # The `certificate-watch` sidecar of the FerretDB pods (a curl image, POSIX sh). FerretDB reads
-# its listener certificate once, at start; a renewed certificate would be served only after a
-# restart. Every few seconds this script fingerprints the mounted certificate and key. When they
-# differ from what the pod started with, it sets the annotation
-# ferretdb.cdk8s.io/listener-certificate of its Deployment's pod template to the new
-# fingerprint: the Deployment controller then replaces the pods one at a time, as for
+# its TLS files once, at start: its listener's certificate and key, and the CA certificate it
+# verifies PostgreSQL with (its driver reads sslrootcert when it parses the URL). A renewed file
+# would be used only after a restart, and a renewed CA not at all until then. Every few seconds
+# this script fingerprints the files in $WATCH_FILES. When they differ from what the pod started
+# with, it sets the annotation ferretdb.cdk8s.io/certificates of its Deployment's pod template to
+# the new fingerprint: the Deployment controller then replaces the pods one at a time, as for
 # `kubectl rollout restart`. Every pod sees the same new files, so every pod asks for the same
 # value: one rollout, however many pods ask. Its only API right: `patch` on the FerretDB
 # Deployments.
 set -u
-: "${DEPLOYMENT:?DEPLOYMENT must be set}" "${CERT_DIR:?CERT_DIR must be set}"
+: "${DEPLOYMENT:?DEPLOYMENT must be set}" "${WATCH_FILES:?WATCH_FILES must be set}"
 : "${KUBERNETES_SERVICE_HOST:?}" "${KUBERNETES_SERVICE_PORT:?}"
 STATE_DIR=${STATE_DIR:-/var/run/ferretdb-certificate}
 TOKEN_DIR=${TOKEN_DIR:-/var/run/secrets/ferretdb.cdk8s.io/api}
 INTERVAL=${WATCH_INTERVAL:-10}
-ANNOTATION=ferretdb.cdk8s.io/listener-certificate
+ANNOTATION=ferretdb.cdk8s.io/certificates
 URL="https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/apis/apps/v1/namespaces/$(cat "$TOKEN_DIR/namespace")/deployments/$DEPLOYMENT"
 
 log() {
   printf '%s certificate-watch.sh[%s]: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${POD_NAME:-}" "$*" >&2
 }
 
-# One fingerprint of the certificate and key as FerretDB would read them ("" while unreadable).
+# Whether every watched file is there (a Secret volume's files all are, or none).
+present() {
+  for f in $WATCH_FILES; do [ -f "$f" ] || return 1; done
+}
+
+# One fingerprint of the watched files, in order, as FerretDB would read them.
 fingerprint() {
-  cat "$CERT_DIR/tls.crt" "$CERT_DIR/tls.key" 2>/dev/null | sha256sum | cut -c1-32
+  for f in $WATCH_FILES; do cat "$f"; done 2>/dev/null | sha256sum | cut -c1-32
 }
 
 # The Deployment's pod template gets the new fingerprint (a merge patch: nothing else changes).
@@ -33,22 +39,22 @@ request_rollout() {
     --data "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"$ANNOTATION\":\"$1\"}}}}}" \
     -o /dev/null -w '%{http_code}' "$URL") || { log "cannot reach the Kubernetes API"; return 1; }
   [ "$response" = 200 ] || { log "patching Deployment $DEPLOYMENT failed with HTTP $response"; return 1; }
-  log "the listener certificate changed ($2 -> $1): asked Deployment $DEPLOYMENT to replace its pods"
+  log "the certificates FerretDB read at start changed ($2 -> $1): asked Deployment $DEPLOYMENT to replace its pods"
 }
 
 # What FerretDB read at the pod's start: the first fingerprint this pod saw. It is kept in an
 # emptyDir, so a restart of this container does not forget a renewal FerretDB has not loaded.
 started() {
   if [ ! -s "$STATE_DIR/started" ]; then
-    current=$(fingerprint)
-    [ -f "$CERT_DIR/tls.crt" ] && [ -f "$CERT_DIR/tls.key" ] || return 1
-    printf '%s\n' "$current" > "$STATE_DIR/started.tmp" && mv -f "$STATE_DIR/started.tmp" "$STATE_DIR/started"
+    present || return 1
+    fingerprint > "$STATE_DIR/started.tmp" && mv -f "$STATE_DIR/started.tmp" "$STATE_DIR/started"
   fi
   cat "$STATE_DIR/started"
 }
 
 check() {
-  first=$(started) || { log "no certificate in $CERT_DIR yet"; return 1; }
+  first=$(started) || { log "waiting for $WATCH_FILES"; return 1; }
+  present || return 1
   current=$(fingerprint)
   [ "$current" != "$first" ] || return 0
   [ "$current" != "$(cat "$STATE_DIR/requested" 2>/dev/null)" ] || return 0

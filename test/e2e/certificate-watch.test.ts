@@ -1,5 +1,5 @@
 /**
- * The certificate-watch sidecar of the FerretDB pods (ferretdbTls), run for real: the script,
+ * The certificate-watch sidecar of the FerretDB pods (ferretdbTls, postgresTls), run for real: the script,
  * env and mounts exactly as synthesized, Debian's sh and curl, certificates made with openssl,
  * Secret volume updates done as the kubelet does them (an atomic swap of the `..data` symlink),
  * and the harness's fake API server (HTTPS, ServiceAccount tokens) enforcing the synthesized Role.
@@ -12,28 +12,31 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Testing } from 'cdk8s';
-import { FerretDBCluster, FerretDBTls } from '../../src';
+import { FerretDBCluster, FerretDBTls, PostgresTls } from '../../src';
 import { FakeApi, ObjectStore } from './harness/fakeapi';
 import { Network, NETNS_PREFIX } from './harness/netns';
 import { hostEnv, sleep, waitFor } from './harness/util';
+import { registerHarness, releaseHarness } from './harness/volumes';
 
 jest.setTimeout(120_000);
 
 const NAMESPACE = 'fdb';
-const ANNOTATION = 'ferretdb.cdk8s.io/listener-certificate';
+const ANNOTATION = 'ferretdb.cdk8s.io/certificates';
 const FERRETDB_UID = 1000;
 
 const chart = Testing.chart();
-new FerretDBCluster(chart, 'db', { name: 'fdb', ferretdbTls: FerretDBTls.fromSecret('fdb-ferretdb-tls') });
+new FerretDBCluster(chart, 'db', {
+  name: 'fdb', ferretdbTls: FerretDBTls.fromSecret('fdb-ferretdb-tls'), postgresTls: PostgresTls.fromSecret('fdb-pg-tls'),
+});
 const objects: any[] = Testing.synth(chart);
 const ofKind = (kind: string) => objects.filter((o) => o.kind === kind);
 const deploymentNames = ofKind('Deployment').map((d) => d.metadata.name);
 const role = ofKind('Role').find((r) => r.rules.some((rule: any) => rule.resources.includes('deployments')));
 const script = ofKind('ConfigMap').find((c) => c.data?.['certificate-watch.sh'])?.data['certificate-watch.sh'];
 
-/** sha256 of tls.crt then tls.key, first 32 hex digits (what the script computes). */
-function fingerprint(cert: { crt: string; key: string }): string {
-  return crypto.createHash('sha256').update(cert.crt + cert.key).digest('hex').slice(0, 32);
+/** sha256 of the PostgreSQL CA, then the listener's tls.crt and tls.key: first 32 hex digits (WATCH_FILES' order). */
+function fingerprint(ca: string, cert: { crt: string; key: string }): string {
+  return crypto.createHash('sha256').update(ca + cert.crt + cert.key).digest('hex').slice(0, 32);
 }
 
 /** A self-signed server certificate made with openssl (the sidecar only fingerprints it). */
@@ -121,11 +124,14 @@ class WatchPod {
     return fs.existsSync(this.logFile) ? fs.readFileSync(this.logFile, 'utf8') : '';
   }
 
+  /** Paths in a value (a path, or paths separated by spaces) as host paths. */
   private mapped(value: string): string {
-    return value.startsWith('/etc/') || value.startsWith('/var/') ? this.hostPath(value) : value;
+    return value.split(' ').map((word) => word.startsWith('/etc/') || word.startsWith('/var/') ? this.hostPath(word) : word).join(' ');
   }
 }
 
+/** A harness id: registered, so that other harnesses' clean-up leaves this network namespace alone. */
+const HARNESS_ID = crypto.randomBytes(3).toString('hex');
 let root: string;
 let net: Network;
 let api: FakeApi;
@@ -133,11 +139,14 @@ let store: ObjectStore;
 const pods: WatchPod[] = [];
 let first: { crt: string; key: string };
 let second: { crt: string; key: string };
+let oldCa: string;
+let newCa: string;
 
-/** A pod of `deployment` with the given certificate mounted, its token, CA and namespace files. */
-function newPod(name: string, deployment: string, cert: { crt: string; key: string }): WatchPod {
+/** A pod of `deployment` with the given certificate and PostgreSQL CA mounted, its token, CA and namespace files. */
+function newPod(name: string, deployment: string, cert: { crt: string; key: string }, ca = oldCa): WatchPod {
   const pod = new WatchPod(root, name, deployment);
   writeSecretVolume(pod.dirs['listener-tls'], { 'tls.crt': cert.crt, 'tls.key': cert.key });
+  writeSecretVolume(pod.dirs['postgres-ca'], { 'ca.crt': ca });
   writeSecretVolume(pod.dirs['api-token'], {
     'token': api.token(NAMESPACE, role.metadata.name), 'ca.crt': api.caCrt, 'namespace': NAMESPACE,
   });
@@ -153,7 +162,8 @@ beforeAll(async () => {
   expect(script).toBeDefined();
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'fdb-cert-watch-'));
   fs.chmodSync(root, 0o755);
-  net = await Network.create(`${NETNS_PREFIX}-${crypto.randomBytes(3).toString('hex')}`);
+  registerHarness(HARNESS_ID);
+  net = await Network.create(`${NETNS_PREFIX}-${HARNESS_ID}`);
   store = new ObjectStore(path.join(root, 'store'));
   api = await FakeApi.start(path.join(root, 'api'), net.switchNs, net.gateway, store.dir);
   const binding = ofKind('RoleBinding').find((b) => b.roleRef.name === role.metadata.name);
@@ -169,17 +179,24 @@ beforeAll(async () => {
   fs.mkdirSync(certs);
   first = makeCertificate(certs, 1);
   second = makeCertificate(certs, 2);
+  oldCa = makeCertificate(certs, 3).crt;
+  newCa = makeCertificate(certs, 4).crt;
 });
 
 afterAll(async () => {
   for (const p of pods) await p.stop();
   api?.stop();
   await net?.destroy();
+  releaseHarness(HARNESS_ID);
   if (root) fs.rmSync(root, { recursive: true, force: true });
 });
 
-test('the synthesized cluster has the sidecar in both FerretDB Deployments, and a Role for exactly those', () => {
+test('the synthesized cluster has the sidecar in both FerretDB Deployments, watching the CA and the listener\'s files, and a Role for exactly those', () => {
   expect(deploymentNames.sort()).toEqual(['fdb-ferretdb-ro', 'fdb-ferretdb-rw']);
+  for (const d of ofKind('Deployment')) {
+    const sidecar = d.spec.template.spec.containers.find((c: any) => c.name === 'certificate-watch');
+    expect(sidecar.env.find((e: any) => e.name === 'WATCH_FILES').value).toBe('/etc/ferretdb/postgres-ca/ca.crt /etc/ferretdb/tls/tls.crt /etc/ferretdb/tls/tls.key');
+  }
   expect(role.rules).toEqual([{ apiGroups: ['apps'], resources: ['deployments'], resourceNames: ['fdb-ferretdb-rw', 'fdb-ferretdb-ro'], verbs: ['patch'] }]);
 });
 
@@ -193,7 +210,7 @@ test('an unchanged certificate asks for nothing: no API request in 3 s from thre
   await sleep(3000);
   expect(api.requests()).toEqual([]);
   for (const p of [rw0, rw1, ro0]) {
-    expect(fs.readFileSync(path.join(p.dirs['certificate-watch-state'], 'started'), 'utf8').trim()).toBe(fingerprint(first));
+    expect(fs.readFileSync(path.join(p.dirs['certificate-watch-state'], 'started'), 'utf8').trim()).toBe(fingerprint(oldCa, first));
   }
   expect(template('fdb-ferretdb-rw').metadata.annotations).toBeUndefined();
 });
@@ -201,7 +218,7 @@ test('an unchanged certificate asks for nothing: no API request in 3 s from thre
 test('a renewed certificate (the kubelet\'s atomic swap) sets each Deployment\'s template annotation to the new fingerprint, once per pod, and nothing else', async () => {
   const before = { rw: template('fdb-ferretdb-rw'), ro: template('fdb-ferretdb-ro'), unrelated: template('unrelated') };
   for (const p of pods) writeSecretVolume(p.dirs['listener-tls'], { 'tls.crt': second.crt, 'tls.key': second.key });
-  const expected = fingerprint(second);
+  const expected = fingerprint(oldCa, second);
   await waitFor('both Deployments annotated', 15_000, () =>
     template('fdb-ferretdb-rw').metadata.annotations?.[ANNOTATION] === expected && template('fdb-ferretdb-ro').metadata.annotations?.[ANNOTATION] === expected);
   await sleep(2000);
@@ -217,7 +234,8 @@ test('a renewed certificate (the kubelet\'s atomic swap) sets each Deployment\'s
     expect(template(name)).toEqual({ ...t, metadata: { ...t.metadata, annotations: { [ANNOTATION]: expected } } });
   }
   expect(template('unrelated')).toEqual(before.unrelated);
-  expect(pods[0].log()).toContain(`the listener certificate changed (${fingerprint(first)} -> ${expected}): asked Deployment fdb-ferretdb-rw to replace its pods`);
+  expect(pods[0].log()).toContain(`the certificates FerretDB read at start changed (${fingerprint(oldCa, first)} -> ${expected}): `
+    + 'asked Deployment fdb-ferretdb-rw to replace its pods');
 });
 
 test('a restarted sidecar remembers what FerretDB started with and what it asked for: no second request', async () => {
@@ -227,7 +245,7 @@ test('a restarted sidecar remembers what FerretDB started with and what it asked
   pod.start(net, api);
   await sleep(3000);
   expect(patches().length).toBe(count);
-  expect(fs.readFileSync(path.join(pod.dirs['certificate-watch-state'], 'started'), 'utf8').trim()).toBe(fingerprint(first));
+  expect(fs.readFileSync(path.join(pod.dirs['certificate-watch-state'], 'started'), 'utf8').trim()).toBe(fingerprint(oldCa, first));
 });
 
 test('a pod started after the rollout, with the renewed certificate, asks for nothing', async () => {
@@ -238,6 +256,16 @@ test('a pod started after the rollout, with the renewed certificate, asks for no
     fs.existsSync(path.join(fresh.dirs['certificate-watch-state'], 'started')));
   await sleep(2000);
   expect(patches().length).toBe(count);
+});
+
+test('a renewed PostgreSQL CA (FerretDB\'s driver read the old one at start) asks for a rollout too', async () => {
+  const count = patches().length;
+  const pod = pods[2];
+  expect(pod.name).toBe('fdb-ferretdb-ro-a');
+  writeSecretVolume(pod.dirs['postgres-ca'], { 'ca.crt': newCa });
+  const expected = fingerprint(newCa, second);
+  await waitFor('the reader Deployment annotated with the new CA', 15_000, () => template('fdb-ferretdb-ro').metadata.annotations?.[ANNOTATION] === expected);
+  expect(patches().slice(count).map((r) => `${r.path} ${r.code}`)).toEqual([`/apis/apps/v1/namespaces/${NAMESPACE}/deployments/fdb-ferretdb-ro 200`]);
 });
 
 test('the Role grants nothing else: patching another Deployment, or reading its own, is refused (403) and logged', async () => {
