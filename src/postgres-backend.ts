@@ -102,10 +102,9 @@ export class PostgresBackend {
   }
 }
 
-function bindStatefulSets(scope: Construct, ctx: BackendContext): BoundBackend {
-  const primary = new PostgresPrimary(scope, 'Primary', {
-    name: `${ctx.name}-pg-primary`,
-    serviceName: `${ctx.name}-pg-rw`,
+/** The cluster's props that both backends take as they are. */
+function sharedProps(ctx: BackendContext) {
+  return {
     instance: ctx.name,
     image: ctx.image,
     storage: ctx.storage,
@@ -118,11 +117,19 @@ function bindStatefulSets(scope: Construct, ctx: BackendContext): BoundBackend {
     maxReplicationLag: ctx.maxReplicationLag,
     wal: ctx.wal,
     parameters: ctx.parameters,
-    currentPrimary: ctx.currentPrimary,
     networkPolicy: ctx.networkPolicy,
-    labels: ctx.labels,
-    metricsExporter: ctx.monitoring && { image: ctx.monitoring.exporterImage, resources: ctx.monitoring.exporterResources },
     metricsScrapers: ctx.metricsScrapers,
+    labels: ctx.labels,
+  };
+}
+
+function bindStatefulSets(scope: Construct, ctx: BackendContext): BoundBackend {
+  const primary = new PostgresPrimary(scope, 'Primary', {
+    ...sharedProps(ctx),
+    name: `${ctx.name}-pg-primary`,
+    serviceName: `${ctx.name}-pg-rw`,
+    currentPrimary: ctx.currentPrimary,
+    metricsExporter: ctx.monitoring && { image: ctx.monitoring.exporterImage, resources: ctx.monitoring.exporterResources },
     tls: ctx.tls,
   });
   const replicas = new StreamingReplica(scope, 'Replicas', {
@@ -168,24 +175,10 @@ function bindCloudNativePG(scope: Construct, ctx: BackendContext, options: Cloud
   }
   const cluster = new CloudNativePGCluster(scope, 'Postgres', {
     ...options,
+    ...sharedProps(ctx),
     podMonitor: (options.podMonitor ?? false) || (ctx.monitoring?.podMonitor ?? false),
     name: `${ctx.name}-pg`,
-    instance: ctx.name,
     replicas: ctx.replicas,
-    image: ctx.image,
-    storage: ctx.storage,
-    resources: ctx.resources,
-    scheduling: ctx.scheduling,
-    credentials: ctx.credentials,
-    replicationMode: ctx.replicationMode,
-    clientConnections: ctx.clientConnections,
-    maxConnections: ctx.maxConnections,
-    maxReplicationLag: ctx.maxReplicationLag,
-    wal: ctx.wal,
-    parameters: ctx.parameters,
-    networkPolicy: ctx.networkPolicy,
-    metricsScrapers: ctx.metricsScrapers,
-    labels: ctx.labels,
   });
   return { connection: cluster.connection, cloudNativePG: cluster };
 }
