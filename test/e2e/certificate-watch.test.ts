@@ -71,7 +71,7 @@ class WatchPod {
   private proc?: ChildProcess;
   private readonly logFile: string;
 
-  constructor(private readonly root: string, public readonly name: string, private readonly deployment: string) {
+  constructor(root: string, public readonly name: string, deployment: string) {
     const spec = ofKind('Deployment').find((d) => d.metadata.name === deployment).spec.template.spec;
     const container = spec.containers.find((c: any) => c.name === 'certificate-watch');
     this.container = container;

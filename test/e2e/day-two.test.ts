@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { NAME, PgCluster, PRIMARY, PRIMARY_STS, replica, REPLICA_STS, synthCluster } from './fixture';
+import { insert, NAME, PgCluster, PRIMARY, PRIMARY_STS, replica, REPLICA_STS, synthCluster, TABLE } from './fixture';
 import { Cluster } from './harness';
 import { FerretDBClusterProps, ReplicationMode } from '../../src';
 
@@ -24,8 +24,6 @@ async function boot(props: FerretDBClusterProps = {}): Promise<PgCluster> {
 }
 
 const ALL = [PRIMARY, replica(0), replica(1)];
-const TABLE = 'CREATE TABLE t (id int PRIMARY KEY, v text)';
-const insert = (from: number, to: number) => `INSERT INTO t SELECT g, 'row ' || g FROM generate_series(${from}, ${to}) g`;
 const RO_SERVICE = `${NAME}-pg-ro`;
 const RW_SERVICE = `${NAME}-pg-rw`;
 

@@ -24,6 +24,10 @@ export function synthCluster(props: FerretDBClusterProps = {}): unknown[] {
   return Testing.synth(chart);
 }
 
+/** The scenarios' table, and the statement inserting rows `from`..`to` into it. */
+export const TABLE = 'CREATE TABLE t (id int PRIMARY KEY, v text)';
+export const insert = (from: number, to: number): string => `INSERT INTO t SELECT g, 'row ' || g FROM generate_series(${from}, ${to}) g`;
+
 /** A running synthesized cluster and the SQL it takes to check it. */
 export class PgCluster {
   /**

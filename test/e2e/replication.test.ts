@@ -6,7 +6,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { NAME, PgCluster, PRIMARY, PRIMARY_STS, replica, synthCluster } from './fixture';
+import { insert, NAME, PgCluster, PRIMARY, PRIMARY_STS, replica, synthCluster, TABLE } from './fixture';
 import { ReplicationMode, slotNameForPod } from '../../src';
 
 jest.setTimeout(300_000);
@@ -23,8 +23,6 @@ async function boot(props: Parameters<typeof PgCluster.boot>[0] = {}): Promise<P
   return pg;
 }
 
-const TABLE = 'CREATE TABLE t (id int PRIMARY KEY, v text)';
-const insert = (from: number, to: number) => `INSERT INTO t SELECT g, 'row ' || g FROM generate_series(${from}, ${to}) g`;
 
 test('bootstrap: rows reach both replicas, replicas refuse writes, each streams through its own slot', async () => {
   const c = await boot();
