@@ -4,8 +4,6 @@ import { BOOTSTRAP_IMAGE } from './credentials-bootstrap';
 import { API_TOKEN_DIR, apiTokenVolume, containerSecurityContext, renderResources, SMALL_SIDECAR_RESOURCES } from './pod-spec';
 import { asset } from './scripts';
 
-/** The pod template annotation the certificate-watch sidecar sets to roll its Deployment. */
-export const CERTIFICATES_ANNOTATION = 'ferretdb.cdk8s.io/certificates';
 const SCRIPT_DIR = '/etc/ferretdb/scripts';
 const WATCH_STATE_DIR = '/var/run/ferretdb-certificate';
 
