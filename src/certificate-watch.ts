@@ -1,7 +1,7 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { BOOTSTRAP_IMAGE } from './credentials-bootstrap';
-import { API_TOKEN_DIR, apiTokenVolume, containerSecurityContext, renderResources, SMALL_SIDECAR_RESOURCES } from './pod-spec';
+import { API_TOKEN_DIR, API_TOKEN_MOUNT, apiTokenVolume, containerSecurityContext, renderResources, SMALL_SIDECAR_RESOURCES } from './pod-spec';
 import { asset } from './scripts';
 
 const SCRIPT_DIR = '/etc/ferretdb/scripts';
@@ -64,7 +64,7 @@ export function certificateWatchPodParts(watch: CertificateWatch, o: {
         { name: 'certificate-watch', mountPath: SCRIPT_DIR, readOnly: true },
         { name: 'certificate-watch-state', mountPath: WATCH_STATE_DIR },
         ...o.mounts,
-        { name: 'api-token', mountPath: API_TOKEN_DIR, readOnly: true },
+        API_TOKEN_MOUNT,
       ],
       resources: renderResources(undefined, SMALL_SIDECAR_RESOURCES),
       securityContext: containerSecurityContext(),

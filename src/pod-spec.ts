@@ -89,6 +89,9 @@ export const SMALL_SIDECAR_RESOURCES: Resources = { cpuRequest: '5m', memoryRequ
 /** Where a sidecar with API access finds its token, CA and namespace (`apiTokenVolume`). */
 export const API_TOKEN_DIR = '/var/run/secrets/ferretdb.cdk8s.io/api';
 
+/** The one container's mount of `apiTokenVolume()`. */
+export const API_TOKEN_MOUNT: k8s.VolumeMount = { name: 'api-token', mountPath: API_TOKEN_DIR, readOnly: true };
+
 /**
  * A projected volume with a short-lived ServiceAccount token, the API server's CA and the
  * namespace: mounted only into the one container that talks to the API, never automounted.

@@ -4,7 +4,7 @@ import { Construct } from 'constructs';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './common';
 import { BOOTSTRAP_IMAGE } from './credentials-bootstrap';
 import { POSTGRES_CLUSTER_LABEL, SLOT_PREFIX } from './names';
-import { API_TOKEN_DIR, apiTokenVolume, containerSecurityContext, SMALL_SIDECAR_RESOURCES, podSecurityContext, renderResources, spreadOverNodesAndZones } from './pod-spec';
+import { API_TOKEN_DIR, API_TOKEN_MOUNT, apiTokenVolume, containerSecurityContext, SMALL_SIDECAR_RESOURCES, podSecurityContext, renderResources, spreadOverNodesAndZones } from './pod-spec';
 import { TLS_KEYS } from './tls';
 
 /** uid/gid of the postgres user in the official postgres (and postgres-documentdb) images. */
@@ -175,7 +175,7 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
         env('TOKEN_DIR', API_TOKEN_DIR),
         env('STATE_CONFIGMAP', o.stateKeeper.configMapName),
       ],
-      volumeMounts: [mounts.config, mounts.state, { name: 'api-token', mountPath: API_TOKEN_DIR, readOnly: true }],
+      volumeMounts: [mounts.config, mounts.state, API_TOKEN_MOUNT],
       resources: renderResources(undefined, SMALL_SIDECAR_RESOURCES),
       securityContext: containerSecurityContext(),
     });
