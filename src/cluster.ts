@@ -428,8 +428,8 @@ export class FerretDBCluster extends Construct {
     return tls._bind(this, {
       defaultSecretName: `${this.name}-ferretdb-tls`,
       labels,
-      // The Services' names, before the Services exist.
-      dnsNames: serviceHostNames([`${this.name}-rw`, `${this.name}-ro`], Chart.of(this).namespace),
+      // Resolved at synth, once both Services exist.
+      dnsNames: () => this.tlsDnsNames,
     });
   }
 

@@ -209,11 +209,11 @@ export class FerretDBTls {
    * The Secret the FerretDB pods mount, and the Certificate writing it when cert-manager issues it.
    * @internal
    */
-  public _bind(scope: Construct, o: { defaultSecretName: string; labels: { [key: string]: string }; dnsNames: string[] }): string {
+  public _bind(scope: Construct, o: { defaultSecretName: string; labels: { [key: string]: string }; dnsNames: () => string[] }): string {
     const secretName = this.secretName ?? o.defaultSecretName;
     if (this.issuer) {
-      const dnsNames = [...new Set([...o.dnsNames, ...this.additionalDnsNames])];
-      serverCertificate(scope, { secretName, issuer: this.issuer, labels: o.labels, dnsNames: () => dnsNames });
+      const dnsNames = () => [...new Set([...o.dnsNames(), ...this.additionalDnsNames])];
+      serverCertificate(scope, { secretName, issuer: this.issuer, labels: o.labels, dnsNames });
     }
     return secretName;
   }
