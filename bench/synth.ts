@@ -46,7 +46,7 @@ async function compile(outDir: string): Promise<string> {
   await run(process.execPath, [tsc, '--ignoreConfig', '--noCheck', '--skipLibCheck', '--outDir', outDir, '--rootDir', ROOT,
     '--module', 'commonjs', '--target', 'ES2022', '--esModuleInterop', '--types', 'node', '--sourceMap', 'false',
     path.join(ROOT, 'bench', 'synth-worker.ts')], process.env, 300_000);
-  // src/scripts.ts reads ../assets next to itself.
+  // src/private/assets.ts reads ../../assets from where it lies.
   fs.cpSync(path.join(ROOT, 'assets'), path.join(outDir, 'assets'), { recursive: true });
   return path.join(outDir, 'bench', 'synth-worker.js');
 }

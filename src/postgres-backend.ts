@@ -1,17 +1,17 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { CloudNativePGCluster } from './cloudnative-pg';
-import { CloudNativePGOptions } from './cnpg-options';
+import { CloudNativePGCluster } from './backends/cloudnative-pg/cluster';
+import { CloudNativePGOptions } from './backends/cloudnative-pg/options';
+import { PostgresPrimary } from './backends/statefulset/primary';
+import { StreamingReplica } from './backends/statefulset/replica';
 import { Resources, Scheduling, StorageSettings } from './common';
-import { Credentials, SECRET_KEYS } from './credentials';
-import { MonitoringOptions } from './monitoring';
-import { PostgresConnection } from './postgres-connection';
-import { PostgresPrimary } from './primary';
-import { StreamingReplica } from './replica';
-import { ReplicationMode } from './replication-mode';
-import { WalSettings } from './settings';
-import { PostgresTls, TLS_KEYS } from './tls';
-import { invalid } from './validation';
+import { MonitoringOptions } from './observability/monitoring';
+import { PostgresConnection } from './postgres/connection';
+import { Credentials, SECRET_KEYS } from './postgres/credentials';
+import { ReplicationMode } from './postgres/replication-mode';
+import { WalSettings } from './postgres/settings';
+import { PostgresTls, TLS_KEYS } from './postgres/tls';
+import { invalid } from './private/validation';
 
 /**
  * What FerretDBCluster hands to its backend (its own props, checked).

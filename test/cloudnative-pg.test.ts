@@ -9,7 +9,7 @@ import { isCustomResource, toJsonSchema, validateCustomResource } from './crd-sc
 import {
   byKind, containers, errorOf, find, podsSelectedBy, podTemplates, postgresqlConf, selectorMatches, synth, synthCluster, validateAll,
 } from './util';
-import { cnpgPgHba, cnpgPostInitSql } from '../src/cloudnative-pg';
+import { cnpgPgHba, cnpgPostInitSql } from '../src/backends/cloudnative-pg/cluster';
 
 const PRELOAD = 'pg_cron,pg_documentdb_core,pg_documentdb,auto_explain';
 const STORE = { destinationPath: 's3://backups/ferretdb', endpointUrl: 'https://minio.example.com:9000', credentialsSecret: 'minio' };
@@ -136,7 +136,7 @@ describe('the CloudNativePG Cluster', () => {
   });
 
   test('grants USAGE on the same DocumentDB schemas as the StatefulSet backend\'s setup.sql grants its replication role', () => {
-    const setupSql = fs.readFileSync(path.join(__dirname, '..', 'assets', 'postgres', 'setup.sql'), 'utf8');
+    const setupSql = fs.readFileSync(path.join(__dirname, '..', 'assets', 'backends', 'statefulset', 'setup.sql'), 'utf8');
     const granted = /GRANT USAGE ON SCHEMA ([\w,\s]+?)\s+TO :"replication_user"/.exec(setupSql)![1].split(',').map((x) => x.trim());
     const usage = spec.bootstrap.initdb.postInitSQL.filter((q: string) => q.startsWith('GRANT USAGE ON SCHEMA'));
     expect(usage).toHaveLength(2);

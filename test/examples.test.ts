@@ -17,7 +17,7 @@ function snapshotYaml(objs: any[]): string {
   const copy = JSON.parse(JSON.stringify(objs));
   for (const cm of byKind(copy, 'ConfigMap')) {
     for (const [key, value] of Object.entries<string>(cm.data ?? {})) {
-      for (const dir of ['postgres', 'credentials']) {
+      for (const dir of ['backends/statefulset', 'postgres', 'observability']) {
         const file = path.join(ASSETS, dir, key);
         if (fs.existsSync(file) && fs.readFileSync(file, 'utf8') === value) cm.data[key] = `<assets/${dir}/${key}>`;
       }

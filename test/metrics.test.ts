@@ -6,7 +6,7 @@ import { validateCustomResource } from './crd-schema';
 import { byKind, find, podTemplates, postgresConfigMap, selectorMatches, synth, validateAll } from './util';
 import { FerretDBCluster, MonitoringOptions, PostgresPrimary } from '../src';
 
-const QUERIES = path.join(__dirname, '..', 'assets', 'postgres', 'queries.yaml');
+const QUERIES = path.join(__dirname, '..', 'assets', 'observability', 'queries.yaml');
 const SCRAPERS = [{ podSelector: { matchLabels: { app: 'prometheus' } } }];
 const ALL: MonitoringOptions = { podMonitor: true, prometheusRule: true, dashboard: true };
 const CRD_KINDS = ['PodMonitor', 'PrometheusRule'];
@@ -114,7 +114,7 @@ describe('the exporter sidecar', () => {
     expect(c.args).toEqual(['--web.listen-address=:9187', '--extend.query-path=/etc/ferretdb-postgres/queries.yaml']);
   });
 
-  test('reads assets/postgres/queries.yaml, shipped unchanged in the ConfigMap it mounts', () => {
+  test('reads assets/observability/queries.yaml, shipped unchanged in the ConfigMap it mounts', () => {
     expect(postgresConfigMap(objs).data['queries.yaml']).toEqual(fs.readFileSync(QUERIES, 'utf8'));
   });
 

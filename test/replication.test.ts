@@ -5,8 +5,8 @@ import * as path from 'path';
 import { Testing } from 'cdk8s';
 import { FerretDBCluster, FerretDBClusterProps, PostgresPrimary, ReplicationMode, StreamingReplica } from '../src';
 import { byKind, containers, errorOf, megabytes, postgresConfigMap, postgresqlConf, rawSetting, synth } from './util';
-import { slotNameForPod } from '../src/names';
-import { DOCUMENTDB_IMAGE_SETTINGS, RESTART_SETTINGS } from '../src/postgres-config';
+import { DOCUMENTDB_IMAGE_SETTINGS, RESTART_SETTINGS } from '../src/postgres/config';
+import { slotNameForPod } from '../src/private/names';
 
 function podCount(objs: any[]): number {
   return byKind(objs, 'StatefulSet').reduce((n, s) => n + s.spec.replicas, 0);

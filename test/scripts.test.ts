@@ -122,23 +122,23 @@ describe('shellcheck', () => {
 });
 
 describe('the ConfigMaps carry the scripts of assets/ unchanged', () => {
-  test.each([...POSTGRES_SCRIPTS, STATE_SCRIPT, 'setup.sql'])('postgres/%s', (file) => {
-    expect(pgConfig.data[file]).toEqual(fs.readFileSync(path.join(ASSETS, 'postgres', file), 'utf8'));
+  test.each([...POSTGRES_SCRIPTS, STATE_SCRIPT, 'setup.sql'])('backends/statefulset/%s', (file) => {
+    expect(pgConfig.data[file]).toEqual(fs.readFileSync(path.join(ASSETS, 'backends', 'statefulset', file), 'utf8'));
   });
 
-  test('credentials/create-secret.sh', () => {
-    expect(jobConfig.data['create-secret.sh']).toEqual(fs.readFileSync(path.join(ASSETS, 'credentials', 'create-secret.sh'), 'utf8'));
+  test('postgres/create-secret.sh', () => {
+    expect(jobConfig.data['create-secret.sh']).toEqual(fs.readFileSync(path.join(ASSETS, 'postgres', 'create-secret.sh'), 'utf8'));
   });
 
-  test('credentials/create-secret.sh (CloudNativePG backend)', () => {
+  test('postgres/create-secret.sh (CloudNativePG backend)', () => {
     expect(basicAuthJobConfig.data['create-secret.sh'])
-      .toEqual(fs.readFileSync(path.join(ASSETS, 'credentials', 'create-secret.sh'), 'utf8'));
+      .toEqual(fs.readFileSync(path.join(ASSETS, 'postgres', 'create-secret.sh'), 'utf8'));
   });
 
   test('every file of assets/ is shipped (queries.yaml with monitoring on)', () => {
     const monitored = postgresConfigMap(synth({ monitoring: {} }));
     const shipped = [...Object.keys(monitored.data), ...Object.keys(jobConfig.data), ...Object.keys(basicAuthJobConfig.data)];
-    for (const dir of ['postgres', 'credentials']) {
+    for (const dir of ['backends/statefulset', 'postgres', 'observability']) {
       for (const file of fs.readdirSync(path.join(ASSETS, dir))) expect(shipped).toContain(file);
     }
   });

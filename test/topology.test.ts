@@ -4,7 +4,7 @@ import {
   byKind, containers, errorOf, find, podsSelectedBy, podTemplates, postgresConfigMap, postgresqlConf, selectorOf, synth,
   synthCluster,
 } from './util';
-import { slotNameForPod } from '../src/names';
+import { slotNameForPod } from '../src/private/names';
 
 const PG_PODS = ['x-pg-primary-0', 'x-pg-replica-0', 'x-pg-replica-1'];
 

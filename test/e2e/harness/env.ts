@@ -1,6 +1,6 @@
 import { Container, ResourceFieldSelector, StringMap } from './types';
 import { ConfigError, MissingRefError } from './util';
-import { QUANTITY_FACTORS } from '../../../src/validation';
+import { QUANTITY_FACTORS } from '../../../src/private/validation';
 
 /** Where ConfigMaps and Secrets are looked up (the harness's object store). */
 export interface RefSource {

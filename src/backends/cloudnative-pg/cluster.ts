@@ -1,30 +1,30 @@
 import { ApiObject, Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { BackupSchedule, CloudNativePGOptions, RecoveryTarget, RetentionPolicy } from './cnpg-options';
+import { BackupSchedule, CloudNativePGOptions, RecoveryTarget, RetentionPolicy } from './options';
 import {
   BARMAN_CLOUD_PLUGIN, checkCnpgSettings, checkObjectStore, CNPG_CLUSTER_LABEL, CNPG_POD_ROLE_LABEL, CNPG_PORTS,
   cnpgClusterSpec, objectStoreSpec,
-} from './cnpg-spec';
-import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './common';
-import { Credentials } from './credentials';
-import { CredentialsBootstrap } from './credentials-bootstrap';
-import { ObjectStore } from './imports/barman-objectstore-barmancloud.cnpg.io';
-import { Cluster } from './imports/cnpg-cluster-postgresql.cnpg.io';
+} from './spec';
+import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
+import { ObjectStore } from '../../imports/barman-objectstore-barmancloud.cnpg.io';
+import { Cluster } from '../../imports/cnpg-cluster-postgresql.cnpg.io';
 import {
   ScheduledBackup, ScheduledBackupSpecBackupOwnerReference, ScheduledBackupSpecMethod,
-} from './imports/cnpg-scheduledbackup-postgresql.cnpg.io';
-import { PodMonitor } from './imports/prometheus-podmonitor-monitoring.coreos.com';
-import { metadataLabels } from './labels';
-import { defaultName, POSTGRES_CLIENT_LABEL, validateName } from './names';
-import { checkResources } from './pod-spec';
-import { CONNECTION_HEADROOM } from './postgres-config';
-import { PostgresConnection } from './postgres-connection';
-import { POSTGRES_PORT } from './postgres-pod';
-import { DEFAULT_POSTGRES_IMAGE } from './primary';
-import { ReplicationMode } from './replication-mode';
-import { WalSettings } from './settings';
-import { checkImage, checkInteger, checkRoleName, invalid, parsePostgresSize, parseQuantity } from './validation';
+} from '../../imports/cnpg-scheduledbackup-postgresql.cnpg.io';
+import { PodMonitor } from '../../imports/prometheus-podmonitor-monitoring.coreos.com';
+import { CONNECTION_HEADROOM } from '../../postgres/config';
+import { PostgresConnection } from '../../postgres/connection';
+import { Credentials } from '../../postgres/credentials';
+import { CredentialsBootstrap } from '../../postgres/credentials-bootstrap';
+import { ReplicationMode } from '../../postgres/replication-mode';
+import { WalSettings } from '../../postgres/settings';
+import { metadataLabels } from '../../private/labels';
+import { defaultName, POSTGRES_CLIENT_LABEL, validateName } from '../../private/names';
+import { checkResources } from '../../private/pod-spec';
+import { checkImage, checkInteger, checkRoleName, invalid, parsePostgresSize, parseQuantity } from '../../private/validation';
+import { POSTGRES_PORT } from '../statefulset/pod';
+import { DEFAULT_POSTGRES_IMAGE } from '../statefulset/primary';
 
 /**
  * Longest CloudNativePG cluster name (its admission webhook's limit). Every name CloudNativePG
@@ -35,7 +35,7 @@ import { checkImage, checkInteger, checkRoleName, invalid, parsePostgresSize, pa
 export const MAX_CNPG_NAME = 50;
 
 /** Bootstrap SQL and pg_hba rules of the CloudNativePG backend (pure; for tests on real PostgreSQL). */
-export { cnpgPgHba, cnpgPostInitSql, DOCUMENTDB_SETTINGS } from './cnpg-spec';
+export { cnpgPgHba, cnpgPostInitSql, DOCUMENTDB_SETTINGS } from './spec';
 
 /**
  * Props of a CloudNativePG cluster for FerretDB.

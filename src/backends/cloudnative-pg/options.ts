@@ -1,5 +1,5 @@
 import { Duration } from 'cdk8s';
-import { invalid } from './validation';
+import { invalid } from '../../private/validation';
 
 /**
  * Where the CloudNativePG operator runs: its pods may reach the instances (status port 8000

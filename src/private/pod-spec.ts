@@ -1,5 +1,5 @@
 import { k8s } from 'cdk8s-plus-28';
-import { Resources } from './common';
+import { Resources } from '../common';
 import { invalid, parseQuantity } from './validation';
 
 export function checkResources(prop: string, resources: Resources | undefined): void {

@@ -1,9 +1,9 @@
 import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { metadataLabels } from './labels';
-import { defaultName, validateName } from './names';
-import { checkInteger, invalid } from './validation';
+import { metadataLabels } from '../private/labels';
+import { defaultName, validateName } from '../private/names';
+import { checkInteger, invalid } from '../private/validation';
 
 /** The MongoDB wire protocol port FerretDB listens on. */
 export const MONGODB_PORT = 27017;

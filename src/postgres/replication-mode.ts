@@ -1,4 +1,4 @@
-import { checkInteger, invalid } from './validation';
+import { checkInteger, invalid } from '../private/validation';
 
 /**
  * How the primary acknowledges commits to its standbys.

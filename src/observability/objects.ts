@@ -4,8 +4,8 @@ import { Construct } from 'constructs';
 import { grafanaDashboard } from './dashboard';
 import { alertRules, AlertTargets, podMonitorSpec } from './metrics';
 import { AlertThresholds, MonitoringOptions } from './monitoring';
-import { POSTGRES_CLUSTER_LABEL } from './names';
-import { invalid } from './validation';
+import { POSTGRES_CLUSTER_LABEL } from '../private/names';
+import { invalid } from '../private/validation';
 
 /** What the monitoring objects of one cluster need to know. */
 export interface MonitoringTargets {

@@ -1,7 +1,7 @@
 import { Lazy } from 'cdk8s';
 import { Construct } from 'constructs';
-import { Certificate, CertificateSpecPrivateKeyRotationPolicy, CertificateSpecUsages } from './imports/cert-manager-certificate-cert-manager.io';
-import { checkSecretName, invalid } from './validation';
+import { Certificate, CertificateSpecPrivateKeyRotationPolicy, CertificateSpecUsages } from '../imports/cert-manager-certificate-cert-manager.io';
+import { checkSecretName, invalid } from '../private/validation';
 
 /** Keys of a TLS Secret (`kubernetes.io/tls` plus the CA, as cert-manager writes it). */
 export const TLS_KEYS = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt' };

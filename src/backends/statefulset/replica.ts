@@ -1,12 +1,12 @@
 import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './common';
-import { defaultName, GROUP_LABEL, MAX_STATEFULSET_NAME, validateName } from './names';
-import { checkResources } from './pod-spec';
-import { headlessService, POSTGRES_PORT, postgresStatefulSet } from './postgres-pod';
+import { headlessService, POSTGRES_PORT, postgresStatefulSet } from './pod';
 import { PostgresPrimary } from './primary';
-import { checkImage, checkInteger, invalid, parseQuantity } from './validation';
+import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
+import { defaultName, GROUP_LABEL, MAX_STATEFULSET_NAME, validateName } from '../../private/names';
+import { checkResources } from '../../private/pod-spec';
+import { checkImage, checkInteger, invalid, parseQuantity } from '../../private/validation';
 
 /**
  * Props of a group of streaming replicas.

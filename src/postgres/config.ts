@@ -1,8 +1,8 @@
 import { createHash } from 'crypto';
-import { RUN_DIR, TLS_DIR } from './postgres-pod';
 import { Setting, WalSettings } from './settings';
 import { TLS_KEYS } from './tls';
-import { checkInteger, checkPostgresDuration, invalid, parsePostgresSize } from './validation';
+import { RUN_DIR, TLS_DIR } from '../backends/statefulset/pod';
+import { checkInteger, checkPostgresDuration, invalid, parsePostgresSize } from '../private/validation';
 
 /** Settings the pods' scripts own: a parameters map may not change them. */
 const RESERVED = new Set([

@@ -1,21 +1,21 @@
 // Pure renderers of the CloudNativePG objects (no constructs here): the Cluster spec, its
 // settings, pg_hba rules and bootstrap SQL, and the Barman Cloud ObjectStore spec.
-import { ObjectStoreSettings } from './cnpg-options';
-import { Resources, Scheduling, StorageSettings } from './common';
+import { ObjectStoreSettings } from './options';
+import { Resources, Scheduling, StorageSettings } from '../../common';
 import {
   ObjectStoreSpec, ObjectStoreSpecConfigurationDataCompression, ObjectStoreSpecConfigurationWalCompression,
-} from './imports/barman-objectstore-barmancloud.cnpg.io';
+} from '../../imports/barman-objectstore-barmancloud.cnpg.io';
 import {
   ClusterSpec, ClusterSpecPostgresqlSynchronousMethod, ClusterSpecPrimaryUpdateMethod, ClusterSpecPrimaryUpdateStrategy,
   ClusterSpecResourcesLimits, ClusterSpecResourcesRequests, ClusterSpecManagedRoles, ClusterSpecManagedRolesEnsure,
   ClusterSpecProbesReadinessMaximumLag, ClusterSpecProbesReadinessType,
-} from './imports/cnpg-cluster-postgresql.cnpg.io';
-import { renderResources } from './pod-spec';
-import { buildSettings, checkSettings, DOCUMENTDB_IMAGE_SETTINGS, DOCUMENTDB_PRELOAD } from './postgres-config';
-import { DEFAULT_POSTGRES_RESOURCES, POSTGRES_UID } from './postgres-pod';
-import { ReplicationMode } from './replication-mode';
-import { WalSettings } from './settings';
-import { invalid } from './validation';
+} from '../../imports/cnpg-cluster-postgresql.cnpg.io';
+import { buildSettings, checkSettings, DOCUMENTDB_IMAGE_SETTINGS, DOCUMENTDB_PRELOAD } from '../../postgres/config';
+import { ReplicationMode } from '../../postgres/replication-mode';
+import { WalSettings } from '../../postgres/settings';
+import { renderResources } from '../../private/pod-spec';
+import { invalid } from '../../private/validation';
+import { DEFAULT_POSTGRES_RESOURCES, POSTGRES_UID } from '../statefulset/pod';
 
 /** Name of the Barman Cloud plugin (CNPG-I). */
 export const BARMAN_CLOUD_PLUGIN = 'barman-cloud.cloudnative-pg.io';

@@ -2,9 +2,9 @@ import { createHash } from 'crypto';
 import { ApiObjectMetadata } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { Scheduling } from './common';
-import { containerSecurityContext, podSecurityContext, renderResources } from './pod-spec';
-import { asset } from './scripts';
+import { Scheduling } from '../common';
+import { asset } from '../private/assets';
+import { containerSecurityContext, podSecurityContext, renderResources } from '../private/pod-spec';
 
 /** A pinned image with curl and a POSIX shell, running as a non-root user (uid 100). */
 export const BOOTSTRAP_IMAGE = 'curlimages/curl:8.13.0';
@@ -45,7 +45,7 @@ export class CredentialsBootstrap extends Construct {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
       subjects: [{ kind: 'ServiceAccount', name }],
     });
-    const script = asset('credentials/create-secret.sh');
+    const script = asset('postgres/create-secret.sh');
     new k8s.KubeConfigMap(this, 'Script', { metadata, data: { 'create-secret.sh': script } });
     const template: k8s.PodTemplateSpec = {
       metadata: { labels: props.metadata.labels },

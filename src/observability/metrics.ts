@@ -1,8 +1,8 @@
 import { k8s } from 'cdk8s-plus-28';
-import { Resources } from './common';
+import { Resources } from '../common';
 import type { AlertThresholds } from './monitoring';
-import { containerSecurityContext, renderResources } from './pod-spec';
-import { CONFIG_DIR, RUN_DIR } from './postgres-pod';
+import { CONFIG_DIR, RUN_DIR } from '../backends/statefulset/pod';
+import { containerSecurityContext, renderResources } from '../private/pod-spec';
 
 /*
  * Pure renderers of the metrics side: the postgres_exporter sidecar, the PodMonitors, the alert

@@ -3,7 +3,7 @@ import { AlertTargets } from './metrics';
 /*
  * The Grafana dashboard of one cluster (pure: JSON in, JSON out).
  *
- * PostgreSQL panels read the exporter's custom queries (assets/postgres/queries.yaml). FerretDB
+ * PostgreSQL panels read the exporter's custom queries (assets/observability/queries.yaml). FerretDB
  * panels read FerretDB's own metrics on /debug/metrics: `ferretdb_client_requests_total{opcode,
  * command}` and `ferretdb_client_responses_total{opcode,command,argument,result}` (result "ok" or
  * an error code name), as defined in FerretDB's internal/clientconn/connmetrics package

@@ -1,4 +1,4 @@
-import { checkSecretName, invalid } from './validation';
+import { checkSecretName, invalid } from '../private/validation';
 
 /**
  * Options of a generated credentials Secret.

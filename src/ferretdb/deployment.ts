@@ -1,10 +1,10 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { CertificateWatch, certificateWatchPodParts } from './certificate-watch';
-import { Resources, Scheduling } from './common';
-import { containerSecurityContext, podSecurityContext, renderResources, spreadOverNodes } from './pod-spec';
+import { Resources, Scheduling } from '../common';
 import { MONGODB_PORT } from './read-service';
-import { TLS_KEYS } from './tls';
+import { TLS_KEYS } from '../postgres/tls';
+import { containerSecurityContext, podSecurityContext, renderResources, spreadOverNodes } from '../private/pod-spec';
 
 /** The pinned FerretDB v2 image (built FROM scratch, runs as uid 1000). */
 export const DEFAULT_FERRETDB_IMAGE = 'ghcr.io/ferretdb/ferretdb:2.7.0';

@@ -1,4 +1,4 @@
-import { Resources } from './common';
+import { Resources } from '../common';
 
 /** The postgres_exporter sidecar of the PostgreSQL pods. */
 export interface PostgresExporter {

@@ -1,11 +1,11 @@
 import { ApiObjectMetadata, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './common';
-import { BOOTSTRAP_IMAGE } from './credentials-bootstrap';
-import { POSTGRES_CLUSTER_LABEL, SLOT_PREFIX } from './names';
-import { API_TOKEN_DIR, API_TOKEN_MOUNT, apiTokenVolume, containerSecurityContext, SMALL_SIDECAR_RESOURCES, podSecurityContext, renderResources, spreadOverNodesAndZones } from './pod-spec';
-import { TLS_KEYS } from './tls';
+import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
+import { BOOTSTRAP_IMAGE } from '../../postgres/credentials-bootstrap';
+import { TLS_KEYS } from '../../postgres/tls';
+import { POSTGRES_CLUSTER_LABEL, SLOT_PREFIX } from '../../private/names';
+import { API_TOKEN_DIR, API_TOKEN_MOUNT, apiTokenVolume, containerSecurityContext, SMALL_SIDECAR_RESOURCES, podSecurityContext, renderResources, spreadOverNodesAndZones } from '../../private/pod-spec';
 
 /** uid/gid of the postgres user in the official postgres (and postgres-documentdb) images. */
 export const POSTGRES_UID = 999;

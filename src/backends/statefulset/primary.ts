@@ -1,26 +1,27 @@
 import { ApiObject, Chart, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from './common';
-import { Credentials } from './credentials';
-import { CredentialsBootstrap } from './credentials-bootstrap';
-import { metadataLabels } from './labels';
-import { DEFAULT_EXPORTER_IMAGE, EXPORTER_PORT, EXPORTER_ROLE, exporterContainer, QUERIES_KEY } from './metrics';
-import { PostgresExporter } from './monitoring';
+import { headlessService, POSTGRES_PORT, PostgresClusterInfo, postgresStatefulSet } from './pod';
+import { postgresScripts } from './scripts';
+import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
+import { DEFAULT_EXPORTER_IMAGE, EXPORTER_PORT, EXPORTER_ROLE, exporterContainer, QUERIES_KEY } from '../../observability/metrics';
+import { PostgresExporter } from '../../observability/monitoring';
+import {
+  buildSettings, checkSettings, CONNECTION_HEADROOM, renderPgHba, renderPostgresqlConf, restartSettingsHash,
+} from '../../postgres/config';
+import { Credentials } from '../../postgres/credentials';
+import { CredentialsBootstrap } from '../../postgres/credentials-bootstrap';
+import { ReplicationMode } from '../../postgres/replication-mode';
+import { Setting, WalSettings } from '../../postgres/settings';
+import { PostgresTls } from '../../postgres/tls';
+import { asset } from '../../private/assets';
+import { metadataLabels } from '../../private/labels';
 import {
   defaultName, GROUP_LABEL, MAX_STATEFULSET_NAME, POD_NAME_LABEL, POSTGRES_CLIENT_LABEL, POSTGRES_CLUSTER_LABEL,
   validateName,
-} from './names';
-import { checkResources } from './pod-spec';
-import {
-  buildSettings, checkSettings, CONNECTION_HEADROOM, renderPgHba, renderPostgresqlConf, restartSettingsHash,
-} from './postgres-config';
-import { headlessService, POSTGRES_PORT, PostgresClusterInfo, postgresStatefulSet } from './postgres-pod';
-import { ReplicationMode } from './replication-mode';
-import { asset, postgresScripts } from './scripts';
-import { Setting, WalSettings } from './settings';
-import { PostgresTls } from './tls';
-import { checkImage, checkInteger, checkRoleName, invalid, parsePostgresSize, parseQuantity } from './validation';
+} from '../../private/names';
+import { checkResources } from '../../private/pod-spec';
+import { checkImage, checkInteger, checkRoleName, invalid, parsePostgresSize, parseQuantity } from '../../private/validation';
 
 /** The pinned PostgreSQL image with the DocumentDB extension FerretDB v2 needs. */
 export const DEFAULT_POSTGRES_IMAGE = 'ghcr.io/ferretdb/postgres-documentdb:17-0.107.0-ferretdb-2.7.0';
@@ -486,7 +487,7 @@ export class PostgresPrimary extends Construct {
       'leader': this.currentPrimary + '\n',
       'members': this.members.join('\n') + '\n',
       ...postgresScripts(),
-      ...this.hasExporter ? { [QUERIES_KEY]: asset(`postgres/${QUERIES_KEY}`) } : {},
+      ...this.hasExporter ? { [QUERIES_KEY]: asset(`observability/${QUERIES_KEY}`) } : {},
     };
   }
 
