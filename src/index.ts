@@ -1,16 +1,29 @@
+// The whole cluster, and the seam between FerretDB and the PostgreSQL backends.
 export * from './cluster';
-export * from './common';
-export * from './postgres/credentials';
-export { FerretDBTls, PostgresTls } from './postgres/tls';
-export type { FerretDBTlsCertManagerOptions, PostgresTlsCertManagerOptions } from './postgres/tls';
-export * from './postgres/settings';
-export * from './backends/statefulset/primary';
-export * from './observability/monitoring';
-export * from './ferretdb/read-service';
-export * from './backends/statefulset/replica';
-export * from './postgres/replication-mode';
-export { slotNameForPod } from './private/names';
 export * from './postgres-backend';
+export * from './common';
+
+// FerretDB: the read Service and the listener's TLS.
+export * from './ferretdb/read-service';
+export { FerretDBTls } from './ferretdb/tls';
+export type { FerretDBTlsCertManagerOptions } from './ferretdb/tls';
+
+// What both backends share.
 export * from './postgres/connection';
+export * from './postgres/credentials';
+export * from './postgres/replication-mode';
+export * from './postgres/settings';
+export { PostgresTls } from './postgres/tls';
+export type { PostgresTlsCertManagerOptions } from './postgres/tls';
+
+// The StatefulSet backend.
+export * from './backends/statefulset/primary';
+export * from './backends/statefulset/replica';
+export { slotNameForPod } from './private/names';
+
+// The CloudNativePG backend.
 export * from './backends/cloudnative-pg/cluster';
 export * from './backends/cloudnative-pg/options';
+
+// Metrics and alerts.
+export * from './observability/monitoring';

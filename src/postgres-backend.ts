@@ -10,7 +10,8 @@ import { PostgresConnection } from './postgres/connection';
 import { Credentials, SECRET_KEYS } from './postgres/credentials';
 import { ReplicationMode } from './postgres/replication-mode';
 import { WalSettings } from './postgres/settings';
-import { PostgresTls, TLS_KEYS } from './postgres/tls';
+import { PostgresTls } from './postgres/tls';
+import { TLS_KEYS } from './private/certificates';
 import { invalid } from './private/validation';
 
 /**

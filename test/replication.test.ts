@@ -5,7 +5,8 @@ import * as path from 'path';
 import { Testing } from 'cdk8s';
 import { FerretDBCluster, FerretDBClusterProps, PostgresPrimary, ReplicationMode, StreamingReplica } from '../src';
 import { byKind, containers, errorOf, megabytes, postgresConfigMap, postgresqlConf, rawSetting, synth } from './util';
-import { DOCUMENTDB_IMAGE_SETTINGS, RESTART_SETTINGS } from '../src/postgres/config';
+import { RESTART_SETTINGS } from '../src/backends/statefulset/config-files';
+import { DOCUMENTDB_IMAGE_SETTINGS } from '../src/postgres/config';
 import { slotNameForPod } from '../src/private/names';
 
 function podCount(objs: any[]): number {

@@ -3,7 +3,7 @@ import { Construct } from 'constructs';
 import { CertificateWatch, certificateWatchPodParts } from './certificate-watch';
 import { Resources, Scheduling } from '../common';
 import { MONGODB_PORT } from './read-service';
-import { TLS_KEYS } from '../postgres/tls';
+import { TLS_KEYS } from '../private/certificates';
 import { containerSecurityContext, podSecurityContext, renderResources, spreadOverNodes } from '../private/pod-spec';
 
 /** The pinned FerretDB v2 image (built FROM scratch, runs as uid 1000). */

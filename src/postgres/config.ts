@@ -1,7 +1,6 @@
-import { createHash } from 'crypto';
 import { Setting, WalSettings } from './settings';
-import { TLS_KEYS } from './tls';
 import { RUN_DIR, TLS_DIR } from '../backends/statefulset/pod';
+import { TLS_KEYS } from '../private/certificates';
 import { checkInteger, checkPostgresDuration, invalid, parsePostgresSize } from '../private/validation';
 
 /** Settings the pods' scripts own: a parameters map may not change them. */
@@ -157,82 +156,6 @@ function tlsSettings(): Setting[] {
     { name: 'ssl_ca_file', value: `${TLS_DIR}/${TLS_KEYS.ca}`, reason: 'the CA of the TLS Secret' },
     { name: 'ssl_min_protocol_version', value: 'TLSv1.2', reason: 'no TLS 1.0 or 1.1' },
   ];
-}
-
-function quote(value: string): string {
-  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, '\'\'')}'`;
-}
-
-export function renderPostgresqlConf(settings: Setting[]): string {
-  const lines = [
-    '# postgresql.conf of every PostgreSQL pod (primary and standbys), rendered by cdk8s-ferretdb.',
-    '# Standby-only settings (primary_conninfo, primary_slot_name) are passed by postgres.sh.',
-  ];
-  for (const s of settings) {
-    lines.push(`# ${s.reason}`, `${s.name} = ${quote(s.value)}`);
-  }
-  return lines.join('\n') + '\n';
-}
-
-/**
- * pg_hba.conf: local socket by peer for the postgres superuser (probes, agent, setup), and
- * trusted for DocumentDB's and pg_cron's own connections to the postgres database (the socket is
- * pod-local); every network connection by scram-sha-256; the replication role may open replication
- * connections and (for pg_rewind and slot checks) connect to the postgres database; no trust.
- * With `tls`, a network connection without TLS is rejected first and every rule is `hostssl`.
- */
-export function renderPgHba(replicationUser: string, ferretdbUser: string, tls = false): string {
-  const host = tls ? 'hostssl' : 'host   ';
-  return [
-    '# TYPE  DATABASE     USER                 ADDRESS   METHOD',
-    'local   all          postgres                       peer',
-    // DocumentDB (finds, index builds) and pg_cron connect back to the server as the calling
-    // role; they use the pod-local socket, which only this pod's own containers mount. Only the
-    // postgres database, never the network.
-    'local   postgres     all                            trust',
-    // `all` does not match replication connections: both are named.
-    ...tls ? ['hostnossl replication all              all       reject', 'hostnossl all        all                  all       reject'] : [],
-    `${host} replication  ${replicationUser.padEnd(20)} all       scram-sha-256`,
-    `${host} postgres     ${replicationUser.padEnd(20)} all       scram-sha-256`,
-    `${host} all          ${ferretdbUser.padEnd(20)} all       scram-sha-256`,
-    // MongoDB users created through FerretDB are PostgreSQL roles too.
-    `${host} postgres     all                  all       scram-sha-256`,
-    `${host} all          all                  all       reject`,
-    '',
-  ].join('\n');
-}
-
-/**
- * Settings PostgreSQL reads only at server start (`pg_settings.context = 'postmaster'` in
- * PostgreSQL 15 to 17, and those of pg_cron and DocumentDB). A change to any of them changes the
- * pod templates (a hash annotation), so the StatefulSets roll; every other setting reaches running
- * servers through a reload by the agent.
- */
-export const RESTART_SETTINGS = new Set([
-  'archive_mode', 'autovacuum_freeze_max_age', 'autovacuum_max_workers', 'autovacuum_multixact_freeze_max_age',
-  'bonjour', 'bonjour_name', 'cluster_name', 'commit_timestamp_buffers', 'config_file', 'data_directory',
-  'data_sync_retry', 'debug_io_direct', 'dynamic_shared_memory_type', 'event_source', 'external_pid_file',
-  'hba_file', 'hot_standby', 'huge_page_size', 'huge_pages', 'ident_file', 'ignore_invalid_pages', 'jit_provider',
-  'listen_addresses', 'logging_collector', 'max_connections', 'max_files_per_process', 'max_locks_per_transaction',
-  'max_logical_replication_workers', 'max_notify_queue_pages', 'max_pred_locks_per_transaction',
-  'max_prepared_transactions', 'max_replication_slots', 'max_wal_senders', 'max_worker_processes',
-  'min_dynamic_shared_memory', 'multixact_member_buffers', 'multixact_offset_buffers', 'notify_buffers',
-  'old_snapshot_threshold', 'port', 'recovery_target', 'recovery_target_action', 'recovery_target_inclusive',
-  'recovery_target_lsn', 'recovery_target_name', 'recovery_target_time', 'recovery_target_timeline',
-  'recovery_target_xid', 'reserved_connections', 'serializable_buffers', 'shared_buffers', 'shared_memory_type',
-  'shared_preload_libraries', 'subtransaction_buffers', 'superuser_reserved_connections', 'track_activity_query_size',
-  'track_commit_timestamp', 'transaction_buffers', 'unix_socket_directories', 'unix_socket_group',
-  'unix_socket_permissions', 'wal_buffers', 'wal_decode_buffer_size', 'wal_level', 'wal_log_hints',
-  'cron.database_name', 'cron.enable_superuser_jobs', 'cron.host', 'cron.log_run', 'cron.log_statement',
-  'cron.max_running_jobs', 'cron.timezone', 'cron.use_background_workers',
-  'documentdb.bg_worker_database_name', 'documentdb.bg_worker_latch_timeout', 'documentdb.rum_library_load_option',
-]);
-
-/** A short hash of the settings that need a restart: the pod templates carry it. */
-export function restartSettingsHash(settings: Setting[]): string {
-  const lines = settings.filter((s) => RESTART_SETTINGS.has(s.name.toLowerCase()))
-    .map((s) => `${s.name.toLowerCase()}=${s.value}`).sort();
-  return createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16);
 }
 
 /** Connections kept free beyond the FerretDB pools: DocumentDB's and pg_cron's own, the agent, administrators. */

@@ -3,7 +3,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
 import { BOOTSTRAP_IMAGE } from '../../postgres/credentials-bootstrap';
-import { TLS_KEYS } from '../../postgres/tls';
+import { TLS_KEYS } from '../../private/certificates';
 import { POSTGRES_CLUSTER_LABEL, SLOT_PREFIX } from '../../private/names';
 import { API_TOKEN_DIR, API_TOKEN_MOUNT, apiTokenVolume, containerSecurityContext, SMALL_SIDECAR_RESOURCES, podSecurityContext, renderResources, spreadOverNodesAndZones } from '../../private/pod-spec';
 

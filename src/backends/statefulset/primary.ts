@@ -1,14 +1,13 @@
 import { ApiObject, Chart, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { renderPgHba, renderPostgresqlConf, restartSettingsHash } from './config-files';
 import { headlessService, POSTGRES_PORT, PostgresClusterInfo, postgresStatefulSet } from './pod';
 import { postgresScripts } from './scripts';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
 import { DEFAULT_EXPORTER_IMAGE, EXPORTER_PORT, EXPORTER_ROLE, exporterContainer, QUERIES_KEY } from '../../observability/metrics';
 import { PostgresExporter } from '../../observability/monitoring';
-import {
-  buildSettings, checkSettings, CONNECTION_HEADROOM, renderPgHba, renderPostgresqlConf, restartSettingsHash,
-} from '../../postgres/config';
+import { buildSettings, checkSettings, CONNECTION_HEADROOM } from '../../postgres/config';
 import { Credentials } from '../../postgres/credentials';
 import { CredentialsBootstrap } from '../../postgres/credentials-bootstrap';
 import { ReplicationMode } from '../../postgres/replication-mode';
