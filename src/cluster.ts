@@ -4,30 +4,22 @@ import { Construct } from 'constructs';
 import { CloudNativePGCluster } from './backends/cloudnative-pg/cluster';
 import { PostgresPrimary } from './backends/statefulset/primary';
 import { StreamingReplica } from './backends/statefulset/replica';
+import { checkClusterProps } from './cluster-spec';
 import { Resources, Scheduling, StorageSettings } from './common';
-import { certificateWatchAccess } from './ferretdb/certificate-watch';
-import { DEFAULT_FERRETDB_IMAGE, ferretdbDeployment, METRICS_PORT, MONGODB_TLS_PORT } from './ferretdb/deployment';
+import { ferretdbFrontend, ferretdbLabels, ferretdbNetworkPolicy, serviceHostNames } from './ferretdb/frontend';
 import { MONGODB_PORT, ReadService } from './ferretdb/read-service';
 import { FerretDBTls } from './ferretdb/tls';
 import { MonitoringOptions } from './observability/monitoring';
 import { monitoringObjects } from './observability/objects';
-import { CONNECTION_HEADROOM, neededConnections } from './postgres/config';
 import { PostgresConnection } from './postgres/connection';
 import { Credentials } from './postgres/credentials';
 import { ReplicationMode } from './postgres/replication-mode';
 import { WalSettings } from './postgres/settings';
 import { PostgresTls } from './postgres/tls';
 import { PostgresBackend } from './postgres-backend';
-import { metadataLabels } from './private/labels';
-import { defaultName, GROUP_LABEL, validateName } from './private/names';
-import { checkResources } from './private/pod-spec';
-import { checkImage, checkInteger, invalid } from './private/validation';
 
-/** Label on every FerretDB pod of a cluster (NetworkPolicy); value: the cluster name. */
-export const FERRETDB_LABEL = 'ferretdb.cdk8s.io/ferretdb';
-
-/** Longest cluster name: every derived name stays valid (StatefulSets at most 52 characters). */
-export const MAX_CLUSTER_NAME = 40;
+export { MAX_CLUSTER_NAME } from './cluster-spec';
+export { FERRETDB_LABEL } from './ferretdb/frontend';
 
 /**
  * Props of a FerretDB cluster.
@@ -245,118 +237,35 @@ export class FerretDBCluster extends Construct {
 
   constructor(scope: Construct, id: string, props: FerretDBClusterProps = {}) {
     super(scope, id);
-    this.name = props.name !== undefined ? validateName('name', props.name, MAX_CLUSTER_NAME) : defaultName(this, MAX_CLUSTER_NAME);
-    const replicaCount = checkInteger('replicas', props.replicas ?? 2, 0, 100);
-    const writers = checkInteger('ferretdbWriterReplicas', props.ferretdbWriterReplicas ?? 2, 1, 100);
-    const readers = checkInteger('ferretdbReaderReplicas', props.ferretdbReaderReplicas ?? 2, 1, 100);
-    const ferretdbImage = checkImage('ferretdbImage', props.ferretdbImage ?? DEFAULT_FERRETDB_IMAGE);
-    checkResources('ferretdbResources', props.ferretdbResources);
-    // Checked here too, so that errors name the cluster's props.
-    checkResources('postgresResources', props.postgresResources);
-    if (props.postgresImage !== undefined) checkImage('postgresImage', props.postgresImage);
-    if (props.allowedClients !== undefined && props.allowedClients.length === 0) {
-      // An empty `from` list means "every source" to Kubernetes.
-      throw invalid('allowedClients', props.allowedClients, 'at least one peer (omit the prop to allow every pod of the namespace)');
-    }
-    if (props.monitoring?.exporterImage !== undefined) checkImage('monitoring.exporterImage', props.monitoring.exporterImage);
-    checkResources('monitoring.exporterResources', props.monitoring?.exporterResources);
-    const networkPolicy = props.networkPolicy ?? true;
-    const poolSize = checkInteger('ferretdbPoolSize', props.ferretdbPoolSize ?? 20, 1, 1000);
-    const clientConnections = neededConnections(poolSize, replicaCount > 0 ? [writers, readers] : [writers]) - CONNECTION_HEADROOM;
-    for (const [i, ns] of (props.allowedNamespaces ?? []).entries()) {
-      if (typeof ns !== 'string' || ns.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns)) {
-        throw invalid(`allowedNamespaces[${i}]`, ns, 'a namespace name (a DNS-1123 label: lower-case letters, digits and "-", at most 63 characters)');
-      }
-    }
-    const backend = PostgresBackend._check('backend', props.backend ?? PostgresBackend.statefulSets());
-    const ferretdbTls = props.ferretdbTls === undefined ? undefined : FerretDBTls._check('ferretdbTls', props.ferretdbTls);
+    const spec = checkClusterProps(this, props);
+    this.name = spec.name;
 
     // The backend builds PostgreSQL and says how FerretDB reaches it.
-    const bound = backend._bind(this, {
-      name: this.name,
-      replicas: replicaCount,
-      credentials: clusterCredentials(this.name, props.credentials),
-      networkPolicy,
-      replicationMode: props.replicationMode,
-      storage: props.storage,
-      image: props.postgresImage,
-      resources: props.postgresResources,
-      clientConnections,
-      maxConnections: props.maxConnections,
-      maxReplicationLag: props.maxReplicationLag,
-      wal: props.wal,
-      parameters: props.parameters,
-      scheduling: props.scheduling,
-      currentPrimary: props.currentPrimary,
-      metricsScrapers: props.metricsScrapers,
-      labels: props.labels,
-      monitoring: props.monitoring,
-      tls: props.postgresTls,
-    });
+    const bound = spec.backend._bind(this, spec.backendContext);
     this.postgres = bound.connection;
     this.statefulSetPrimary = bound.primary;
     this.statefulSetReplicas = bound.replicas;
     this.cloudNativePG = bound.cloudNativePG;
     this.secretName = this.postgres.secretName;
     this.username = this.postgres.username;
-    const labelsOf = (component: string) => metadataLabels({ name: 'ferretdb', instance: this.name, component }, props.labels);
-    const tls = this.postgres.caSecretName !== undefined
-      ? { caSecretName: this.postgres.caSecretName, caKey: this.postgres.caKey ?? 'ca.crt' }
-      : undefined;
 
-    const ferretdbLabels = { [FERRETDB_LABEL]: this.name };
-    const deployments = [`${this.name}-ferretdb-rw`, ...replicaCount > 0 ? [`${this.name}-ferretdb-ro`] : []];
-    const listenerTls = ferretdbTls && { secretName: this.listenerSecret(ferretdbTls, labelsOf('ferretdb')) };
-    // FerretDB reads its TLS files once: a changed one rolls its pods (see certificate-watch.sh).
-    const certificateWatch = tls || listenerTls
-      ? certificateWatchAccess(this, { name: `${this.name}-ferretdb-cert-watch`, deployments, metadata: { labels: labelsOf('ferretdb') } })
-      : undefined;
-    const side = (component: string, deploymentName: string, postgresHost: string, count: number) => {
-      const selector = { [GROUP_LABEL]: deploymentName };
-      const objectLabels = labelsOf(component);
-      ferretdbDeployment(this, component === 'writer' ? 'Writer' : 'Reader', {
-        name: deploymentName,
-        replicas: count,
-        selector,
-        podLabels: { ...objectLabels, ...ferretdbLabels, ...this.postgres.clientLabels },
-        metadataLabels: objectLabels,
-        image: ferretdbImage,
-        postgresHost,
-        readOnly: component === 'reader',
-        postgresUser: this.postgres.username,
-        poolSize,
-        secretName: this.secretName,
-        passwordKey: this.postgres.passwordKey,
-        tls,
-        listenerTls,
-        certificateWatch,
-        telemetry: props.telemetry ?? false,
-        resources: props.ferretdbResources,
-        scheduling: props.scheduling,
-      });
-      return selector;
-    };
-
-    const writerSelector = side('writer', `${this.name}-ferretdb-rw`, this.postgres.readWriteHost, writers);
-    this.writeServiceName = `${this.name}-rw`;
-    new k8s.KubeService(this, 'WriteService', {
-      metadata: { name: this.writeServiceName, labels: labelsOf('write') },
-      spec: {
-        type: 'ClusterIP',
-        selector: writerSelector,
-        ports: [{ name: 'mongodb', port: MONGODB_PORT, targetPort: k8s.IntOrString.fromString('mongodb') }],
-      },
+    // FerretDB in front of it, through the connection only.
+    const frontend = ferretdbFrontend(this, {
+      name: this.name,
+      postgres: this.postgres,
+      replicas: spec.replicas,
+      writers: spec.writers,
+      readers: spec.readers,
+      image: spec.ferretdbImage,
+      poolSize: spec.poolSize,
+      ferretdbTls: spec.ferretdbTls,
+      telemetry: spec.telemetry,
+      resources: props.ferretdbResources,
+      scheduling: props.scheduling,
+      labels: props.labels,
     });
-
-    // With no replicas the read Service serves reads from the writer side.
-    const readerSelector = replicaCount > 0
-      ? side('reader', `${this.name}-ferretdb-ro`, this.postgres.readOnlyHost, readers)
-      : writerSelector;
-    this.readService = new ReadService(this, 'ReadService', {
-      name: `${this.name}-ro`,
-      selector: readerSelector,
-      labels: labelsOf('read'),
-    });
+    this.writeServiceName = frontend.writeServiceName;
+    this.readService = frontend.readService;
     this.readServiceName = this.readService.serviceName;
 
     if (props.monitoring) {
@@ -369,9 +278,9 @@ export class FerretDBCluster extends Construct {
           pods: () => primary.members,
           maxReplicationLagBytes: primary._clusterInfo.maxReplicationLagBytes,
         },
-        ferretdbLabels,
-        ferretdbDeployments: deployments,
-        metadataLabels: labelsOf,
+        ferretdbLabels: frontend.podLabels,
+        ferretdbDeployments: frontend.deployments,
+        metadataLabels: (component: string) => ferretdbLabels(this.name, component, props.labels),
       });
     }
 
@@ -382,20 +291,14 @@ export class FerretDBCluster extends Construct {
       this.node.addValidation({ validate: () => duplicateNames(chart) });
     }
 
-    if (networkPolicy) {
-      const namespaces: k8s.NetworkPolicyPeer[] = props.allowedNamespaces?.length
-        ? [{ namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: props.allowedNamespaces }] } }]
-        : [];
-      const ingress: k8s.NetworkPolicyIngressRule[] = [{
-        from: [...props.allowedClients ?? [{ podSelector: {} }], ...namespaces],
-        ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(listenerTls ? MONGODB_TLS_PORT : MONGODB_PORT) }],
-      }];
-      if (props.metricsScrapers && props.metricsScrapers.length > 0) {
-        ingress.push({ from: props.metricsScrapers, ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(METRICS_PORT) }] });
-      }
-      new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
-        metadata: { name: `${this.name}-ferretdb`, labels: labelsOf('ferretdb') },
-        spec: { podSelector: { matchLabels: ferretdbLabels }, policyTypes: ['Ingress'], ingress },
+    if (spec.networkPolicy) {
+      ferretdbNetworkPolicy(this, {
+        name: this.name,
+        frontend,
+        allowedClients: spec.allowedClients,
+        allowedNamespaces: spec.allowedNamespaces,
+        metricsScrapers: props.metricsScrapers,
+        labels: props.labels,
       });
     }
   }
@@ -424,16 +327,6 @@ export class FerretDBCluster extends Construct {
     return serviceHostNames([this.writeServiceName, this.readServiceName], Chart.of(this).namespace);
   }
 
-  /** The listener's Secret (and the Certificate writing it). */
-  private listenerSecret(tls: FerretDBTls, labels: { [key: string]: string }): string {
-    return tls._bind(this, {
-      defaultSecretName: `${this.name}-ferretdb-tls`,
-      labels,
-      // Resolved at synth, once both Services exist.
-      dnsNames: () => this.tlsDnsNames,
-    });
-  }
-
   /** `host:port` of the read-write endpoint inside the namespace. */
   public get writeEndpoint(): string {
     return `${this.writeServiceName}:${this.port}`;
@@ -447,13 +340,6 @@ export class FerretDBCluster extends Construct {
 
 const CHECKED_CHARTS = new WeakSet<Chart>();
 
-/** A Service's names as clients in and out of its namespace write them. */
-function serviceHostNames(services: string[], namespace: string | undefined): string[] {
-  return services.flatMap((name) => namespace
-    ? [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`]
-    : [name]);
-}
-
 /** Two objects of one kind with one name in a chart (for example clusters "app" and "app-pg"). */
 function duplicateNames(chart: Chart): string[] {
   const owners = new Map<string, string[]>();
@@ -465,11 +351,4 @@ function duplicateNames(chart: Chart): string[] {
   }
   return [...owners.entries()].filter(([, names]) => names.length > 1).map(([key, names]) =>
     `Invalid name: ${names.map((n) => JSON.stringify(n)).join(' and ')}. Expected names that do not collide: two objects would be ${key}.`);
-}
-
-/** The generated Secret is called `<cluster name>-credentials` unless named. */
-function clusterCredentials(name: string, credentials: Credentials | undefined): Credentials {
-  const given = credentials === undefined ? undefined : Credentials._check('credentials', credentials);
-  if (given && (!given.generated || given.secretName !== undefined)) return given;
-  return Credentials.fromGeneratedSecret({ secretName: `${name}-credentials` });
 }
