@@ -4,7 +4,7 @@ import { Construct } from 'constructs';
 import { CloudNativePGCluster } from './backends/cloudnative-pg/cluster';
 import { PostgresPrimary } from './backends/statefulset/primary';
 import { StreamingReplica } from './backends/statefulset/replica';
-import { checkClusterProps } from './cluster-spec';
+import { checkClusterProps } from './cluster-props';
 import { Resources, Scheduling, StorageSettings } from './common';
 import { ferretdbFrontend, ferretdbLabels, ferretdbNetworkPolicy, serviceHostNames } from './ferretdb/frontend';
 import { MONGODB_PORT, ReadService } from './ferretdb/read-service';
@@ -18,7 +18,7 @@ import { WalSettings } from './postgres/settings';
 import { PostgresTls } from './postgres/tls';
 import { PostgresBackend } from './postgres-backend';
 
-export { MAX_CLUSTER_NAME } from './cluster-spec';
+export { MAX_CLUSTER_NAME } from './cluster-props';
 export { FERRETDB_LABEL } from './ferretdb/frontend';
 
 /**

@@ -24,6 +24,9 @@ const TYPED: { [name: string]: string } = {
   wal_receiver_timeout: 'wal.walReceiverTimeout',
 };
 
+/** The pinned PostgreSQL image with the DocumentDB extension FerretDB v2 needs (both backends). */
+export const DEFAULT_POSTGRES_IMAGE = 'ghcr.io/ferretdb/postgres-documentdb:17-0.107.0-ferretdb-2.7.0';
+
 /** The libraries FerretDB's DocumentDB extension needs preloaded on every server. */
 export const DOCUMENTDB_PRELOAD = ['pg_cron', 'pg_documentdb_core', 'pg_documentdb'];
 

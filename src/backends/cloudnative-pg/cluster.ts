@@ -13,7 +13,7 @@ import {
   ScheduledBackup, ScheduledBackupSpecBackupOwnerReference, ScheduledBackupSpecMethod,
 } from '../../imports/cnpg-scheduledbackup-postgresql.cnpg.io';
 import { PodMonitor } from '../../imports/prometheus-podmonitor-monitoring.coreos.com';
-import { CONNECTION_HEADROOM } from '../../postgres/config';
+import { CONNECTION_HEADROOM, DEFAULT_POSTGRES_IMAGE } from '../../postgres/config';
 import { PostgresConnection } from '../../postgres/connection';
 import { Credentials } from '../../postgres/credentials';
 import { CredentialsBootstrap } from '../../postgres/credentials-bootstrap';
@@ -24,7 +24,6 @@ import { defaultName, POSTGRES_CLIENT_LABEL, validateName } from '../../private/
 import { checkResources } from '../../private/pod-spec';
 import { checkImage, checkInteger, checkRoleName, invalid, parsePostgresSize, parseQuantity } from '../../private/validation';
 import { POSTGRES_PORT } from '../statefulset/pod';
-import { DEFAULT_POSTGRES_IMAGE } from '../statefulset/primary';
 
 /**
  * Longest CloudNativePG cluster name (its admission webhook's limit). Every name CloudNativePG

@@ -2,12 +2,15 @@ import { ApiObject, Chart, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { renderPgHba, renderPostgresqlConf, restartSettingsHash } from './config-files';
+import { disruptionBudgets, postgresNetworkPolicy } from './guards';
 import { headlessService, POSTGRES_PORT, PostgresClusterInfo, postgresStatefulSet } from './pod';
+import { checkPrimaryProps, CheckedPrimaryProps } from './primary-props';
 import { postgresScripts } from './scripts';
-import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
-import { DEFAULT_EXPORTER_IMAGE, EXPORTER_PORT, EXPORTER_ROLE, exporterContainer, QUERIES_KEY } from '../../observability/metrics';
+import { stateKeeperAccess } from './state-keeper';
+import { clusterSettings, Topology, topologyErrors } from './topology';
+import { Resources, Scheduling, StorageSettings } from '../../common';
+import { exporterContainer, QUERIES_KEY } from '../../observability/metrics';
 import { PostgresExporter } from '../../observability/monitoring';
-import { buildSettings, checkSettings, CONNECTION_HEADROOM } from '../../postgres/config';
 import { Credentials } from '../../postgres/credentials';
 import { CredentialsBootstrap } from '../../postgres/credentials-bootstrap';
 import { ReplicationMode } from '../../postgres/replication-mode';
@@ -15,15 +18,9 @@ import { Setting, WalSettings } from '../../postgres/settings';
 import { PostgresTls } from '../../postgres/tls';
 import { asset } from '../../private/assets';
 import { metadataLabels } from '../../private/labels';
-import {
-  defaultName, GROUP_LABEL, MAX_STATEFULSET_NAME, POD_NAME_LABEL, POSTGRES_CLIENT_LABEL, POSTGRES_CLUSTER_LABEL,
-  validateName,
-} from '../../private/names';
-import { checkResources } from '../../private/pod-spec';
-import { checkImage, checkInteger, checkRoleName, invalid, parsePostgresSize, parseQuantity } from '../../private/validation';
+import { GROUP_LABEL, POD_NAME_LABEL, POSTGRES_CLIENT_LABEL, POSTGRES_CLUSTER_LABEL } from '../../private/names';
 
-/** The pinned PostgreSQL image with the DocumentDB extension FerretDB v2 needs. */
-export const DEFAULT_POSTGRES_IMAGE = 'ghcr.io/ferretdb/postgres-documentdb:17-0.107.0-ferretdb-2.7.0';
+export { DEFAULT_POSTGRES_IMAGE } from '../../postgres/config';
 
 /**
  * Props of a PostgreSQL primary.
@@ -231,61 +228,39 @@ export class PostgresPrimary extends Construct {
   public readonly tlsSecretName?: string;
 
   private readonly groups: ReplicaGroupInfo[] = [];
-  private readonly wal: WalSettings;
-  private readonly parameters: { [name: string]: string };
-  private readonly volumeBytes: number;
-  private readonly clientConnections: number;
-  private readonly maxConnections?: number;
+  private readonly spec: CheckedPrimaryProps;
   /** What every PostgreSQL pod of the cluster shares (replica groups use it too). @internal */
   public readonly _clusterInfo: PostgresClusterInfo;
 
   constructor(scope: Construct, id: string, props: PostgresPrimaryProps = {}) {
     super(scope, id);
-    this.name = props.name !== undefined
-      ? validateName('name', props.name, MAX_STATEFULSET_NAME)
-      : defaultName(this, MAX_STATEFULSET_NAME - 3);
-    this.serviceName = validateName('serviceName', props.serviceName ?? `${this.name}-rw`, 63);
-    this.headlessServiceName = this.name;
-    this.configMapName = `${this.name}-config`;
-    this.instance = props.instance ?? this.name;
-    this.labels = props.labels ?? {};
-    this.image = checkImage('image', props.image ?? DEFAULT_POSTGRES_IMAGE);
-    this.storage = props.storage ?? {};
-    this.volumeBytes = parseQuantity('storage.size', this.storage.size ?? DEFAULT_STORAGE_SIZE);
-    checkResources('resources', props.resources);
-    this.resources = props.resources;
-    this.replicationMode = ReplicationMode._check('replicationMode', props.replicationMode ?? ReplicationMode.async());
-    this.replicationUser = checkRoleName('replicationUser', props.replicationUser ?? 'replicator');
-    this.ferretdbUser = checkRoleName('ferretdbUser', props.ferretdbUser ?? 'ferretdb');
-    if (this.replicationUser === this.ferretdbUser || [this.replicationUser, this.ferretdbUser].includes('postgres')) {
-      throw invalid('ferretdbUser', this.ferretdbUser, 'a role different from replicationUser and from "postgres"');
-    }
-    for (const [prop, role] of [['replicationUser', this.replicationUser], ['ferretdbUser', this.ferretdbUser]]) {
-      if (role === EXPORTER_ROLE) throw invalid(prop, role, `a role other than "${EXPORTER_ROLE}" (the metrics exporter's)`);
-    }
-    this.wal = props.wal ?? {};
-    this.parameters = props.parameters ?? {};
-    checkSettings(this.wal, this.parameters, this.volumeBytes);
-    this.clientConnections = checkInteger('clientConnections', props.clientConnections ?? 70, 0, 100_000);
-    if (props.maxConnections !== undefined) this.maxConnections = checkInteger('maxConnections', props.maxConnections, 1, 262_143);
-    const maxLag = props.maxReplicationLag ?? '64MB';
-    this.podName = `${this.name}-0`;
-    this.currentPrimary = props.currentPrimary ?? this.podName;
+    const spec = checkPrimaryProps(this, props);
+    this.spec = spec;
+    this.name = spec.name;
+    this.serviceName = spec.serviceName;
+    this.headlessServiceName = spec.name;
+    this.configMapName = `${spec.name}-config`;
+    this.instance = spec.instance;
+    this.labels = spec.labels;
+    this.image = spec.image;
+    this.storage = spec.storage;
+    this.resources = spec.resources;
+    this.replicationMode = spec.replicationMode;
+    this.replicationUser = spec.replicationUser;
+    this.ferretdbUser = spec.ferretdbUser;
+    this.podName = spec.podName;
+    this.currentPrimary = spec.currentPrimary;
     this.selector = { [GROUP_LABEL]: this.name };
     this.clientLabels = { [POSTGRES_CLIENT_LABEL]: this.name };
     this.memberLabels = { [POSTGRES_CLUSTER_LABEL]: this.name };
-
-    const credentials = Credentials._check('credentials', props.credentials ?? Credentials.fromGeneratedSecret());
-    this.secretName = credentials.secretName ?? `${this.name}-credentials`;
+    this.secretName = spec.secretName;
     this.stateConfigMapName = `${this.name}-state`;
-    if (props.metricsExporter) checkResources('metricsExporter.resources', props.metricsExporter.resources);
-    if (props.tls !== undefined) {
-      this.tlsSecretName = PostgresTls._check('tls', props.tls)._bind(this, {
-        defaultSecretName: `${this.name}-tls`,
-        labels: this._metadataLabels('postgresql'),
-        dnsNames: () => this.tlsDnsNames,
-      });
-    }
+
+    this.tlsSecretName = spec.tls?._bind(this, {
+      defaultSecretName: `${this.name}-tls`,
+      labels: this._metadataLabels('postgresql'),
+      dnsNames: () => this.tlsDnsNames,
+    });
     this._clusterInfo = {
       clusterName: this.name,
       instance: this.instance,
@@ -295,17 +270,16 @@ export class PostgresPrimary extends Construct {
       bootstrapPod: this.podName,
       replicationUser: this.replicationUser,
       ferretdbUser: this.ferretdbUser,
-      maxReplicationLagBytes: parsePostgresSize('maxReplicationLag', maxLag),
+      maxReplicationLagBytes: spec.maxReplicationLagBytes,
       restartSettingsHash: () => restartSettingsHash(this.settings),
-      exporter: props.metricsExporter && exporterContainer(
-        checkImage('metricsExporter.image', props.metricsExporter.image ?? DEFAULT_EXPORTER_IMAGE), props.metricsExporter.resources),
+      exporter: spec.exporter && exporterContainer(spec.exporter.image, spec.exporter.resources),
       tlsSecretName: this.tlsSecretName,
     };
-    if (credentials.generated) {
+    if (spec.credentials.generated) {
       this.credentialsJobName = new CredentialsBootstrap(this, 'Credentials', {
         secretName: this.secretName,
         metadata: this.metadata('credentials'),
-        scheduling: props.scheduling,
+        scheduling: spec.scheduling,
       }).jobName;
     }
 
@@ -325,11 +299,11 @@ export class PostgresPrimary extends Construct {
       image: this.image,
       storage: this.storage,
       resources: this.resources,
-      scheduling: props.scheduling,
+      scheduling: spec.scheduling,
       cluster: this._clusterInfo,
       stateKeeper: { configMapName: this.stateConfigMapName, serviceAccountName: this.name },
     });
-    this.stateKeeperAccess();
+    stateKeeperAccess(this, { configMapName: this.stateConfigMapName, serviceAccountName: this.name, metadata: this.metadata('state') });
     headlessService(this, 'Headless', this.headlessServiceName, this.metadata('primary'), this.selector);
 
     new k8s.KubeService(this, 'Service', {
@@ -341,75 +315,32 @@ export class PostgresPrimary extends Construct {
       },
     });
 
-    // One budget for the current primary, one for every other member (whichever StatefulSet its
-    // pod belongs to): each pod is under exactly one, and both follow currentPrimary. Draining the
-    // primary's node waits for a switchover (README); with no standby to switch to it proceeds.
-    new k8s.KubePodDisruptionBudget(this, 'Budget', {
-      metadata: { ...this.metadata('primary'), name: this.name },
-      spec: {
-        minAvailable: Lazy.any({ produce: () => k8s.IntOrString.fromNumber(this.replicaCount > 0 ? 1 : 0) }) as any,
-        selector: { matchLabels: Lazy.any({ produce: () => this.primarySelector() }) as any },
-      },
-    });
-    new k8s.KubePodDisruptionBudget(this, 'StandbyBudget', {
-      metadata: { ...this.metadata('replica'), name: `${this.name}-standbys` },
-      spec: {
-        maxUnavailable: k8s.IntOrString.fromNumber(1),
-        selector: {
-          matchLabels: this.memberLabels,
-          matchExpressions: [{ key: POD_NAME_LABEL, operator: 'NotIn', values: Lazy.any({ produce: () => [this.currentPrimary] }) as any }],
-        },
-      },
+    disruptionBudgets(this, {
+      name: this.name,
+      primaryMetadata: this.metadata('primary'),
+      standbyMetadata: this.metadata('replica'),
+      memberLabels: this.memberLabels,
+      primarySelector: () => this.primarySelector(),
+      currentPrimary: this.currentPrimary,
+      hasStandbys: () => this.replicaCount > 0,
     });
 
-    if (props.networkPolicy ?? true) {
-      new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
-        metadata: { ...this.metadata('postgresql'), name: `${this.name}-postgresql` },
-        spec: {
-          podSelector: { matchLabels: this.memberLabels },
-          policyTypes: ['Ingress'],
-          ingress: [{
-            from: [{ podSelector: { matchLabels: this.memberLabels } }, { podSelector: { matchLabels: this.clientLabels } }],
-            ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(POSTGRES_PORT) }],
-          }, ...this.hasExporter && props.metricsScrapers?.length ? [{
-            from: props.metricsScrapers,
-            ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(EXPORTER_PORT) }],
-          }] : []],
-        },
+    if (spec.networkPolicy) {
+      postgresNetworkPolicy(this, {
+        name: this.name,
+        metadata: this.metadata('postgresql'),
+        memberLabels: this.memberLabels,
+        clientLabels: this.clientLabels,
+        metricsScrapers: this.hasExporter ? spec.metricsScrapers : undefined,
       });
     }
 
-    this.node.addValidation({ validate: () => this.validateTopology() });
+    this.node.addValidation({ validate: () => topologyErrors(this.spec, this.topology) });
   }
 
-  /**
-   * The ConfigMap the state sidecar writes the system identifier to, and the only API access of
-   * the PostgreSQL pods: `get` and `patch` on that one ConfigMap.
-   */
   /** Whether the pods run the metrics exporter sidecar. */
   private get hasExporter(): boolean {
     return this._clusterInfo.exporter !== undefined;
-  }
-
-  private stateKeeperAccess(): void {
-    const metadata = { ...this.metadata('state'), name: this.stateConfigMapName };
-    new k8s.KubeConfigMap(this, 'State', {
-      metadata: {
-        ...metadata,
-        annotations: { 'ferretdb.cdk8s.io/note': 'systemIdentifier is written by the primary pod once the cluster is initialised; see the README before deleting it' },
-      },
-    });
-    const account = { ...this.metadata('state'), name: this.name };
-    new k8s.KubeServiceAccount(this, 'ServiceAccount', { metadata: account, automountServiceAccountToken: false });
-    new k8s.KubeRole(this, 'StateRole', {
-      metadata: metadata,
-      rules: [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [this.stateConfigMapName], verbs: ['get', 'patch'] }],
-    });
-    new k8s.KubeRoleBinding(this, 'StateRoleBinding', {
-      metadata: metadata,
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: this.stateConfigMapName },
-      subjects: [{ kind: 'ServiceAccount', name: this.name }],
-    });
   }
 
   /** Every PostgreSQL pod of the cluster (primary and every registered replica group). */
@@ -417,9 +348,13 @@ export class PostgresPrimary extends Construct {
     return [this.podName, ...this.groups.flatMap((g) => g.podNames)];
   }
 
-  /** Any pod may become primary: WAL bounds follow the smallest PostgreSQL volume. */
-  private get smallestVolumeBytes(): number {
-    return Math.min(this.volumeBytes, ...this.groups.map((g) => g.volumeBytes));
+  /** The pods and volumes of every group registered so far. */
+  private get topology(): Topology {
+    return {
+      members: this.members,
+      // Any pod may become primary: WAL bounds follow the smallest PostgreSQL volume.
+      smallestVolumeBytes: Math.min(this.spec.volumeBytes, ...this.groups.map((g) => g.volumeBytes)),
+    };
   }
 
   /**
@@ -442,15 +377,7 @@ export class PostgresPrimary extends Construct {
 
   /** Every postgresql.conf setting with the reason for its value. */
   public get settings(): Setting[] {
-    return buildSettings({
-      wal: this.wal,
-      parameters: this.parameters,
-      volumeBytes: this.smallestVolumeBytes,
-      members: this.members,
-      synchronousStandbyNames: this.replicationMode.synchronousStandbyNames(this.members),
-      maxConnections: this.maxConnections ?? this.clientConnections + CONNECTION_HEADROOM,
-      tls: this.tlsSecretName !== undefined,
-    });
+    return clusterSettings(this.spec, this.topology);
   }
 
   /**
@@ -488,42 +415,5 @@ export class PostgresPrimary extends Construct {
       ...postgresScripts(),
       ...this.hasExporter ? { [QUERIES_KEY]: asset(`observability/${QUERIES_KEY}`) } : {},
     };
-  }
-
-  private validateTopology(): string[] {
-    const errors: string[] = [];
-    if (!this.members.includes(this.currentPrimary)) {
-      errors.push(`Invalid currentPrimary: ${JSON.stringify(this.currentPrimary)}. Expected one of the PostgreSQL pods: ${this.members.join(', ')}.`);
-    }
-    const quorum = this.replicationMode.synchronousStandbys;
-    if (quorum > this.replicaCount) {
-      errors.push(`Invalid replicationMode: ReplicationMode.synchronousQuorum(${quorum}). Expected a quorum of at most the number of replicas (${this.replicaCount}); commits would never return.`);
-    }
-    const smallest = this.smallestVolumeBytes;
-    if (smallest < this.volumeBytes) {
-      try {
-        checkSettings(this.wal, this.parameters, smallest);
-      } catch (e) {
-        errors.push(`${(e as Error).message} (the smallest PostgreSQL volume is a replica's)`);
-      }
-    }
-    const settings = this.settings;
-    const senders = Number(settings.find((s) => s.name === 'max_wal_senders')?.value);
-    const slots = Number(settings.find((s) => s.name === 'max_replication_slots')?.value);
-    if (senders < this.members.length + 1) {
-      errors.push(`Invalid wal.maxWalSenders: ${senders}. Expected at least ${this.members.length + 1} (one per PostgreSQL pod, plus one for a clone).`);
-    }
-    if (slots < this.members.length) {
-      errors.push(`Invalid wal.maxReplicationSlots: ${slots}. Expected at least ${this.members.length} (one per PostgreSQL pod).`);
-    }
-    const needed = this.clientConnections + CONNECTION_HEADROOM;
-    if (this.maxConnections !== undefined && this.maxConnections < needed) {
-      errors.push(`Invalid maxConnections: ${this.maxConnections}. Expected at least ${needed}: the clients' ${this.clientConnections} connections (the FerretDB pools) plus ${CONNECTION_HEADROOM} for DocumentDB, pg_cron, the agent and administrators.`);
-    }
-    const duplicates = this.members.filter((m, i) => this.members.indexOf(m) !== i);
-    if (duplicates.length > 0) {
-      errors.push(`Invalid name: two PostgreSQL pods would be called ${duplicates.join(', ')}. Expected distinct StatefulSet names.`);
-    }
-    return errors;
   }
 }

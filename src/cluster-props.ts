@@ -17,7 +17,7 @@ export const MAX_CLUSTER_NAME = 40;
  * FerretDBCluster's props, checked and with their defaults: what the construct renders from.
  * The backend's own props are checked by the backend when it is bound (`backendContext`).
  */
-export interface ClusterSpec {
+export interface CheckedClusterProps {
   readonly name: string;
   readonly replicas: number;
   readonly writers: number;
@@ -39,7 +39,7 @@ export interface ClusterSpec {
  * Checks every prop of FerretDBCluster that the cluster itself uses, in one place, before anything
  * is built; throws an error naming the prop and the value.
  */
-export function checkClusterProps(scope: Construct, props: FerretDBClusterProps): ClusterSpec {
+export function checkClusterProps(scope: Construct, props: FerretDBClusterProps): CheckedClusterProps {
   const name = props.name !== undefined ? validateName('name', props.name, MAX_CLUSTER_NAME) : defaultName(scope, MAX_CLUSTER_NAME);
   const replicas = checkInteger('replicas', props.replicas ?? 2, 0, 100);
   const writers = checkInteger('ferretdbWriterReplicas', props.ferretdbWriterReplicas ?? 2, 1, 100);
