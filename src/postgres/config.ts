@@ -24,6 +24,9 @@ const TYPED: { [name: string]: string } = {
   wal_receiver_timeout: 'wal.walReceiverTimeout',
 };
 
+/** PostgreSQL's port on every server and Service, of both backends. */
+export const POSTGRES_PORT = 5432;
+
 /** The pinned PostgreSQL image with the DocumentDB extension FerretDB v2 needs (both backends). */
 export const DEFAULT_POSTGRES_IMAGE = 'ghcr.io/ferretdb/postgres-documentdb:17-0.107.0-ferretdb-2.7.0';
 

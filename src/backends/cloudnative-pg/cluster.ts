@@ -1,37 +1,28 @@
-import { ApiObject, Duration } from 'cdk8s';
+import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { BackupSchedule, CloudNativePGOptions, RecoveryTarget, RetentionPolicy } from './options';
+import { checkCnpgClusterProps, maxConnectionsErrors } from './cluster-props';
+import { CloudNativePGOptions } from './options';
 import {
-  BARMAN_CLOUD_PLUGIN, checkCnpgSettings, checkObjectStore, CNPG_CLUSTER_LABEL, CNPG_POD_ROLE_LABEL, CNPG_PORTS,
-  cnpgClusterSpec, objectStoreSpec,
+  BARMAN_CLOUD_PLUGIN, CNPG_CLUSTER_LABEL, CNPG_POD_ROLE_LABEL, CNPG_PORTS, cnpgClusterSpec, objectStoreSpec,
 } from './spec';
-import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
+import { Resources, Scheduling, StorageSettings } from '../../common';
 import { ObjectStore } from '../../imports/barman-objectstore-barmancloud.cnpg.io';
 import { Cluster } from '../../imports/cnpg-cluster-postgresql.cnpg.io';
 import {
   ScheduledBackup, ScheduledBackupSpecBackupOwnerReference, ScheduledBackupSpecMethod,
 } from '../../imports/cnpg-scheduledbackup-postgresql.cnpg.io';
 import { PodMonitor } from '../../imports/prometheus-podmonitor-monitoring.coreos.com';
-import { CONNECTION_HEADROOM, DEFAULT_POSTGRES_IMAGE } from '../../postgres/config';
+import { POSTGRES_PORT } from '../../postgres/config';
 import { PostgresConnection } from '../../postgres/connection';
 import { Credentials } from '../../postgres/credentials';
 import { CredentialsBootstrap } from '../../postgres/credentials-bootstrap';
 import { ReplicationMode } from '../../postgres/replication-mode';
 import { WalSettings } from '../../postgres/settings';
 import { metadataLabels } from '../../private/labels';
-import { defaultName, POSTGRES_CLIENT_LABEL, validateName } from '../../private/names';
-import { checkResources } from '../../private/pod-spec';
-import { checkImage, checkInteger, checkRoleName, invalid, parsePostgresSize, parseQuantity } from '../../private/validation';
-import { POSTGRES_PORT } from '../statefulset/pod';
+import { POSTGRES_CLIENT_LABEL } from '../../private/names';
 
-/**
- * Longest CloudNativePG cluster name (its admission webhook's limit). Every name CloudNativePG
- * derives stays valid: Services `-rw`/`-ro`/`-r`, Secrets `-ca`/`-server`/`-replication`, pods
- * and PVCs `<name>-N`, `<name>-N-wal`, Jobs `<name>-N-initdb`/`-join`; and so do ours
- * (`-backup`, `-restore`, `-postgresql`).
- */
-export const MAX_CNPG_NAME = 50;
+export { MAX_CNPG_NAME } from './cluster-props';
 
 /** Bootstrap SQL and pg_hba rules of the CloudNativePG backend (pure; for tests on real PostgreSQL). */
 export { cnpgPgHba, cnpgPostInitSql, DOCUMENTDB_SETTINGS } from './spec';
@@ -193,71 +184,39 @@ export class CloudNativePGCluster extends Construct {
 
   constructor(scope: Construct, id: string, props: CloudNativePGClusterProps = {}) {
     super(scope, id);
-    this.name = props.name !== undefined ? validateName('name', props.name, MAX_CNPG_NAME) : defaultName(this, MAX_CNPG_NAME);
-    this.replicas = checkInteger('replicas', props.replicas ?? 2, 0, 100);
-    this.instances = this.replicas + 1;
-    const image = checkImage('image', props.image ?? DEFAULT_POSTGRES_IMAGE);
-    if (!/:\d+/.test(image.split('/').pop() ?? '')) {
-      throw invalid('image', image, 'an image whose tag starts with the PostgreSQL major version (CloudNativePG reads it), such as "...:17-..."');
-    }
-    const storage = props.storage ?? {};
-    const volumeBytes = parseQuantity('storage.size', storage.size ?? DEFAULT_STORAGE_SIZE);
-    checkResources('resources', props.resources);
-    const replicationMode = ReplicationMode._check('replicationMode', props.replicationMode ?? ReplicationMode.async());
-    if (replicationMode.synchronousStandbys > this.replicas) {
-      throw invalid('replicationMode', `ReplicationMode.synchronousQuorum(${replicationMode.synchronousStandbys})`,
-        `a quorum of at most the number of replicas (${this.replicas}); commits would never return`);
-    }
-    this.ferretdbUser = checkRoleName('ferretdbUser', props.ferretdbUser ?? 'ferretdb');
-    if (this.ferretdbUser === 'streaming_replica' || this.ferretdbUser.startsWith('cnpg_')) {
-      throw invalid('ferretdbUser', this.ferretdbUser, 'a role CloudNativePG does not reserve (not streaming_replica, not cnpg_*)');
-    }
-    const wal = props.wal ?? {};
-    const parameters = props.parameters ?? {};
-    checkCnpgSettings(wal, parameters, volumeBytes);
-    const clientConnections = checkInteger('clientConnections', props.clientConnections ?? 70, 0, 100_000);
-    const maxConnections = props.maxConnections === undefined
-      ? clientConnections + CONNECTION_HEADROOM
-      : checkInteger('maxConnections', props.maxConnections, 1, 262_143);
-    this.node.addValidation({ validate: () => checkMaxConnections(maxConnections, clientConnections) });
-    const maxReplicationLagBytes = parsePostgresSize('maxReplicationLag', props.maxReplicationLag ?? '64MB');
-    const failoverDelaySeconds = delaySeconds('failoverDelay', props.failoverDelay ?? Duration.seconds(0));
-    const switchoverDelaySeconds = delaySeconds('switchoverDelay', props.switchoverDelay ?? Duration.seconds(3600));
-
+    const c = checkCnpgClusterProps(this, props);
+    this.name = c.name;
+    this.replicas = c.replicas;
+    this.instances = c.replicas + 1;
+    this.ferretdbUser = c.ferretdbUser;
+    this.node.addValidation({ validate: () => maxConnectionsErrors(c.maxConnections, c.clientConnections) });
     this.readWriteServiceName = `${this.name}-rw`;
     this.readOnlyServiceName = `${this.name}-ro`;
     this.caSecretName = `${this.name}-ca`;
     this.clientLabels = { [POSTGRES_CLIENT_LABEL]: this.name };
-    const instance = props.instance ?? this.name;
-    const metadata = (component: string) => ({ labels: metadataLabels({ name: 'postgresql', instance, component }, props.labels) });
+    const metadata = (component: string) => ({ labels: metadataLabels({ name: 'postgresql', instance: c.instance, component }, c.labels) });
 
-    const credentials = Credentials._check('credentials', props.credentials ?? Credentials.fromGeneratedSecret());
-    this.secretName = credentials.secretName ?? `${this.name}-ferretdb`;
-    if (credentials.generated) {
+    this.secretName = c.secretName;
+    if (c.credentials.generated) {
       new CredentialsBootstrap(this, 'Credentials', {
         secretName: this.secretName,
         metadata: metadata('credentials'),
-        scheduling: props.scheduling,
+        scheduling: c.scheduling,
         basicAuthUsername: this.ferretdbUser,
       });
     }
 
-    let backupObjectStore: string | undefined;
-    if (props.backup !== undefined) {
-      if (props.backup === null || typeof props.backup !== 'object') throw invalid('backup', props.backup, 'backup settings ({ objectStore, ... })');
-      const store = checkObjectStore('backup.objectStore', props.backup.objectStore);
-      const schedule = BackupSchedule._check('backup.schedule', props.backup.schedule ?? BackupSchedule.daily(0));
-      const retention = RetentionPolicy._check('backup.retention', props.backup.retention ?? RetentionPolicy.days(30));
-      backupObjectStore = `${this.name}-backup`;
+    if (c.backup) {
+      this.backupObjectStoreName = `${this.name}-backup`;
       new ObjectStore(this, 'BackupStore', {
-        metadata: { ...metadata('backup'), name: backupObjectStore },
-        spec: objectStoreSpec(store, retention.value),
+        metadata: { ...metadata('backup'), name: this.backupObjectStoreName },
+        spec: objectStoreSpec(c.backup.store, c.backup.retention.value),
       });
       new ScheduledBackup(this, 'ScheduledBackup', {
         metadata: { ...metadata('backup'), name: `${this.name}-backup` },
         spec: {
           cluster: { name: this.name },
-          schedule: schedule.expression,
+          schedule: c.backup.schedule.expression,
           // A first backup right away: point-in-time recovery works from the start.
           immediate: true,
           method: ScheduledBackupSpecMethod.PLUGIN,
@@ -266,24 +225,15 @@ export class CloudNativePGCluster extends Construct {
         },
       });
     }
-    this.backupObjectStoreName = backupObjectStore;
 
     let restore: { objectStore: string; sourceClusterName: string; targetTime?: string } | undefined;
-    if (props.restore !== undefined) {
-      if (props.restore === null || typeof props.restore !== 'object') throw invalid('restore', props.restore, 'restore settings ({ objectStore, sourceClusterName, ... })');
-      const store = checkObjectStore('restore.objectStore', props.restore.objectStore);
-      const source = validateName('restore.sourceClusterName', props.restore.sourceClusterName, MAX_CNPG_NAME);
-      const target = RecoveryTarget._check('restore.target', props.restore.target ?? RecoveryTarget.latest());
-      if (source === this.name && props.backup?.objectStore.destinationPath === store.destinationPath) {
-        throw invalid('restore.sourceClusterName', source,
-          `a cluster other than this one (${this.name}) when backups go to the same destinationPath: the restored cluster would archive its WAL over the source's`);
-      }
+    if (c.restore) {
       const restoreStore = `${this.name}-restore`;
       new ObjectStore(this, 'RestoreStore', {
         metadata: { ...metadata('restore'), name: restoreStore },
-        spec: objectStoreSpec(store),
+        spec: objectStoreSpec(c.restore.store),
       });
-      restore = { objectStore: restoreStore, sourceClusterName: source, targetTime: target.targetTime };
+      restore = { objectStore: restoreStore, sourceClusterName: c.restore.sourceClusterName, targetTime: c.restore.target.targetTime };
     }
 
     this.cluster = new Cluster(this, 'Resource', {
@@ -291,27 +241,27 @@ export class CloudNativePGCluster extends Construct {
       spec: cnpgClusterSpec({
         name: this.name,
         instances: this.instances,
-        image,
-        volumeBytes,
-        storage,
-        resources: props.resources,
-        scheduling: props.scheduling,
-        replicationMode,
-        wal,
-        parameters,
-        maxConnections,
-        maxReplicationLagBytes,
+        image: c.image,
+        volumeBytes: c.volumeBytes,
+        storage: c.storage,
+        resources: c.resources,
+        scheduling: c.scheduling,
+        replicationMode: c.replicationMode,
+        wal: c.wal,
+        parameters: c.parameters,
+        maxConnections: c.maxConnections,
+        maxReplicationLagBytes: c.maxReplicationLagBytes,
         ferretdbUser: this.ferretdbUser,
         secretName: this.secretName,
-        failoverDelaySeconds,
-        switchoverDelaySeconds,
-        backupObjectStore,
+        failoverDelaySeconds: c.failoverDelaySeconds,
+        switchoverDelaySeconds: c.switchoverDelaySeconds,
+        backupObjectStore: this.backupObjectStoreName,
         restore,
       }),
     });
 
     const instanceLabels = { [CNPG_CLUSTER_LABEL]: this.name };
-    if (props.podMonitor ?? false) {
+    if (c.podMonitor) {
       new PodMonitor(this, 'PodMonitor', {
         metadata: { ...metadata('metrics'), name: this.name },
         spec: {
@@ -321,13 +271,7 @@ export class CloudNativePGCluster extends Construct {
       });
     }
 
-    if (props.networkPolicy ?? true) {
-      const operator = props.operator ?? {};
-      const operatorNamespace = validateName('operator.namespace', operator.namespace ?? 'cnpg-system', 63);
-      const operatorLabels = operator.podLabels ?? { 'app.kubernetes.io/name': 'cloudnative-pg' };
-      if (Object.keys(operatorLabels).length === 0) {
-        throw invalid('operator.podLabels', operatorLabels, 'at least one label (an empty selector would admit every pod of the namespace)');
-      }
+    if (c.networkPolicy) {
       const tcp = (...ports: number[]) => ports.map((port) => ({ protocol: 'TCP', port: k8s.IntOrString.fromNumber(port) }));
       const ingress: k8s.NetworkPolicyIngressRule[] = [
         { from: [{ podSelector: { matchLabels: this.clientLabels } }], ports: tcp(CNPG_PORTS.postgresql) },
@@ -335,14 +279,14 @@ export class CloudNativePGCluster extends Construct {
         { from: [{ podSelector: { matchLabels: instanceLabels } }], ports: tcp(CNPG_PORTS.postgresql, CNPG_PORTS.status) },
         {
           from: [{
-            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': operatorNamespace } },
-            podSelector: { matchLabels: operatorLabels },
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': c.networkPolicy.operatorNamespace } },
+            podSelector: { matchLabels: c.networkPolicy.operatorLabels },
           }],
           ports: tcp(CNPG_PORTS.status, CNPG_PORTS.postgresql),
         },
       ];
-      if (props.metricsScrapers && props.metricsScrapers.length > 0) {
-        ingress.push({ from: props.metricsScrapers, ports: tcp(CNPG_PORTS.metrics) });
+      if (c.metricsScrapers && c.metricsScrapers.length > 0) {
+        ingress.push({ from: c.metricsScrapers, ports: tcp(CNPG_PORTS.metrics) });
       }
       new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
         metadata: { ...metadata('postgresql'), name: `${this.name}-postgresql` },
@@ -362,22 +306,4 @@ export class CloudNativePGCluster extends Construct {
       clientLabels: this.clientLabels,
     };
   }
-}
-
-/** `max_connections` must hold the clients' pools and the headroom (as with StatefulSets). */
-function checkMaxConnections(maxConnections: number, clientConnections: number): string[] {
-  const needed = clientConnections + CONNECTION_HEADROOM;
-  return maxConnections < needed
-    ? [`Invalid maxConnections: ${maxConnections}. Expected at least ${needed}: the clients' ${clientConnections} connections (the FerretDB pools) plus ${CONNECTION_HEADROOM} for DocumentDB, pg_cron, the instance manager and administrators.`]
-    : [];
-}
-
-/** A delay in whole seconds (CloudNativePG's fields are integers). */
-function delaySeconds(prop: string, value: Duration): number {
-  if (!(value instanceof Duration)) throw invalid(prop, value, 'a Duration such as Duration.seconds(30)');
-  const seconds = value.toSeconds({ integral: false });
-  if (!Number.isInteger(seconds) || seconds < 0 || seconds > 2147483647) {
-    throw invalid(prop, `${seconds}s`, 'a whole number of seconds from 0 to 2147483647');
-  }
-  return seconds;
 }

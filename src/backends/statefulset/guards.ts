@@ -1,8 +1,8 @@
 import { Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { POSTGRES_PORT } from './pod';
 import { EXPORTER_PORT } from '../../observability/metrics';
+import { POSTGRES_PORT } from '../../postgres/config';
 import { POD_NAME_LABEL } from '../../private/names';
 
 type Metadata = { labels: { [key: string]: string } };

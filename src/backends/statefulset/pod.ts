@@ -2,6 +2,7 @@ import { ApiObjectMetadata, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
+import { POSTGRES_PORT } from '../../postgres/config';
 import { BOOTSTRAP_IMAGE } from '../../postgres/credentials-bootstrap';
 import { TLS_KEYS } from '../../private/certificates';
 import { POSTGRES_CLUSTER_LABEL, SLOT_PREFIX } from '../../private/names';
@@ -19,7 +20,6 @@ export const STATE_DIR = '/var/run/ferretdb-state';
 export const DATA_MOUNT = '/var/lib/postgresql/data';
 /** A subdirectory, so the volume's own root (lost+found) never is the data directory. */
 export const PGDATA = `${DATA_MOUNT}/pgdata`;
-export const POSTGRES_PORT = 5432;
 export const AGENT_INTERVAL_SECONDS = 10;
 /** Annotation of the PostgreSQL pod templates: a hash of the settings that need a restart. */
 export const RESTART_SETTINGS_ANNOTATION = 'ferretdb.cdk8s.io/restart-settings';

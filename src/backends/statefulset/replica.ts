@@ -1,9 +1,10 @@
 import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { headlessService, POSTGRES_PORT, postgresStatefulSet } from './pod';
+import { headlessService, postgresStatefulSet } from './pod';
 import { PostgresPrimary } from './primary';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
+import { POSTGRES_PORT } from '../../postgres/config';
 import { defaultName, GROUP_LABEL, MAX_STATEFULSET_NAME, validateName } from '../../private/names';
 import { checkResources } from '../../private/pod-spec';
 import { checkImage, checkInteger, invalid, parseQuantity } from '../../private/validation';

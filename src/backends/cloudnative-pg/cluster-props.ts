@@ -1,0 +1,168 @@
+import { Duration } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import type { CloudNativePGClusterProps } from './cluster';
+import { BackupSchedule, ObjectStoreSettings, RecoveryTarget, RetentionPolicy } from './options';
+import { checkCnpgSettings, checkObjectStore } from './spec';
+import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
+import { CONNECTION_HEADROOM, DEFAULT_POSTGRES_IMAGE } from '../../postgres/config';
+import { Credentials } from '../../postgres/credentials';
+import { ReplicationMode } from '../../postgres/replication-mode';
+import { WalSettings } from '../../postgres/settings';
+import { defaultName, validateName } from '../../private/names';
+import { checkResources } from '../../private/pod-spec';
+import { checkImage, checkInteger, checkRoleName, invalid, parsePostgresSize, parseQuantity } from '../../private/validation';
+
+/**
+ * Longest CloudNativePG cluster name (its admission webhook's limit). Every name CloudNativePG
+ * derives stays valid: Services `-rw`/`-ro`/`-r`, Secrets `-ca`/`-server`/`-replication`, pods
+ * and PVCs `<name>-N`, `<name>-N-wal`, Jobs `<name>-N-initdb`/`-join`; and so do ours
+ * (`-backup`, `-restore`, `-postgresql`).
+ */
+export const MAX_CNPG_NAME = 50;
+
+/** CloudNativePGCluster's props, checked and with their defaults: what the construct renders from. */
+export interface CheckedCnpgClusterProps {
+  readonly name: string;
+  readonly replicas: number;
+  readonly image: string;
+  readonly storage: StorageSettings;
+  readonly volumeBytes: number;
+  readonly resources?: Resources;
+  readonly scheduling?: Scheduling;
+  readonly replicationMode: ReplicationMode;
+  readonly ferretdbUser: string;
+  readonly wal: WalSettings;
+  readonly parameters: { [name: string]: string };
+  readonly clientConnections: number;
+  readonly maxConnections: number;
+  readonly maxReplicationLagBytes: number;
+  readonly failoverDelaySeconds: number;
+  readonly switchoverDelaySeconds: number;
+  readonly instance: string;
+  readonly labels?: { [key: string]: string };
+  readonly credentials: Credentials;
+  readonly secretName: string;
+  readonly backup?: { readonly store: ObjectStoreSettings; readonly schedule: BackupSchedule; readonly retention: RetentionPolicy };
+  readonly restore?: { readonly store: ObjectStoreSettings; readonly sourceClusterName: string; readonly target: RecoveryTarget };
+  readonly podMonitor: boolean;
+  /** The operator's pods, admitted by the NetworkPolicy; none without one. */
+  readonly networkPolicy?: { readonly operatorNamespace: string; readonly operatorLabels: { [key: string]: string } };
+  readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
+}
+
+/**
+ * Checks every prop of CloudNativePGCluster in one place, before anything is built; throws an
+ * error naming the prop and the value.
+ */
+export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClusterProps): CheckedCnpgClusterProps {
+  const name = props.name !== undefined ? validateName('name', props.name, MAX_CNPG_NAME) : defaultName(scope, MAX_CNPG_NAME);
+  const replicas = checkInteger('replicas', props.replicas ?? 2, 0, 100);
+  const image = checkImage('image', props.image ?? DEFAULT_POSTGRES_IMAGE);
+  if (!/:\d+/.test(image.split('/').pop() ?? '')) {
+    throw invalid('image', image, 'an image whose tag starts with the PostgreSQL major version (CloudNativePG reads it), such as "...:17-..."');
+  }
+  const storage = props.storage ?? {};
+  const volumeBytes = parseQuantity('storage.size', storage.size ?? DEFAULT_STORAGE_SIZE);
+  checkResources('resources', props.resources);
+  const replicationMode = ReplicationMode._check('replicationMode', props.replicationMode ?? ReplicationMode.async());
+  if (replicationMode.synchronousStandbys > replicas) {
+    throw invalid('replicationMode', `ReplicationMode.synchronousQuorum(${replicationMode.synchronousStandbys})`,
+      `a quorum of at most the number of replicas (${replicas}); commits would never return`);
+  }
+  const ferretdbUser = checkRoleName('ferretdbUser', props.ferretdbUser ?? 'ferretdb');
+  if (ferretdbUser === 'streaming_replica' || ferretdbUser.startsWith('cnpg_')) {
+    throw invalid('ferretdbUser', ferretdbUser, 'a role CloudNativePG does not reserve (not streaming_replica, not cnpg_*)');
+  }
+  const wal = props.wal ?? {};
+  const parameters = props.parameters ?? {};
+  checkCnpgSettings(wal, parameters, volumeBytes);
+  const clientConnections = checkInteger('clientConnections', props.clientConnections ?? 70, 0, 100_000);
+  const maxConnections = props.maxConnections === undefined
+    ? clientConnections + CONNECTION_HEADROOM
+    : checkInteger('maxConnections', props.maxConnections, 1, 262_143);
+  const maxReplicationLagBytes = parsePostgresSize('maxReplicationLag', props.maxReplicationLag ?? '64MB');
+  const failoverDelaySeconds = delaySeconds('failoverDelay', props.failoverDelay ?? Duration.seconds(0));
+  const switchoverDelaySeconds = delaySeconds('switchoverDelay', props.switchoverDelay ?? Duration.seconds(3600));
+  const credentials = Credentials._check('credentials', props.credentials ?? Credentials.fromGeneratedSecret());
+
+  let backup: CheckedCnpgClusterProps['backup'];
+  if (props.backup !== undefined) {
+    if (props.backup === null || typeof props.backup !== 'object') throw invalid('backup', props.backup, 'backup settings ({ objectStore, ... })');
+    backup = {
+      store: checkObjectStore('backup.objectStore', props.backup.objectStore),
+      schedule: BackupSchedule._check('backup.schedule', props.backup.schedule ?? BackupSchedule.daily(0)),
+      retention: RetentionPolicy._check('backup.retention', props.backup.retention ?? RetentionPolicy.days(30)),
+    };
+  }
+
+  let restore: CheckedCnpgClusterProps['restore'];
+  if (props.restore !== undefined) {
+    if (props.restore === null || typeof props.restore !== 'object') throw invalid('restore', props.restore, 'restore settings ({ objectStore, sourceClusterName, ... })');
+    const store = checkObjectStore('restore.objectStore', props.restore.objectStore);
+    const source = validateName('restore.sourceClusterName', props.restore.sourceClusterName, MAX_CNPG_NAME);
+    const target = RecoveryTarget._check('restore.target', props.restore.target ?? RecoveryTarget.latest());
+    if (source === name && props.backup?.objectStore.destinationPath === store.destinationPath) {
+      throw invalid('restore.sourceClusterName', source,
+        `a cluster other than this one (${name}) when backups go to the same destinationPath: the restored cluster would archive its WAL over the source's`);
+    }
+    restore = { store, sourceClusterName: source, target };
+  }
+
+  let networkPolicy: CheckedCnpgClusterProps['networkPolicy'];
+  if (props.networkPolicy ?? true) {
+    const operator = props.operator ?? {};
+    const operatorNamespace = validateName('operator.namespace', operator.namespace ?? 'cnpg-system', 63);
+    const operatorLabels = operator.podLabels ?? { 'app.kubernetes.io/name': 'cloudnative-pg' };
+    if (Object.keys(operatorLabels).length === 0) {
+      throw invalid('operator.podLabels', operatorLabels, 'at least one label (an empty selector would admit every pod of the namespace)');
+    }
+    networkPolicy = { operatorNamespace, operatorLabels };
+  }
+
+  return {
+    name,
+    replicas,
+    image,
+    storage,
+    volumeBytes,
+    resources: props.resources,
+    scheduling: props.scheduling,
+    replicationMode,
+    ferretdbUser,
+    wal,
+    parameters,
+    clientConnections,
+    maxConnections,
+    maxReplicationLagBytes,
+    failoverDelaySeconds,
+    switchoverDelaySeconds,
+    instance: props.instance ?? name,
+    labels: props.labels,
+    credentials,
+    secretName: credentials.secretName ?? `${name}-ferretdb`,
+    backup,
+    restore,
+    podMonitor: props.podMonitor ?? false,
+    networkPolicy,
+    metricsScrapers: props.metricsScrapers,
+  };
+}
+
+/** `max_connections` must hold the clients' pools and the headroom (as with StatefulSets). */
+export function maxConnectionsErrors(maxConnections: number, clientConnections: number): string[] {
+  const needed = clientConnections + CONNECTION_HEADROOM;
+  return maxConnections < needed
+    ? [`Invalid maxConnections: ${maxConnections}. Expected at least ${needed}: the clients' ${clientConnections} connections (the FerretDB pools) plus ${CONNECTION_HEADROOM} for DocumentDB, pg_cron, the instance manager and administrators.`]
+    : [];
+}
+
+/** A delay in whole seconds (CloudNativePG's fields are integers). */
+function delaySeconds(prop: string, value: Duration): number {
+  if (!(value instanceof Duration)) throw invalid(prop, value, 'a Duration such as Duration.seconds(30)');
+  const seconds = value.toSeconds({ integral: false });
+  if (!Number.isInteger(seconds) || seconds < 0 || seconds > 2147483647) {
+    throw invalid(prop, `${seconds}s`, 'a whole number of seconds from 0 to 2147483647');
+  }
+  return seconds;
+}
