@@ -1,5 +1,6 @@
 import { Setting, WalSettings } from './settings';
 import { RUN_DIR, TLS_DIR } from '../backends/statefulset/pod';
+import { Resources } from '../common';
 import { TLS_KEYS } from '../private/certificates';
 import { checkInteger, checkPostgresDuration, invalid, parsePostgresSize } from '../private/validation';
 
@@ -26,6 +27,11 @@ const TYPED: { [name: string]: string } = {
 
 /** PostgreSQL's port on every server and Service, of both backends. */
 export const POSTGRES_PORT = 5432;
+
+/** uid/gid of the postgres user in the official postgres (and postgres-documentdb) images. */
+export const POSTGRES_UID = 999;
+
+export const DEFAULT_POSTGRES_RESOURCES: Resources = { cpuRequest: '250m', memoryRequest: '512Mi', memoryLimit: '1Gi' };
 
 /** The pinned PostgreSQL image with the DocumentDB extension FerretDB v2 needs (both backends). */
 export const DEFAULT_POSTGRES_IMAGE = 'ghcr.io/ferretdb/postgres-documentdb:17-0.107.0-ferretdb-2.7.0';

@@ -2,9 +2,10 @@ import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { checkCnpgClusterProps, maxConnectionsErrors } from './cluster-props';
+import { objectStoreSpec } from './object-store';
 import { CloudNativePGOptions } from './options';
 import {
-  BARMAN_CLOUD_PLUGIN, CNPG_CLUSTER_LABEL, CNPG_POD_ROLE_LABEL, CNPG_PORTS, cnpgClusterSpec, objectStoreSpec,
+  BARMAN_CLOUD_PLUGIN, CNPG_CLUSTER_LABEL, CNPG_POD_ROLE_LABEL, CNPG_PORTS, cnpgClusterSpec,
 } from './spec';
 import { Resources, Scheduling, StorageSettings } from '../../common';
 import { ObjectStore } from '../../imports/barman-objectstore-barmancloud.cnpg.io';

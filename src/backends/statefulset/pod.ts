@@ -2,14 +2,12 @@ import { ApiObjectMetadata, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
-import { POSTGRES_PORT } from '../../postgres/config';
+import { DEFAULT_POSTGRES_RESOURCES, POSTGRES_PORT, POSTGRES_UID } from '../../postgres/config';
 import { BOOTSTRAP_IMAGE } from '../../postgres/credentials-bootstrap';
 import { TLS_KEYS } from '../../private/certificates';
 import { POSTGRES_CLUSTER_LABEL, SLOT_PREFIX } from '../../private/names';
 import { API_TOKEN_DIR, API_TOKEN_MOUNT, apiTokenVolume, containerSecurityContext, SMALL_SIDECAR_RESOURCES, podSecurityContext, renderResources, spreadOverNodesAndZones } from '../../private/pod-spec';
 
-/** uid/gid of the postgres user in the official postgres (and postgres-documentdb) images. */
-export const POSTGRES_UID = 999;
 export const CONFIG_DIR = '/etc/ferretdb-postgres';
 export const SECRET_DIR = '/etc/ferretdb-postgres-secret';
 /** The TLS Secret's `tls.crt`, `tls.key` and `ca.crt`, when PostgreSQL serves TLS. */
@@ -24,7 +22,6 @@ export const AGENT_INTERVAL_SECONDS = 10;
 /** Annotation of the PostgreSQL pod templates: a hash of the settings that need a restart. */
 export const RESTART_SETTINGS_ANNOTATION = 'ferretdb.cdk8s.io/restart-settings';
 
-export const DEFAULT_POSTGRES_RESOURCES: Resources = { cpuRequest: '250m', memoryRequest: '512Mi', memoryLimit: '1Gi' };
 const AGENT_RESOURCES: Resources = { cpuRequest: '10m', memoryRequest: '32Mi', memoryLimit: '64Mi' };
 
 /** What every PostgreSQL pod of one cluster shares (owned by the primary). */
