@@ -1,0 +1,121 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { resolveInRoot, runInRootfs } from './harness/rootfs';
+import { requireRoots, rootPath, Sandbox, show } from './roots';
+
+/**
+ * The curl root (curlimages/curl's userland: BusyBox + curl) and the container filesystem that
+ * `harness/rootfs.ts` builds around a root: read-only root, volumes, users, /dev, pid 1.
+ */
+let sb: Sandbox;
+
+beforeAll(() => {
+  requireRoots('curl');
+  sb = Sandbox.create('fdb-img');
+});
+
+afterAll(() => sb?.destroy());
+
+describe('the curl root', () => {
+  test('/bin/sh and ls are BusyBox 1.37 applets and there is no bash', async () => {
+    const r = await sb.run('curl', ['/bin/sh', '-c',
+      'readlink -f /bin/sh; readlink -f /bin/ls; busybox | head -n 1; command -v bash || echo no-bash']);
+    expect(r.code).toBe(0);
+    const [sh, ls, banner, bash] = r.stdout.trim().split('\n');
+    expect(sh).toBe('/bin/busybox');
+    expect(ls).toBe('/bin/busybox');
+    expect(banner).toMatch(/^BusyBox v1\.37\./);
+    expect(bash).toBe('no-bash');
+  });
+
+  test('curl --version runs and speaks https', async () => {
+    const r = await sb.run('curl', ['curl', '--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^curl 8\.\d+\.\d+/);
+    expect(r.stdout).toMatch(/^Protocols: .*\bhttps\b/m);
+  });
+
+  test('the CA bundle is where curl and Alpine look for it', async () => {
+    const r = await sb.run('curl', ['/bin/sh', '-c', 'grep -c "BEGIN CERTIFICATE" /etc/ssl/certs/ca-certificates.crt /etc/ssl/cert.pem']);
+    expect(r.code).toBe(0);
+    for (const line of r.stdout.trim().split('\n')) expect(Number(line.split(':')[1])).toBeGreaterThan(100);
+  });
+});
+
+describe('a container filesystem from a root', () => {
+  test('a read-only root filesystem refuses a write to / while a volume is writable', async () => {
+    const vol = sb.volume('rw');
+    const r = await sb.run('curl', ['/bin/sh', '-c', 'touch /probe; echo "touch=$?"; echo written > /vol/file'],
+      { readOnlyRootFilesystem: true, volumes: [{ hostPath: vol, containerPath: '/vol' }] });
+    expect(r.stdout).toContain('touch=1');
+    expect(r.stderr).toContain('Read-only file system');
+    expect(r.code).toBe(0);
+    expect(fs.readFileSync(path.join(vol, 'file'), 'utf8')).toBe('written\n');
+  });
+
+  test('a read-only volume refuses writes', async () => {
+    const vol = sb.volume('ro');
+    const r = await sb.run('curl', ['/bin/sh', '-c', 'echo x > /vol/file'],
+      { volumes: [{ hostPath: vol, containerPath: '/vol', readOnly: true }] });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('Read-only file system');
+    expect(fs.existsSync(path.join(vol, 'file'))).toBe(false);
+  });
+
+  test('a writable root keeps writes in the container\'s layer, never in the root', async () => {
+    const spec = sb.spec('curl');
+    const r = await runInRootfs(spec, ['/bin/sh', '-c', 'echo layer > /etc/probe && cat /etc/probe']);
+    expect(r.stdout).toBe('layer\n');
+    expect(fs.readFileSync(path.join(spec.stateDir, 'upper', 'etc', 'probe'), 'utf8')).toBe('layer\n');
+    expect(fs.existsSync(path.join(rootPath('curl'), 'etc', 'probe'))).toBe(false);
+  });
+
+  test('the process runs as the requested uid, gid and supplementary groups', async () => {
+    const r = await sb.run('curl', ['/bin/sh', '-c', 'id -u; id -g; id -G'], { uid: 1000, gid: 1001, groups: [1001, 2000] });
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual(['1000', '1001', '1001 2000']);
+  });
+
+  test('no_new_privs and dropped capabilities leave a non-root process no capability', async () => {
+    const r = await sb.run('curl', ['grep', '-E', '^(CapPrm|CapEff|CapAmb|NoNewPrivs):', '/proc/self/status'],
+      { uid: 1000, gid: 1000, noNewPrivileges: true, dropAllCapabilities: true });
+    expect(r.code).toBe(0);
+    expect(r.stdout.replace(/\s+/g, ' ').trim())
+      .toBe('CapPrm: 0000000000000000 CapEff: 0000000000000000 CapAmb: 0000000000000000 NoNewPrivs: 1');
+  });
+
+  test('the command is pid 1 with a minimal /dev, a tmpfs /dev/shm and the working directory set', async () => {
+    const vol = sb.volume('wd');
+    const r = await sb.run('curl', ['/bin/sh', '-c', 'echo "pid=$$"; pwd; ls /dev | tr "\\n" " "; echo; grep " /dev/shm " /proc/mounts'],
+      { workingDir: '/work', volumes: [{ hostPath: vol, containerPath: '/work' }] });
+    expect(r.code).toBe(0);
+    const [pid, wd, dev, shm] = r.stdout.trim().split('\n');
+    expect(pid).toBe('pid=1');
+    expect(wd).toBe('/work');
+    expect(dev.trim().split(' ').sort()).toEqual(['fd', 'full', 'null', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero']);
+    expect(shm).toMatch(/^shm \/dev\/shm tmpfs /);
+  });
+
+  test('a volume path through a symlink of the root stays inside the root', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fdb-img-links-'));
+    try {
+      fs.mkdirSync(path.join(root, 'run'));
+      fs.mkdirSync(path.join(root, 'var'));
+      fs.symlinkSync('/run', path.join(root, 'var', 'run')); // Debian's /var/run
+      fs.symlinkSync('../../..', path.join(root, 'var', 'up')); // climbs above the root
+      fs.symlinkSync('run', path.join(root, 'rel'));
+      expect(resolveInRoot(root, '/var/run/postgresql')).toBe('/run/postgresql');
+      expect(resolveInRoot(root, '/var/up/etc')).toBe('/etc');
+      expect(resolveInRoot(root, '/rel/x/')).toBe('/run/x');
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('an argv whose binary is not in the root fails with the reason', async () => {
+    const r = await sb.run('curl', ['bash', '-c', 'true']);
+    expect(r.code).not.toBe(0);
+    expect(show(r)).toMatch(/bash.*No such file or directory/);
+  });
+});
