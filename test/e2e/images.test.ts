@@ -11,7 +11,7 @@ import { requireRoots, rootPath, Sandbox, show } from './roots';
 let sb: Sandbox;
 
 beforeAll(() => {
-  requireRoots('curl');
+  requireRoots('curl', 'postgres-17');
   sb = Sandbox.create('fdb-img');
 });
 
@@ -117,5 +117,30 @@ describe('a container filesystem from a root', () => {
     const r = await sb.run('curl', ['bash', '-c', 'true']);
     expect(r.code).not.toBe(0);
     expect(show(r)).toMatch(/bash.*No such file or directory/);
+  });
+});
+
+describe('the shipped scripts', () => {
+  const assets = path.join(__dirname, '..', '..', 'assets');
+  /** The scripts under assets/ whose first line names `interpreter`, as paths under /assets. */
+  const scripts = (interpreter: RegExp): string[] => (fs.readdirSync(assets, { recursive: true }) as string[])
+    .filter((f) => f.endsWith('.sh') && interpreter.test(fs.readFileSync(path.join(assets, f), 'utf8').split('\n')[0]))
+    .map((f) => `/assets/${f}`);
+  const parseAll = 'for f; do sh -n "$f" || echo "does not parse: $f"; done';
+
+  test('every #!/bin/sh script parses under the curl root\'s BusyBox sh', async () => {
+    const files = scripts(/^#!\/bin\/sh\b/);
+    expect(files.length).toBeGreaterThan(0);
+    const r = await sb.run('curl', ['/bin/sh', '-c', parseAll, 'sh', ...files],
+      { readOnlyRootFilesystem: true, volumes: [{ hostPath: assets, containerPath: '/assets', readOnly: true }] });
+    expect(show(r)).toBe(show({ ...r, code: 0, stdout: '', stderr: '' }));
+  });
+
+  test('every bash script parses under the postgres-17 root\'s bash', async () => {
+    const files = scripts(/^(#!\/usr\/bin\/env bash|#!\/bin\/bash|# shellcheck shell=bash)/);
+    expect(files.length).toBeGreaterThan(0);
+    const r = await sb.run('postgres-17', ['/bin/bash', '-c', parseAll.replace('sh -n', 'bash -n'), 'bash', ...files],
+      { readOnlyRootFilesystem: true, volumes: [{ hostPath: assets, containerPath: '/assets', readOnly: true }] });
+    expect(show(r)).toBe(show({ ...r, code: 0, stdout: '', stderr: '' }));
   });
 });
