@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { resolveInRoot, runInRootfs } from './harness/rootfs';
+import { resolveInRoot } from './harness/rootfs';
+import { execInRootfs, runInRootfs, spawnInRootfs } from './harness/rootfs-run';
 import { requireRoots, rootPath, Sandbox, show } from './roots';
 
 /**
@@ -95,6 +96,25 @@ describe('a container filesystem from a root', () => {
     expect(wd).toBe('/work');
     expect(dev.trim().split(' ').sort()).toEqual(['fd', 'full', 'null', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero']);
     expect(shm).toMatch(/^shm \/dev\/shm tmpfs /);
+  });
+
+  test('a long-running container reports its start, takes an exec in its namespaces and stops on SIGTERM', async () => {
+    const started = path.join(sb.dir, 'started');
+    const spec = sb.spec('curl', { uid: 100, gid: 101, startedFile: started });
+    const log = fs.openSync(path.join(sb.dir, 'sleeper.log'), 'a');
+    const c = spawnInRootfs(spec, ['/bin/sh', '-c', 'trap "exit 0" TERM; echo up > /tmp/up; while :; do sleep 1; done'], log);
+    fs.closeSync(log);
+    try {
+      for (let i = 0; i < 100 && !fs.existsSync(started); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(fs.existsSync(started)).toBe(true);
+      let r = await execInRootfs(spec, c, ['cat', '/tmp/up']);
+      for (let i = 0; i < 50 && r.stdout !== 'up\n'; i++) r = await execInRootfs(spec, c, ['cat', '/tmp/up']);
+      expect(r.stdout).toBe('up\n'); // the container's own layer: the exec is in its mount namespace
+      expect((await execInRootfs(spec, c, ['id', '-u'])).stdout).toBe('100\n');
+    } finally {
+      await c.stop(5000);
+    }
+    expect(await c.exited).toBe(0);
   });
 
   test('a volume path through a symlink of the root stays inside the root', () => {

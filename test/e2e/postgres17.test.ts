@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { RootfsProcess, RootfsResult, RootfsSpec, runInRootfs, spawnInRootfs } from './harness/rootfs';
+import { RootfsSpec } from './harness/rootfs';
+import { execInRootfs, RootfsProcess, RootfsResult, runInRootfs, spawnInRootfs } from './harness/rootfs-run';
 import { HOST_POSTGRES, requireRoots, Sandbox, show } from './roots';
 
 /**
@@ -21,6 +22,7 @@ const IMAGE_SETTINGS = ['shared_preload_libraries=pg_cron,pg_documentdb_core,pg_
 
 let sb: Sandbox;
 let server: RootfsProcess | undefined;
+let serverSpec: RootfsSpec;
 let exporter: RootfsProcess | undefined;
 let dataDir: string;
 let socketDir: string;
@@ -70,7 +72,8 @@ beforeAll(async () => {
     { env: PG_ENV, timeoutMs: 120_000 });
   if (init.code !== 0) throw new Error(`initdb failed in the postgres-17 root\n${show(init)}`);
   const fd = fs.openSync(logFile, 'a');
-  server = spawnInRootfs(sb.spec('postgres-17', pgContainer()), ['postgres', '-D', PG_ENV.PGDATA, '-c', 'listen_addresses=localhost',
+  serverSpec = sb.spec('postgres-17', pgContainer());
+  server = spawnInRootfs(serverSpec, ['postgres', '-D', PG_ENV.PGDATA, '-c', 'listen_addresses=localhost',
     '-c', `unix_socket_directories=${SOCKETS}`, ...IMAGE_SETTINGS.flatMap((s) => ['-c', s])], fd, { env: PG_ENV });
   fs.closeSync(fd);
   await until(60_000, async () => {
@@ -92,6 +95,14 @@ describe('PostgreSQL 17 from the postgres-17 root', () => {
     expect(fs.existsSync(path.join(dataDir, 'PG_VERSION'))).toBe(true);
     const w = await sb.run('postgres-17', ['touch', '/usr/probe'], pgContainer(), { env: PG_ENV });
     expect(w.stderr).toContain('Read-only file system');
+  });
+
+  test('an exec in the server\'s container runs as its user and sees postgres as pid 1', async () => {
+    const r = await execInRootfs(serverSpec, server!, ['/bin/sh', '-c', 'id -u; tr "\\0" " " < /proc/1/cmdline'], { env: PG_ENV });
+    expect(r.code).toBe(0);
+    const [uid, cmdline] = r.stdout.split('\n');
+    expect(Number(uid)).toBe(HOST_POSTGRES.uid);
+    expect(cmdline).toMatch(/^postgres -D \/var\/lib\/postgresql\/data /);
   });
 
   test('CREATE EXTENSION documentdb CASCADE works with the image\'s settings, scheduling pg_cron 1.6 jobs in seconds', async () => {

@@ -2,7 +2,8 @@ import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { RootfsResult, RootfsRunOptions, RootfsSpec, runInRootfs } from './harness/rootfs';
+import { RootfsSpec } from './harness/rootfs';
+import { RootfsResult, RootfsRunOptions, runInRootfs } from './harness/rootfs-run';
 
 /**
  * The images' roots built by `images/build.sh` (Debian 13 userlands standing for the images

@@ -1,7 +1,6 @@
-import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { signal, sq, which } from './util';
+import { sq, which } from './util';
 
 /**
  * Runs a process inside an image's root directory the way a container runtime does: a private
@@ -10,8 +9,8 @@ import { signal, sq, which } from './util';
  * `/dev/shm` as a tmpfs, the volumes bind-mounted, the root remounted read-only when asked, then
  * `chroot` with the container's user, groups, no_new_privs and capabilities.
  *
- * Pure parts (`rootfsScript`, `rootfsCommand`) build what to run; `runInRootfs` and
- * `spawnInRootfs` run it. Not a security boundary: the host's mounts stay in the namespace,
+ * This module builds what to run (`rootfsScript`, `rootfsCommand`, `rootfsExecCommand`);
+ * `rootfs-run.ts` runs it. Not a security boundary: the host's mounts stay in the namespace,
  * below the chroot.
  */
 
@@ -60,6 +59,8 @@ export interface RootfsSpec {
   readonly hostname?: string;
   /** An `ip netns` name to run in (a pod's network). Default: the caller's network namespace. */
   readonly netns?: string;
+  /** A host file the setup writes just before the exec: the container has started. */
+  readonly startedFile?: string;
 }
 
 /** The host tools the script runs, found on the host's standard PATH. */
@@ -70,12 +71,13 @@ export interface RootfsTools {
   readonly chroot: string;
   readonly setpriv: string;
   readonly hostname: string;
+  readonly nsenter: string;
 }
 
 /** Finds the host tools; throws naming the missing ones and their Debian packages. */
 export function rootfsTools(): RootfsTools {
   const packages: Record<keyof RootfsTools, string> = {
-    ip: 'iproute2', unshare: 'util-linux', mount: 'mount', chroot: 'coreutils', setpriv: 'util-linux', hostname: 'hostname',
+    ip: 'iproute2', unshare: 'util-linux', mount: 'mount', chroot: 'coreutils', setpriv: 'util-linux', hostname: 'hostname', nsenter: 'util-linux',
   };
   const found: Partial<Record<keyof RootfsTools, string>> = {};
   const missing: string[] = [];
@@ -124,6 +126,11 @@ function depth(p: string): number {
   return p.split('/').filter((x) => x !== '').length;
 }
 
+/** The merged root of a container: where its filesystem is mounted (in its mount namespace). */
+export function mergedRoot(spec: RootfsSpec): string {
+  return `${spec.stateDir}/merged`;
+}
+
 /** The privilege switch and chroot: the argv prefix that ends with the root's path. */
 function enterArgv(spec: RootfsSpec, t: RootfsTools, merged: string): string[] {
   const uid = spec.uid ?? 0;
@@ -151,7 +158,7 @@ function enterArgv(spec: RootfsSpec, t: RootfsTools, merged: string): string[] {
  * container's filesystem under `<stateDir>/merged` and execs the container's argv (`"$@"`).
  */
 export function rootfsScript(spec: RootfsSpec, tools: RootfsTools = rootfsTools()): string {
-  const m = `${spec.stateDir}/merged`;
+  const m = mergedRoot(spec);
   const t = tools;
   const lines = [
     'set -e',
@@ -179,13 +186,20 @@ export function rootfsScript(spec: RootfsSpec, tools: RootfsTools = rootfsTools(
   }
   if (spec.readOnlyRootFilesystem) lines.push(`${t.mount} -o remount,bind,ro "$m"`);
   if (spec.hostname !== undefined) lines.push(`${t.hostname} ${sq(spec.hostname)}`);
-  const enter = enterArgv(spec, t, m).map((a) => (a === m ? '"$m"' : sq(a))).join(' ');
-  const wd = spec.workingDir ?? '/';
-  // A working directory needs a shell in the root to cd there before the exec (the images here
-  // all have /bin/sh); `/` is where chroot leaves the process anyway.
-  const cd = wd === '/' ? '' : ` /bin/sh -c 'cd "$1" && shift && exec "$@"' sh ${sq(wd)}`;
-  lines.push(`exec ${enter}${cd} "$@"`);
+  if (spec.startedFile !== undefined) lines.push(`echo started > ${sq(spec.startedFile)}`);
+  lines.push(`exec ${containerEntry(spec, t).map(sq).join(' ')} "$@"`);
   return lines.join('\n') + '\n';
+}
+
+/**
+ * The argv prefix that takes a root process in the container's mount namespace into the
+ * container: user switch, chroot to the merged root, cd to the working directory. A working
+ * directory other than `/` needs a `/bin/sh` in the root (every root here has one).
+ */
+export function containerEntry(spec: RootfsSpec, tools: RootfsTools = rootfsTools()): string[] {
+  const wd = spec.workingDir ?? '/';
+  const cd = wd === '/' ? [] : ['/bin/sh', '-c', 'cd "$1" && shift && exec "$@"', 'sh', wd];
+  return [...enterArgv(spec, tools, mergedRoot(spec)), ...cd];
 }
 
 /** The host command line that runs `argv` in the container: `[ip netns exec N] unshare ... sh -c SCRIPT`. */
@@ -196,86 +210,11 @@ export function rootfsCommand(spec: RootfsSpec, argv: readonly string[], tools: 
     '/bin/sh', '-c', rootfsScript(spec, tools), 'rootfs', ...argv];
 }
 
-export interface RootfsRunOptions {
-  /** The container's environment: the whole of it (never the caller's). Default: `PATH` only. */
-  readonly env?: Readonly<Record<string, string>>;
-  /** Written to stdin, then closed. */
-  readonly input?: string;
-  /** Default 60 s; the process group is SIGKILLed after it. */
-  readonly timeoutMs?: number;
-}
-
-export interface RootfsResult {
-  /** Exit code; null when killed. */
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly timedOut: boolean;
-}
-
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-
-function envOf(opts: RootfsRunOptions): NodeJS.ProcessEnv {
-  return { ...(opts.env ?? { PATH: DEFAULT_PATH }) };
-}
-
-/** Runs `argv` in the container until it exits; never throws for a failing command. */
-export function runInRootfs(spec: RootfsSpec, argv: readonly string[], opts: RootfsRunOptions = {}): Promise<RootfsResult> {
-  const [cmd, ...args] = rootfsCommand(spec, argv);
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { detached: true, env: envOf(opts), cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let timedOut = false;
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => err.push(d));
-    p.stdin.on('error', () => undefined);
-    p.stdin.end(opts.input ?? '');
-    const timer = setTimeout(() => {
-      timedOut = true;
-      if (p.pid) signal(-p.pid, 'SIGKILL');
-    }, opts.timeoutMs ?? 60_000);
-    p.on('error', (e) => err.push(Buffer.from(e.message)));
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: timedOut ? null : code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), timedOut });
-    });
-  });
-}
-
-/** A long-running container (a server): its output goes to `logFd`; `stop()` ends it. */
-export interface RootfsProcess {
-  readonly proc: ChildProcess;
-  readonly exited: Promise<number | null>;
-  /** `sig` (default SIGTERM) to the container's pid 1, SIGKILL to everything after `graceMs`. */
-  stop(graceMs?: number, sig?: NodeJS.Signals): Promise<void>;
-}
-
-export function spawnInRootfs(spec: RootfsSpec, argv: readonly string[], logFd: number, opts: RootfsRunOptions = {}): RootfsProcess {
-  const [cmd, ...args] = rootfsCommand(spec, argv);
-  const proc = spawn(cmd, args, { detached: true, env: envOf(opts), cwd: '/', stdio: ['ignore', logFd, logFd] });
-  const exited = new Promise<number | null>((resolve) => {
-    proc.on('exit', (code) => resolve(code));
-    proc.on('error', () => resolve(127));
-  });
-  const stop = async (graceMs = 5000, sig: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
-    if (proc.exitCode !== null || proc.signalCode !== null || !proc.pid) return;
-    const pid = proc.pid;
-    // The container's pid 1 is unshare's only child: it gets SIGTERM first, as from a runtime.
-    signal(pid1Of(pid) ?? -pid, sig);
-    const timer = setTimeout(() => signal(-pid, 'SIGKILL'), graceMs);
-    await exited;
-    clearTimeout(timer);
-  };
-  return { proc, exited, stop };
-}
-
-function pid1Of(unsharePid: number): number | undefined {
-  try {
-    const children = fs.readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8');
-    const child = Number(children.trim().split(/\s+/)[0]);
-    return Number.isInteger(child) && child > 0 ? child : undefined;
-  } catch {
-    return undefined;
-  }
+/**
+ * The host command line that runs `argv` in a running container (`kubectl exec`): enter the
+ * namespaces of its pid 1 (`nsenter`), then the same user switch and chroot as the container.
+ */
+export function rootfsExecCommand(spec: RootfsSpec, pid1: number, argv: readonly string[], tools: RootfsTools = rootfsTools()): string[] {
+  if (argv.length === 0) throw new Error('rootfs: empty argv');
+  return [tools.nsenter, '-t', String(pid1), '-m', '-u', '-p', '-n', '--', ...containerEntry(spec, tools), ...argv];
 }
