@@ -34,10 +34,42 @@ export const HOST_POSTGRES = {
   gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()),
 };
 
-/** A scratch directory with a network namespace (loopback up) that containers can share. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes what sandboxes of dead test processes (killed without cleanup) left: their network
+ * namespaces with the containers still in them, and their directories.
+ */
+function reapStale(prefix: string): void {
+  const stale = new RegExp(`^${prefix}-(\\d+)(-|$)`);
+  const dead = (name: string): boolean => {
+    const m = stale.exec(name);
+    return !!m && !alive(Number(m[1]));
+  };
+  const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
+  for (const name of list.split('\n').map((l) => l.split(' ')[0]).filter(dead)) {
+    const pids = spawnSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).stdout ?? '';
+    for (const pid of pids.split('\n').filter((p) => p !== '')) spawnSync('kill', ['-KILL', pid]);
+    spawnSync('ip', ['netns', 'delete', name]);
+  }
+  for (const e of fs.readdirSync(os.tmpdir()).filter(dead)) fs.rmSync(path.join(os.tmpdir(), e), { recursive: true, force: true });
+}
+
+/**
+ * A scratch directory with a network namespace (loopback up) that containers can share, both
+ * named `<prefix>-<pid>`; the next sandbox removes those of dead test processes.
+ */
 export class Sandbox {
   public static create(prefix: string): Sandbox {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
+    reapStale(prefix);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-${process.pid}-`));
     fs.chmodSync(dir, 0o755);
     const netns = `${prefix}-${process.pid}`;
     execFileSync('ip', ['netns', 'add', netns]);
