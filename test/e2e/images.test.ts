@@ -86,6 +86,14 @@ describe('a container filesystem from a root', () => {
       .toBe('CapPrm: 0000000000000000 CapEff: 0000000000000000 CapAmb: 0000000000000000 NoNewPrivs: 1');
   });
 
+  test('dropped capabilities leave a root process only CAP_SYS_CHROOT (the chroot comes after the drop)', async () => {
+    const r = await sb.run('curl', ['grep', '-E', '^(CapEff|CapBnd):', '/proc/self/status'], { dropAllCapabilities: true });
+    expect(r.code).toBe(0);
+    expect(r.stdout.replace(/\s+/g, ' ').trim()).toBe('CapEff: 0000000000040000 CapBnd: 0000000000040000');
+    const full = await sb.run('curl', ['grep', '^CapEff:', '/proc/self/status']);
+    expect(full.stdout).not.toContain('0000000000040000');
+  });
+
   test('the command is pid 1 with a minimal /dev, a tmpfs /dev/shm and the working directory set', async () => {
     const vol = sb.volume('wd');
     const r = await sb.run('curl', ['/bin/sh', '-c', 'echo "pid=$$"; pwd; ls /dev | tr "\\n" " "; echo; grep " /dev/shm " /proc/mounts'],
