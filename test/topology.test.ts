@@ -327,6 +327,14 @@ describe('currentPrimary', () => {
   });
 });
 
+describe('StatefulSet pod management', () => {
+  test('every PostgreSQL StatefulSet creates and recreates its pods in parallel, so a primary at a higher ordinal is never waiting for a standby to be Ready', () => {
+    const sets = byKind(synth(), 'StatefulSet');
+    expect(sets.map((s) => s.metadata.name)).toEqual(['x-pg-primary', 'x-pg-replica']);
+    for (const s of sets) expect(s.spec.podManagementPolicy).toBe('Parallel');
+  });
+});
+
 describe('a second StreamingReplica group (another zone)', () => {
   function withZoneB(mode?: ReplicationMode) {
     const chart = Testing.chart();

@@ -203,7 +203,9 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     spec: {
       serviceName: o.headlessServiceName,
       replicas: o.replicas,
-      podManagementPolicy: 'OrderedReady',
+      // Any pod may be the primary: with OrderedReady a standby at ordinal 0 that cannot be Ready
+      // without a primary would keep the controller from ever recreating the primary at ordinal k.
+      podManagementPolicy: 'Parallel',
       updateStrategy: { type: 'RollingUpdate' },
       selector: { matchLabels: o.selector },
       persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
