@@ -1,5 +1,6 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { checkShutdownTimeout } from './backends/statefulset/primary-props';
 import type { FerretDBClusterProps } from './cluster';
 import { DEFAULT_FERRETDB_IMAGE } from './ferretdb/deployment';
 import { FerretDBTls } from './ferretdb/tls';
@@ -63,6 +64,7 @@ export function checkClusterProps(scope: Construct, props: FerretDBClusterProps)
       throw invalid(`allowedNamespaces[${i}]`, ns, 'a namespace name (a DNS-1123 label: lower-case letters, digits and "-", at most 63 characters)');
     }
   }
+  if (props.postgresShutdownTimeout !== undefined) checkShutdownTimeout('postgresShutdownTimeout', props.postgresShutdownTimeout);
   const backend = PostgresBackend._check('backend', props.backend ?? PostgresBackend.statefulSets());
   const ferretdbTls = props.ferretdbTls === undefined ? undefined : FerretDBTls._check('ferretdbTls', props.ferretdbTls);
   return {
@@ -98,6 +100,7 @@ export function checkClusterProps(scope: Construct, props: FerretDBClusterProps)
       labels: props.labels,
       monitoring: props.monitoring,
       tls: props.postgresTls,
+      shutdownTimeout: props.postgresShutdownTimeout,
     },
   };
 }

@@ -1,4 +1,4 @@
-import { ApiObject, Chart } from 'cdk8s';
+import { ApiObject, Chart, Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { CloudNativePGCluster } from './backends/cloudnative-pg/cluster';
@@ -183,6 +183,13 @@ export interface FerretDBClusterProps {
    * @default - no TLS
    */
   readonly postgresTls?: PostgresTls;
+  /**
+   * How long a PostgreSQL pod's fast shutdown may take (see `PostgresPrimaryProps.shutdownTimeout`).
+   * Only with `PostgresBackend.statefulSets()` (CloudNativePG stops its instances itself).
+   *
+   * @default Duration.minutes(5)
+   */
+  readonly postgresShutdownTimeout?: Duration;
   /**
    * TLS for MongoDB clients, from a Secret or a cert-manager Certificate: FerretDB serves the
    * Services' port 27017 over TLS only (clients connect with `tls=true`), and a renewed

@@ -1,3 +1,4 @@
+import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { CloudNativePGCluster } from './backends/cloudnative-pg/cluster';
@@ -39,6 +40,7 @@ export interface BackendContext {
   readonly labels?: { [key: string]: string };
   readonly monitoring?: MonitoringOptions;
   readonly tls?: PostgresTls;
+  readonly shutdownTimeout?: Duration;
 }
 
 /**
@@ -132,6 +134,7 @@ function bindStatefulSets(scope: Construct, ctx: BackendContext): BoundBackend {
     currentPrimary: ctx.currentPrimary,
     metricsExporter: ctx.monitoring && { image: ctx.monitoring.exporterImage, resources: ctx.monitoring.exporterResources },
     tls: ctx.tls,
+    shutdownTimeout: ctx.shutdownTimeout,
   });
   const replicas = new StreamingReplica(scope, 'Replicas', {
     primary,
@@ -160,6 +163,10 @@ function bindCloudNativePG(scope: Construct, ctx: BackendContext, options: Cloud
   if (ctx.currentPrimary !== undefined) {
     throw invalid('currentPrimary', ctx.currentPrimary,
       'no value with PostgresBackend.cloudNativePG(): the operator chooses the primary (switch over with `kubectl cnpg promote`)');
+  }
+  if (ctx.shutdownTimeout !== undefined) {
+    throw invalid('postgresShutdownTimeout', `${ctx.shutdownTimeout.toSeconds({ integral: false })}s`,
+      'no value with PostgresBackend.cloudNativePG(): CloudNativePG stops its instances itself');
   }
   if (ctx.tls !== undefined) {
     throw invalid('postgresTls', ctx.tls,

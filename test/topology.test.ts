@@ -1,5 +1,5 @@
-import { Testing } from 'cdk8s';
-import { FerretDBCluster, ReplicationMode, StreamingReplica } from '../src';
+import { Duration, Testing } from 'cdk8s';
+import { FerretDBCluster, PostgresBackend, ReplicationMode, StreamingReplica } from '../src';
 import {
   byKind, containers, errorOf, find, podsSelectedBy, podTemplates, postgresConfigMap, postgresqlConf, selectorOf, synth,
   synthCluster,
@@ -324,6 +324,37 @@ describe('currentPrimary', () => {
     const message = errorOf(() => Testing.synth(chart));
     expect(message).toContain('currentPrimary');
     expect(message).toContain(value);
+  });
+});
+
+describe('PostgreSQL shutdown', () => {
+  const postgresContainer = (objs: any[], sts: string) => find(objs, 'StatefulSet', sts).spec.template.spec.containers.find((c: any) => c.name === 'postgres');
+  const grace = (objs: any[], sts: string) => find(objs, 'StatefulSet', sts).spec.template.spec.terminationGracePeriodSeconds;
+
+  test('by default the preStop hook may take 300 s for the fast shutdown and the grace period is 10 s longer, on every PostgreSQL pod', () => {
+    const objs = synth();
+    for (const sts of ['x-pg-primary', 'x-pg-replica']) {
+      expect(envValue(postgresContainer(objs, sts), 'STOP_TIMEOUT').value).toBe('300');
+      expect(grace(objs, sts)).toBe(310);
+      expect(postgresContainer(objs, sts).lifecycle.preStop.exec.command).toEqual(['bash', '/etc/ferretdb-postgres/lifecycle.sh', 'stop']);
+    }
+  });
+
+  test('postgresShutdownTimeout sets both the hook\'s bound and the grace period', () => {
+    const objs = synth({ postgresShutdownTimeout: Duration.minutes(30) });
+    for (const sts of ['x-pg-primary', 'x-pg-replica']) {
+      expect(envValue(postgresContainer(objs, sts), 'STOP_TIMEOUT').value).toBe('1800');
+      expect(grace(objs, sts)).toBe(1810);
+    }
+  });
+
+  test('with CloudNativePG postgresShutdownTimeout is refused, naming the prop and the value', () => {
+    const chart = Testing.chart();
+    const message = errorOf(() => new FerretDBCluster(chart, 'db', {
+      name: 'x', backend: PostgresBackend.cloudNativePG(), postgresShutdownTimeout: Duration.minutes(1),
+    }));
+    expect(message).toContain('postgresShutdownTimeout');
+    expect(message).toContain('60s');
   });
 });
 

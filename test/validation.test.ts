@@ -1,4 +1,4 @@
-import { Testing } from 'cdk8s';
+import { Duration, Testing } from 'cdk8s';
 import { Credentials, FerretDBCluster, FerretDBClusterProps, MAX_CLUSTER_NAME, PostgresPrimary, ReplicationMode } from '../src';
 import { byKind, errorOf, postgresqlConf, synth, validateAll } from './util';
 
@@ -20,6 +20,10 @@ function build(props: FerretDBClusterProps): any[] {
 
 const invalidProps: [string, FerretDBClusterProps, string, string][] = [
   ['replicas -1', { replicas: -1 }, 'replicas', '-1'],
+  ['postgresShutdownTimeout of 5 s (below 10 s)', { postgresShutdownTimeout: Duration.seconds(5) }, 'postgresShutdownTimeout', '5s'],
+  ['postgresShutdownTimeout of 1.5 s', { postgresShutdownTimeout: Duration.millis(1500) }, 'postgresShutdownTimeout', '1.5s'],
+  ['postgresShutdownTimeout of 2 days', { postgresShutdownTimeout: Duration.days(2) }, 'postgresShutdownTimeout', '172800s'],
+  ['postgresShutdownTimeout as a number', { postgresShutdownTimeout: 60 as any }, 'postgresShutdownTimeout', '60'],
   ['replicas 1.5', { replicas: 1.5 }, 'replicas', '1.5'],
   ['replicas "two"', { replicas: 'two' as any }, 'replicas', 'two'],
   ['replicas above the maximum (101)', { replicas: 101 }, 'replicas', '101'],

@@ -37,6 +37,8 @@ export interface PostgresClusterInfo {
   readonly ferretdbUser: string;
   /** Bytes of replay lag above which a standby is not Ready. */
   readonly maxReplicationLagBytes: number;
+  /** Seconds the preStop hook's fast shutdown may take (the grace period is 10 s more). */
+  readonly shutdownTimeoutSeconds: number;
   /** The hash of the settings that need a restart (computed once every replica group is known). */
   readonly restartSettingsHash: () => string;
   /** The metrics sidecar of every PostgreSQL pod, if any. */
@@ -114,7 +116,8 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     image: o.image,
     imagePullPolicy: 'IfNotPresent',
     command: ['bash', `${CONFIG_DIR}/postgres.sh`],
-    env: commonEnv,
+    // STOP_TIMEOUT: lifecycle.sh stop (preStop) waits this long for the fast shutdown.
+    env: [...commonEnv, env('STOP_TIMEOUT', String(c.shutdownTimeoutSeconds))],
     ports: [{ name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' }],
     volumeMounts: [
       mounts.data, mounts.config, mounts.secret, mounts.run, mounts.state, mounts.tmp, mounts.shm, ...c.tlsSecretName ? [mounts.tls] : [],
@@ -220,7 +223,8 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
           automountServiceAccountToken: false,
           enableServiceLinks: false,
           securityContext: podSecurityContext(POSTGRES_UID),
-          terminationGracePeriodSeconds: 60,
+          // The preStop hook's bound, plus time for SIGTERM to reach the rest.
+          terminationGracePeriodSeconds: c.shutdownTimeoutSeconds + 10,
           containers,
           volumes,
           nodeSelector: scheduling.nodeSelector,

@@ -1,3 +1,4 @@
+import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { PostgresPrimaryProps } from './primary';
@@ -45,6 +46,8 @@ export interface CheckedPrimaryProps {
   readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
   readonly tls?: PostgresTls;
   readonly networkPolicy: boolean;
+  /** Seconds the preStop hook's fast shutdown may take. */
+  readonly shutdownTimeoutSeconds: number;
 }
 
 /**
@@ -79,6 +82,7 @@ export function checkPrimaryProps(scope: Construct, props: PostgresPrimaryProps)
   if (props.metricsExporter) checkResources('metricsExporter.resources', props.metricsExporter.resources);
   const tls = props.tls === undefined ? undefined : PostgresTls._check('tls', props.tls);
   const maxReplicationLagBytes = parsePostgresSize('maxReplicationLag', props.maxReplicationLag ?? '64MB');
+  const shutdownTimeoutSeconds = checkShutdownTimeout('shutdownTimeout', props.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT);
   const exporter = props.metricsExporter && {
     image: checkImage('metricsExporter.image', props.metricsExporter.image ?? DEFAULT_EXPORTER_IMAGE),
     resources: props.metricsExporter.resources,
@@ -109,5 +113,19 @@ export function checkPrimaryProps(scope: Construct, props: PostgresPrimaryProps)
     metricsScrapers: props.metricsScrapers,
     tls,
     networkPolicy: props.networkPolicy ?? true,
+    shutdownTimeoutSeconds,
   };
+}
+
+/** The preStop hook's shutdown bound when none is given. */
+export const DEFAULT_SHUTDOWN_TIMEOUT = Duration.minutes(5);
+
+/** A shutdown bound in whole seconds, from 10 s to 1 day. */
+export function checkShutdownTimeout(prop: string, value: Duration): number {
+  if (!(value instanceof Duration)) throw invalid(prop, value, 'a Duration such as Duration.minutes(5)');
+  const seconds = value.toSeconds({ integral: false });
+  if (!Number.isInteger(seconds) || seconds < 10 || seconds > 86_400) {
+    throw invalid(prop, `${seconds}s`, 'a whole number of seconds from 10 to 86400');
+  }
+  return seconds;
 }

@@ -1,4 +1,4 @@
-import { ApiObject, Chart, Lazy } from 'cdk8s';
+import { ApiObject, Chart, Duration, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { renderPgHba, renderPostgresqlConf, restartSettingsHash } from './config-files';
@@ -163,6 +163,16 @@ export interface PostgresPrimaryProps {
    * @default - no TLS (connections are plain text; passwords are still SCRAM)
    */
   readonly tls?: PostgresTls;
+  /**
+   * How long a PostgreSQL pod's fast shutdown may take (its preStop hook's `pg_ctl stop -t`); the
+   * pod's `terminationGracePeriodSeconds` is 10 s more. The shutdown checkpoint writes every dirty
+   * buffer: a large `shared_buffers` on a slow disk needs minutes, and a shutdown cut short leaves
+   * crash recovery to the next start and, during a switchover, WAL the standbys never received.
+   * From 10 seconds to 1 day, in whole seconds.
+   *
+   * @default Duration.minutes(5)
+   */
+  readonly shutdownTimeout?: Duration;
 }
 
 /** What a replica group tells its primary. */
@@ -272,6 +282,7 @@ export class PostgresPrimary extends Construct {
       replicationUser: this.replicationUser,
       ferretdbUser: this.ferretdbUser,
       maxReplicationLagBytes: spec.maxReplicationLagBytes,
+      shutdownTimeoutSeconds: spec.shutdownTimeoutSeconds,
       restartSettingsHash: () => restartSettingsHash(this.settings),
       exporter: spec.exporter && exporterContainer(spec.exporter.image, spec.exporter.resources),
       tlsSecretName: this.tlsSecretName,
