@@ -428,7 +428,7 @@ describe('postgres.sh: promotion of a standby data directory waits until no othe
   test('it never promotes while another member keeps accepting writes: it gives up after PROMOTE_WAIT_SECONDS', () => {
     const run = promote(1000, { PROMOTE_WAIT_SECONDS: '2' });
     expect(run.status).not.toBe(0);
-    expect(run.stderr).toContain('FATAL: another member still accepts writes after 2s; not promoting');
+    expect(run.stderr).toContain('FATAL: not promoting after 2s: x-pg-primary-0 still accepts writes');
     expect(promoted(run)).toBe(false);
     expect(run.calls('postgres')).toEqual([]);
   }, SLOW);
@@ -489,7 +489,7 @@ describe('postgres.sh: fencing and promotion of a running server', () => {
     }));
 
     test('stops the standby (SIGINT) saying why', () => {
-      expect(run().stderr).toContain('the leader key now names this pod and no other member accepts writes: stopping the standby to promote it');
+      expect(run().stderr).toContain('the leader key now names this pod, its WAL receiver has ended and no other member blocks a promotion: stopping the standby to promote it');
       expect((run().read('calls/signals') ?? '').split(' ')[0]).toBe('INT');
     }, SLOW);
 
@@ -523,7 +523,7 @@ describe('postgres.sh: fencing and promotion of a running server', () => {
       expect(sequence.filter((c) => c.startsWith('answered ')).slice(0, 4)).toEqual(['answered f', 'answered f', 'answered f', 'answered t']);
       expect(sequence.lastIndexOf('answered f')).toBeLessThan(stopped);
       expect(sequence.indexOf('answered t')).toBeLessThan(stopped);
-      expect(run().stderr.split('streaming on from x-pg-primary-0 until it stops taking writes').length - 1).toBe(1);
+      expect(run().stderr.split('not promoting yet: x-pg-primary-0 still accepts writes').length - 1).toBe(1);
     }, SLOW);
 
     test('then promotes and starts as primary', () => {
@@ -532,6 +532,111 @@ describe('postgres.sh: fencing and promotion of a running server', () => {
       expect(serverSettings(run().calls('postgres')[1]).primary_conninfo).toBeUndefined();
     });
   });
+});
+
+describe('postgres.sh: a standby named leader streams on until its WAL receiver ends by itself', () => {
+  // The WAL receiver (pid 4242) streams for the first 3 asks after the leader key names this pod.
+  const run = lazy(() => runScript('postgres.sh', {
+    pod: 'x-pg-replica-1',
+    prepare: (p) => standbyData(p.pgdata),
+    stubs: {
+      postgres: [
+        'if [ "$(wc -l < "$STUB_DIR/calls/postgres")" = 1 ]; then',
+        '  printf \'%s\\n\' x-pg-replica-1 > "$CONFIG_DIR/leader"',
+        '  exec perl "$STUB_DIR/bin/stub-server.pl"',
+        'fi',
+      ].join('\n'),
+    },
+    psql: [
+      'if [[ $query == *pg_stat_wal_receiver* ]]; then',
+      '  n=$(cat "$STUB_DIR/receiver-asked" 2>/dev/null || echo 0); echo $((n + 1)) > "$STUB_DIR/receiver-asked"',
+      '  if [ "$n" -lt 3 ]; then echo "receiver streaming" >> "$STUB_DIR/calls/sequence"; echo 4242; else echo "receiver ended" >> "$STUB_DIR/calls/sequence"; fi',
+      '  exit 0',
+      'fi',
+    ].join('\n'),
+  }));
+
+  test('its server is not stopped while the receiver streaming when it was named still streams, and it says so once', () => {
+    const sequence = run().sequence();
+    const stopped = sequence.indexOf('signal INT');
+    expect(sequence.filter((c) => c.startsWith('receiver ')).slice(0, 4))
+      .toEqual(['receiver streaming', 'receiver streaming', 'receiver streaming', 'receiver ended']);
+    expect(sequence.lastIndexOf('receiver streaming')).toBeLessThan(stopped);
+    expect(sequence.indexOf('receiver ended')).toBeLessThan(stopped);
+    expect(run().stderr.split('streaming on until this standby\'s WAL receiver ends by itself').length - 1).toBe(1);
+  }, SLOW);
+
+  test('once it has ended, it promotes and starts as primary', () => {
+    const sequence = run().sequence();
+    expect(sequence.findIndex((c) => /^pg_ctl .*promote/.test(c))).toBeGreaterThan(sequence.indexOf('signal INT'));
+    expect(serverSettings(run().calls('postgres')[1]).primary_conninfo).toBeUndefined();
+  });
+});
+
+describe('postgres.sh: a promotion waits while a member is shutting down or has received more WAL', () => {
+  // This pod replayed up to 0/4000000. x-pg-primary-0 is shutting down for its first 2 asks, then
+  // down; x-pg-replica-0 has received 0/5000000 for its first 3 asks, then 0/4000000.
+  const run = lazy(() => runScript('postgres.sh', {
+    pod: 'x-pg-replica-1',
+    prepare: (p) => { standbyData(p.pgdata); setLeader(p, 'x-pg-replica-1'); },
+    psql: [
+      'asked() { n=$(cat "$STUB_DIR/asked-$1" 2>/dev/null || echo 0); echo $((n + 1)) > "$STUB_DIR/asked-$1"; echo "$n"; }',
+      'case "$host" in',
+      '  "") if [[ $query == *pg_last_wal_replay_lsn* ]]; then echo 0/4000000; exit 0; fi ;;',
+      '  x-pg-primary-0.*) if [ "$(asked primary)" -lt 2 ]; then echo "psql: error: FATAL:  the database system is shutting down" >&2; else echo "psql: error: connection refused" >&2; fi; exit 2 ;;',
+      '  x-pg-replica-0.*) if [ "$(asked replica)" -lt 3 ]; then echo "t 0/5000000"; else echo "t 0/4000000"; fi; echo "replica answered" >> "$STUB_DIR/calls/sequence"; exit 0 ;;',
+      'esac',
+    ].join('\n'),
+  }));
+
+  test('it says why it waits: the member shutting down, the member ahead with both positions', () => {
+    expect(run().stderr).toContain('not promoting yet: x-pg-primary-0 is shutting down; x-pg-replica-0 has received WAL up to 0/5000000, this pod only up to 0/4000000;');
+  }, SLOW);
+
+  test('it promotes only after the member ahead answered a position no further than its own', () => {
+    const sequence = run().sequence();
+    const promotion = sequence.findIndex((c) => /^pg_ctl .*promote/.test(c));
+    expect(sequence.filter((c) => c === 'replica answered')).toHaveLength(4);
+    expect(promotion).toBeGreaterThan(sequence.lastIndexOf('replica answered'));
+  });
+
+  test('WAL positions compare as 64-bit numbers (lsn_ahead)', () => {
+    const r = runScript('', {
+      pod: 'x-pg-replica-1',
+      snippet: '. "$CONFIG_DIR/datadir.sh"; for p in "1/0 0/FFFFFFFF" "0/FFFFFFFF 1/0" "0/A 0/9" "0/9 0/A" "0/5 0/5" " 0/5" "0/5 "; do lsn_ahead "${p% *}" "${p#* }" && echo "$p: y" || echo "$p: n"; done',
+    });
+    expect(r.read('stdout')).toBe(['1/0 0/FFFFFFFF: y', '0/FFFFFFFF 1/0: n', '0/A 0/9: y', '0/9 0/A: n', '0/5 0/5: n', ' 0/5: n', '0/5 : n', ''].join('\n'));
+  });
+});
+
+describe('postgres.sh: the promotion of standby data replays with limits at least the primary\'s', () => {
+  test('the local server it promotes gets -c name=<recorded> for each setting pg_control records higher', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-replica-1',
+      prepare: (p) => {
+        standbyData(p.pgdata);
+        setLeader(p, 'x-pg-replica-1');
+        fs.writeFileSync(path.join(p.dir, 'controldata'), CONTROLDATA.replace(/max_connections setting: +90/, 'max_connections setting:              500'));
+      },
+    });
+    const start = run.calls('pg_ctl').find((a) => a.includes('start'))!;
+    expect(start[start.indexOf('-o') + 1]).toMatch(/ -c max_connections=500$/);
+    expect(run.calls('pg_ctl').some((a) => a.includes('promote'))).toBe(true);
+  }, SLOW);
+});
+
+describe('postgres.sh: a pod named primary with a stale re-clone request', () => {
+  test('removes $RUN_DIR/reclone-needed (a standby\'s request) before it starts, so liveness passes', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => {
+        fs.writeFileSync(path.join(p.pgdata, 'PG_VERSION'), '15\n');
+        fs.writeFileSync(path.join(p.runDir, 'reclone-needed'), '');
+      },
+    });
+    expect(run.calls('postgres')).toHaveLength(1);
+    expect(run.read('run/reclone-needed')).toBeUndefined();
+  }, SLOW);
 });
 
 describe('postgres.sh: a standby starts with limits at least the primary\'s', () => {
@@ -582,6 +687,11 @@ describe('postgres.sh: an empty standby volume', () => {
     expect(serverSettings(run().calls('postgres')[0]).primary_slot_name).toBe('fdb_x_pg_replica_0');
     expect(fs.existsSync(path.join(run().runDir, 'preparing'))).toBe(false);
   }, SLOW);
+
+  test('the clone connects with an application_name of its own (<pod>-clone): synchronous_standby_names lists pod names, and a clone must not acknowledge commits', () => {
+    const [clone] = run().calls('pg_basebackup');
+    expect(clone[clone.indexOf('-d') + 1]).toMatch(/ application_name=x-pg-replica-0-clone( |$)/);
+  });
 });
 
 describe('rejoining after a promotion', () => {
@@ -611,6 +721,114 @@ describe('rejoining after a promotion', () => {
   });
 });
 
+describe('a pg_rewind that did not finish', () => {
+  const marker = (p: Paths) => `${p.pgdata}.rewinding`;
+
+  test('a failed pg_rewind leaves the data directory marked (<PGDATA>.rewinding) and postgres.sh stops saying the next start re-clones', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => { killedServerData(p.pgdata, 1); setLeader(p, 'x-pg-replica-1'); },
+      stubs: { pg_rewind: 'exit 1' },
+    });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toMatch(/FATAL: pg_rewind failed .* is never rewound again: the next start re-clones it/);
+    expect(fs.existsSync(marker(run))).toBe(true);
+    expect(run.calls('postgres')).toEqual([]);
+  }, SLOW);
+
+  test('SIGTERM to postgres.sh (the container\'s PID 1) during pg_rewind stops pg_rewind too, and the marker stays', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => { killedServerData(p.pgdata, 1); setLeader(p, 'x-pg-replica-1'); },
+      // The kubelet's SIGTERM reaches postgres.sh (its parent) alone, while pg_rewind runs.
+      stubs: { pg_rewind: 'trap \'echo TERM > "$STUB_DIR/rewind-signalled"; exit 143\' TERM; touch "$STUB_DIR/rewind-running"; kill -TERM $PPID; sleep 15 & wait' },
+    });
+    expect(run.read('rewind-running')).toBe('');
+    expect(run.read('rewind-signalled')).toBe('TERM\n');
+    expect(run.stderr).toContain('terminated');
+    expect(fs.existsSync(marker(run))).toBe(true);
+  }, SLOW);
+
+  test('at the next start, a marked standby is re-cloned, never rewound again, and the marker goes', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => { killedServerData(p.pgdata, 1); setLeader(p, 'x-pg-replica-1'); fs.writeFileSync(marker(p), ''); },
+    });
+    expect(run.stderr).toContain('a pg_rewind of this data directory did not finish: re-cloning it instead of rewinding it again');
+    expect(run.calls('pg_rewind')).toEqual([]);
+    expect(run.calls('pg_basebackup')).toHaveLength(1);
+    expect(fs.existsSync(marker(run))).toBe(false);
+    expect(run.calls('postgres')).toHaveLength(1);
+  }, SLOW);
+
+  test('a marked data directory named primary never starts: it says why', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => { killedServerData(p.pgdata, 1); fs.writeFileSync(marker(p), ''); },
+    });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toMatch(/FATAL: a pg_rewind of .* did not finish: its data mixes two servers' files and cannot run as primary/);
+    expect(run.calls('postgres')).toEqual([]);
+  }, SLOW);
+});
+
+describe('the system identifier: another database is never streamed from, rewound against or cloned over', () => {
+  /** The primary behind the read-write Service answers IDENTIFY_SYSTEM with system identifier 111. */
+  const otherPrimary = 'case "$query" in *IDENTIFY_SYSTEM*) echo "111|1|0/3000000|"; exit 0 ;; esac';
+
+  test.each([
+    ['a standby', (p: Paths) => standbyData(p.pgdata)],
+    ['a standby with a re-clone request', (p: Paths) => { standbyData(p.pgdata); fs.writeFileSync(path.join(p.runDir, 'reclone-needed'), ''); }],
+    ['a former primary (before pg_rewind)', (p: Paths) => killedServerData(p.pgdata, 1)],
+  ])('%s with data stops saying why, its data kept: no server, no pg_basebackup, no pg_rewind', (_name, prepare) => {
+    const run = runScript('postgres.sh', { pod: 'x-pg-replica-0', prepare, psql: otherPrimary });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain('FATAL: the primary behind x-pg-rw is a different database (system identifier 111) than this pod\'s data (7301234567890123456): not streaming from it and never re-cloning over this data');
+    expect(run.calls('pg_basebackup')).toEqual([]);
+    expect(run.calls('pg_rewind')).toEqual([]);
+    expect(run.calls('postgres')).toEqual([]);
+    expect(run.read('data/pgdata/PG_VERSION')).toBe('15\n');
+  }, SLOW);
+
+  test('IDENTIFY_SYSTEM goes over a replication connection of the replication role to the read-write Service', () => {
+    const run = runScript('', { pod: 'x-pg-replica-0', psql: otherPrimary, snippet: 'primary_system_identifier' });
+    expect(run.read('stdout')).toBe('111\n');
+    const [args] = run.calls('psql');
+    expect(args[args.indexOf('-d') + 1]).toMatch(/^host=x-pg-rw .*user=replicator .* replication=true$/);
+  });
+
+  test('the same identifier (or a primary that cannot be asked) lets a standby start', () => {
+    const same = runScript('postgres.sh', {
+      pod: 'x-pg-replica-0',
+      prepare: (p) => standbyData(p.pgdata),
+      psql: 'case "$query" in *IDENTIFY_SYSTEM*) echo "7301234567890123456|1|0/3000000|"; exit 0 ;; esac',
+    });
+    expect(same.calls('postgres')).toHaveLength(1);
+    const unknown = runScript('postgres.sh', { pod: 'x-pg-replica-0', prepare: (p) => standbyData(p.pgdata) });
+    expect(unknown.calls('postgres')).toHaveLength(1);
+  }, SLOW);
+
+  test('the agent of a standby that is not streaming from another database warns once and never requests a re-clone', () => {
+    const run = runScript('', {
+      pod: 'x-pg-replica-0',
+      psql: `${otherPrimary}\ncase "$query" in *pg_control_system*) echo 7301234567890123456; exit 0 ;; *pg_stat_wal_receiver*) echo 0; exit 0 ;; *wal_status*) echo lost; exit 0 ;; esac`,
+      snippet: 'eval "$(sed \'/^while true; do$/,$d\' "$CONFIG_DIR/agent.sh")"; watch_standby; watch_standby',
+    });
+    expect(run.read('run/reclone-needed')).toBeUndefined();
+    expect(run.stderr.split('WARNING: the primary behind x-pg-rw is a different database (system identifier 111)').length - 1).toBe(1);
+  }, SLOW);
+
+  test('a primary whose data is not the database the cluster recorded (state sidecar: "initialized <id>") never starts', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => { fs.writeFileSync(path.join(p.pgdata, 'PG_VERSION'), '15\n'); clusterState(p, 'initialized 111'); },
+    });
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain('FATAL: this data directory holds system identifier 7301234567890123456, but the cluster recorded 111 in its state ConfigMap');
+    expect(run.calls('postgres')).toEqual([]);
+  }, SLOW);
+});
+
 describe('lifecycle.sh ready (readiness)', () => {
   /** The probe with a psql that answers `role` (what the probe's query computes on the server). */
   const ready = (pod: string, role: string, options: { leader?: string; psqlFails?: boolean } = {}) => runScript('lifecycle.sh', {
@@ -632,6 +850,10 @@ describe('lifecycle.sh ready (readiness)', () => {
 
   test('a standby that streams within the lag bound is ready', () => {
     expect(ready('x-pg-replica-0', 'standby').status).toBe(0);
+  });
+
+  test('a standby whose leader key names this pod (about to promote, still read-only) is not ready', () => {
+    expect(ready('x-pg-replica-0', 'standby', { leader: 'x-pg-replica-0' }).status).not.toBe(0);
   });
 
   test('a standby that is behind (not streaming, or lagging beyond the bound) is not ready', () => {
@@ -709,6 +931,17 @@ describe('agent.sh', () => {
     expect(script.match(/^while true; do$/gm)).toHaveLength(1);
     expect(script.slice(script.indexOf('\nwhile true; do')).match(/^\w+\(\) \{/m)).toBeNull();
   });
+
+  test('a standby whose slot was invalidated requests a re-clone, unless the leader key names it (it is about to promote)', () => {
+    const watch = (leader: string) => runScript('', {
+      pod: 'x-pg-replica-0',
+      prepare: (p) => setLeader(p, leader),
+      psql: 'case "$query" in *pg_stat_wal_receiver*) echo 0; exit 0 ;; *wal_status*) echo lost; exit 0 ;; esac',
+      snippet: 'eval "$(sed \'/^while true; do$/,$d\' "$CONFIG_DIR/agent.sh")"; watch_standby',
+    });
+    expect(watch('x-pg-primary-0').read('run/reclone-needed')).toBe('');
+    expect(watch('x-pg-replica-0').read('run/reclone-needed')).toBeUndefined();
+  }, SLOW);
 
   test('reloads the configuration on its first pass, then only when postgresql.conf or pg_hba.conf changes', () => {
     const run = agent([

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Testing } from 'cdk8s';
 import { DOCUMENTDB_TEST_PARAMETERS, ensureDocumentDb } from './documentdb';
-import { Cluster, ClusterOptions, ExecResult } from './harness';
+import { Cluster, ClusterOptions, DEFAULT_IMAGE, ExecResult } from './harness';
 import { FerretDBCluster, FerretDBClusterProps, slotNameForPod } from '../../src';
 
 /** Every scenario synthesizes a real FerretDBCluster named `fdb`. */
@@ -22,6 +22,25 @@ export function synthCluster(props: FerretDBClusterProps = {}): unknown[] {
   const chart = Testing.chart();
   new FerretDBCluster(chart, 'db', { name: NAME, ...props, parameters: { ...DOCUMENTDB_TEST_PARAMETERS, ...props.parameters } });
   return Testing.synth(chart);
+}
+
+/**
+ * A directory put first on the pods' PATH holding wrappers of PostgreSQL's programs (to make one
+ * slow or fail on demand). Each wrapper is `sh` with `$REAL` set to the real program; the
+ * directory is writable by the pods (flag files, call logs). `remove()` deletes it.
+ */
+export function toolWrappers(wrappers: { [program: string]: string }): { dir: string; options: ClusterOptions; remove: () => void } {
+  // Not under /tmp: the pods mount a volume of their own there.
+  const dir = fs.mkdtempSync('/var/tmp/fdb-tools-');
+  fs.chmodSync(dir, 0o777);
+  for (const [program, body] of Object.entries(wrappers)) {
+    fs.writeFileSync(path.join(dir, program), `#!/bin/sh\nREAL=${path.join(DEFAULT_IMAGE.path![0], program)}\nDIR=${dir}\n${body}\n`, { mode: 0o755 });
+  }
+  return {
+    dir,
+    options: { images: { '*': { path: [dir, ...DEFAULT_IMAGE.path!] } } },
+    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 /** The scenarios' table, and the statement inserting rows `from`..`to` into it. */

@@ -8,7 +8,8 @@
 #     are no longer members, so a scaled-down replica cannot retain WAL);
 #   on a standby that is not streaming: when its slot on the primary has been invalidated, or the
 #     primary no longer has the WAL it needs next, marks the pod for a re-clone (the liveness
-#     probe then restarts the postgres container, and postgres.sh clones it again).
+#     probe then restarts the postgres container, and postgres.sh clones it again); never when
+#     the primary is another database (a different system identifier): it says so instead.
 set -uo pipefail
 LOG_TAG=agent.sh
 # shellcheck source=lib.sh
@@ -83,9 +84,12 @@ SQL
 
 watch_standby() {
   local streaming status missing
+  # Named primary, about to promote: not streaming is expected, and a re-clone would lose its data.
+  [ "$(current_leader)" = "$POD_NAME" ] && return 0
   streaming=$(local_sql -c "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'" 2>/dev/null || echo 0)
   [ "$streaming" = "0" ] || return 0
   [ -f "$RUN_DIR/reclone-needed" ] && return 0
+  different_system && return 0
   status=$(leader_sql -v slot="$(slot_name "$POD_NAME")" 2>/dev/null <<'SQL' || true
 SELECT coalesce((SELECT wal_status FROM pg_replication_slots WHERE slot_name = :'slot'), 'missing');
 SQL
@@ -107,6 +111,18 @@ SQL
     log "the primary no longer has the WAL this standby needs next (segment $(needed_segment)): requesting a restart to re-clone"
     touch "$RUN_DIR/reclone-needed"
   fi
+}
+
+# Whether the primary is another database than this standby's (then it is never re-cloned from
+# it: the data may be the last copy). Said once per identifier.
+MISMATCH_LOGGED=
+different_system() {
+  local ours theirs
+  theirs=$(primary_system_identifier)
+  ours=$(local_sql -c 'SELECT system_identifier FROM pg_control_system()' 2>/dev/null) || return 1
+  [ -n "$theirs" ] && [ "$theirs" != "$ours" ] || return 1
+  [ "$MISMATCH_LOGGED" = "$theirs" ] || log "WARNING: $(different_system_message "$theirs" "$ours")"
+  MISMATCH_LOGGED=$theirs
 }
 
 # The log and segment number (16 hex digits) of the WAL segment this standby streams from next.

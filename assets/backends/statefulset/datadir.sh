@@ -2,9 +2,10 @@
 # How postgres.sh prepares the data directory for the role this pod is to run. Sourced after
 # lib.sh, never executed:
 #   init_primary            initdb, once in the cluster's life (guarded by the state sidecar)
-#   promote_local_standby   promotion of this pod's standby data, once no other member accepts writes
+#   promote_local_standby   promotion of this pod's standby data, once no other member blocks it
 #   clone_from_primary      pg_basebackup through the pod's slot
-#   rejoin_as_standby       pg_rewind of a former primary's data against the new primary
+#   rejoin_as_standby       pg_rewind of a former primary's data against the new primary (a
+#                           rewind that did not finish is marked: the next start re-clones)
 
 CONF="$CONFIG_DIR/postgresql.conf"
 
@@ -46,25 +47,96 @@ init_primary() {
   log "cluster initialised"
 }
 
-# Never two writable primaries: the former primary fences itself when it sees the leader key
-# move; until it has, this pod waits.
-wait_until_sole_primary() {
-  local i others
+# What another member answers right now:
+#   writable        it takes writes
+#   shutting-down   a shutdown is under way: its walsenders may still be sending WAL
+#   standby <LSN>   in recovery, having received (or replayed) WAL up to LSN (empty: unknown)
+#   unreachable     no answer (down, refused, timed out): a member that cannot be asked
+member_state() {
+  local out
+  if out=$(psql -X -A -t -q -F ' ' -d "$(conninfo "$(member_host "$1")" 3)" \
+      -c 'SELECT pg_is_in_recovery(), greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())' 2>&1); then
+    case "$out" in
+      f*) echo writable ;;
+      t*) out=${out#t}; printf 'standby %s\n' "${out# }" ;;
+      *) echo unreachable ;;
+    esac
+  elif [[ $out == *"the database system is shutting down"* ]]; then
+    echo shutting-down
+  else
+    echo unreachable
+  fi
+}
+
+# Whether WAL location $1 is past $2 (both "X/Y" as PostgreSQL prints them; empty: unknown, never past).
+lsn_ahead() {
+  [ -n "$1" ] && [ -n "$2" ] || return 1
+  (( (16#${1%/*} << 32 | 16#${1#*/}) > (16#${2%/*} << 32 | 16#${2#*/}) ))
+}
+
+# Why this pod must not promote yet, with its WAL up to $1 (nothing printed: it may). Never two
+# writable primaries, and nothing a member received is lost: another member takes writes, is
+# shutting down (its last WAL may still be on its way), or has received more WAL than this pod.
+promotion_blockers() {
+  local member state
+  while read -r member; do
+    [ "$member" = "$POD_NAME" ] && continue
+    state=$(member_state "$member")
+    case "$state" in
+      writable) printf '%s still accepts writes; ' "$member" ;;
+      shutting-down) printf '%s is shutting down; ' "$member" ;;
+      standby\ *)
+        if lsn_ahead "${state#standby }" "$1"; then
+          printf '%s has received WAL up to %s, this pod only up to %s; ' "$member" "${state#standby }" "$1"
+        fi
+        ;;
+    esac
+  done < <(members)
+}
+
+# A hot standby refuses to replay with lower values of these settings than its primary's, which
+# pg_control records: start with the higher of the two (one "-c name=value" argument per line),
+# so a change to them can roll over the pods in any order, and a promotion replays with them too.
+standby_minimums() {
+  local name key recorded configured
+  while read -r name key; do
+    recorded=$(pg_controldata "$PGDATA" | sed -n "s/^$key setting: *//p")
+    configured=$(postgres -D "$PGDATA" -c "config_file=$CONF" -C "$name")
+    if [ -n "$recorded" ] && [ "$recorded" -gt "$configured" ]; then
+      log "$name: using the primary's $recorded instead of $configured until this standby has replayed the primary's change"
+      printf -- '-c\n%s=%s\n' "$name" "$recorded"
+    fi
+  done <<'LIST'
+max_connections max_connections
+max_worker_processes max_worker_processes
+max_wal_senders max_wal_senders
+max_prepared_transactions max_prepared_xacts
+max_locks_per_transaction max_locks_per_xact
+LIST
+}
+
+# The local server (started for the promotion) has replayed its WAL: wait until no member
+# blocks the promotion (a former primary stops by itself once it sees the leader key move).
+wait_until_promotable() {
+  local i blockers
   for i in $(seq 1 "${PROMOTE_WAIT_SECONDS:-600}"); do
-    others=$(other_writable_members | tr '\n' ' ')
-    [ -z "$others" ] && return 0
+    blockers=$(promotion_blockers "$(local_sql -c 'SELECT pg_last_wal_replay_lsn()' 2>/dev/null || true)")
+    [ -z "$blockers" ] && return 0
     if [ "$i" = 1 ] || [ $(( i % 30 )) = 0 ]; then
-      log "not promoting yet: ${others}still accepts writes (a former primary stops by itself once it sees the leader key move)"
+      log "not promoting yet: $blockers"
     fi
     sleep 1
   done
-  die "another member still accepts writes after ${PROMOTE_WAIT_SECONDS:-600}s; not promoting (README: promotion runbook, step 1)"
+  stop_local_server || true
+  die "not promoting after ${PROMOTE_WAIT_SECONDS:-600}s: ${blockers}(README: promotion runbook, step 1)"
 }
 
 promote_local_standby() {
+  local -a minimums
   log "this pod is the designated primary and holds standby data: promoting it"
-  wait_until_sole_primary
-  start_local_server
+  mapfile -t minimums < <(standby_minimums)
+  start_local_server "${minimums[@]}"
+  wait_until_promotable
   pg_ctl -D "$PGDATA" -w -t 3600 promote
   stop_local_server
   log "promoted; now on timeline $(pg_controldata "$PGDATA" | sed -n 's/^Latest checkpoint.s TimeLineID: *//p')"
@@ -78,6 +150,24 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = :'slot');
 SQL
 }
 
+# This data directory's system identifier.
+local_system_identifier() {
+  pg_controldata "$PGDATA" | sed -n 's/^Database system identifier: *//p'
+}
+
+# Never stream from, rewind against or re-clone from another database over this pod's data: a
+# primary with another system identifier stops this pod (the data is kept). A primary that
+# cannot be asked does not stop it (it streams once the primary is back, or asks again).
+require_same_system() {
+  local ours theirs
+  has_data || return 0
+  ours=$(local_system_identifier)
+  theirs=$(primary_system_identifier)
+  if [ -n "$theirs" ] && [ -n "$ours" ] && [ "$theirs" != "$ours" ]; then
+    die "$(different_system_message "$theirs" "$ours")"
+  fi
+}
+
 # Clone the primary into a sibling directory and move it into place only when complete,
 # so an interrupted clone never leaves a half-written data directory behind.
 clone_from_primary() {
@@ -85,10 +175,13 @@ clone_from_primary() {
   rm -rf "$tmp"
   # Applied all at once, standbys start before the primary: wait for it rather than fail.
   wait_for_primary || die "no writable primary behind $PRIMARY_HOST to clone; data directory left as it was"
+  require_same_system
   log "cloning $PRIMARY_HOST with pg_basebackup through slot $slot"
   ensure_slot "$slot" || die "cannot create or check slot $slot on $PRIMARY_HOST as $REPLICATION_USER (see the error above); data directory left as it was"
   # In the background so that SIGTERM (this shell is the container's PID 1) stops the clone.
-  pg_basebackup -D "$tmp" -d "$(leader_conninfo)" -X stream -S "$slot" -c fast --no-password -v >&2 &
+  # Its own application_name: synchronous_standby_names lists pod names, and a clone must never
+  # acknowledge a commit (its copy is deleted if the clone fails).
+  pg_basebackup -D "$tmp" -d "$(conninfo "$PRIMARY_HOST" 5 "$POD_NAME-clone")" -X stream -S "$slot" -c fast --no-password -v >&2 &
   if ! wait $!; then
     rm -rf "$tmp"
     die "pg_basebackup from $PRIMARY_HOST failed (see the error above); data directory left as it was"
@@ -96,6 +189,7 @@ clone_from_primary() {
   touch "$tmp/standby.signal"
   rm -rf "$PGDATA"
   mv "$tmp" "$PGDATA"
+  rm -f "$REWIND_MARKER"
   log "clone complete"
 }
 
@@ -112,14 +206,23 @@ wait_for_primary() {
   return 1
 }
 
+# Marks a data directory while pg_rewind changes it: a rewind that did not finish (failed,
+# killed, pod deleted) leaves a mix of two servers' files that must never be rewound again.
+REWIND_MARKER="$PGDATA.rewinding"
+
 rejoin_as_standby() {
   log "the data directory belongs to a former primary: rewinding it to follow $PRIMARY_HOST"
   wait_for_primary || die "no writable primary behind $PRIMARY_HOST; refusing to start a former primary (it could accept writes)"
+  require_same_system
+  touch "$REWIND_MARKER"
   # --config-file: if the target needs crash recovery first, it runs with the real settings
-  # (wal_log_hints among them), not the data directory's initdb defaults.
-  if ! pg_rewind --target-pgdata="$PGDATA" --source-server="$(leader_conninfo)" --config-file="$CONF" >&2; then
-    die "pg_rewind failed; the data directory is kept for inspection. To re-clone this pod, empty its volume (see the README runbook)"
+  # (wal_log_hints among them), not the data directory's initdb defaults. In the background so
+  # that SIGTERM (this shell is the container's PID 1) stops it.
+  pg_rewind --target-pgdata="$PGDATA" --source-server="$(leader_conninfo)" --config-file="$CONF" >&2 &
+  if ! wait $!; then
+    die "pg_rewind failed (see the error above); $PGDATA is half-rewound and is never rewound again: the next start re-clones it from $PRIMARY_HOST"
   fi
   touch "$PGDATA/standby.signal"
+  rm -f "$REWIND_MARKER"
   log "rewound; starting as standby"
 }

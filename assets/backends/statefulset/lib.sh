@@ -63,9 +63,10 @@ write_pgpass() {
 
 # A replication-role connection to a host; the password comes from the pgpass file. With TLS
 # (TLS_DIR set) the server must present a certificate for that host name, signed by the CA.
+# $3: the application_name (default: the pod's name, which synchronous_standby_names lists).
 conninfo() {
   printf 'host=%s port=%s user=%s dbname=postgres passfile=%s connect_timeout=%s application_name=%s' \
-    "$1" "$PGPORT" "$REPLICATION_USER" "$PGPASSFILE" "${2:-5}" "$POD_NAME"
+    "$1" "$PGPORT" "$REPLICATION_USER" "$PGPASSFILE" "${2:-5}" "${3:-$POD_NAME}"
   if [ -n "${TLS_DIR:-}" ]; then
     printf ' sslmode=verify-full sslrootcert=%s/ca.crt' "$TLS_DIR"
   fi
@@ -80,22 +81,22 @@ leader_sql() {
   psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$(leader_conninfo)" "$@"
 }
 
+# The system identifier of the primary behind the read-write Service (IDENTIFY_SYSTEM over a
+# replication connection), or nothing when it cannot be asked.
+primary_system_identifier() {
+  { psql -X -A -t -q -d "$(leader_conninfo) replication=true" -c IDENTIFY_SYSTEM 2>/dev/null || true; } | cut -d'|' -f1
+}
+
+# What a standby says when its primary is another database (never streamed from, never cloned over).
+different_system_message() {
+  printf 'the primary behind %s is a different database (system identifier %s) than this pod'"'"'s data (%s): not streaming from it and never re-cloning over this data, which is kept as it is. If the primary was initialised anew by mistake (lost state ConfigMap and primary volume), designate a pod that holds the data (README: lost primary volume)' \
+    "$PRIMARY_HOST" "$1" "$2"
+}
+
 # A member pod's own address: every StatefulSet of a cluster has a headless Service of its name,
 # and a StatefulSet pod is <statefulset>-<ordinal>.
 member_host() {
   printf '%s.%s' "$1" "${1%-*}"
-}
-
-# Members other than this pod that accept writes right now, one per line (unreachable ones are
-# not listed: a member that cannot be reached cannot be asked).
-other_writable_members() {
-  local member
-  while read -r member; do
-    [ "$member" = "$POD_NAME" ] && continue
-    if [ "$(psql -X -A -t -q -d "$(conninfo "$(member_host "$member")" 3)" -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; then
-      printf '%s\n' "$member"
-    fi
-  done < <(members)
 }
 
 # Maintenance sessions on the local server (roles, slots) commit locally: they must never wait
@@ -113,10 +114,11 @@ is_standby_data() {
 }
 
 # Start a server reachable only through the local socket (for initialisation and promotion).
-# No standby can reach it, so its commits must not wait for synchronous standbys.
+# No standby can reach it, so its commits must not wait for synchronous standbys. Arguments:
+# more server options ("-c" "name=value" pairs, values without spaces).
 start_local_server() {
   pg_ctl -D "$PGDATA" -w -t "${PG_START_TIMEOUT:-3600}" -l "$RUN_DIR/local-server.log" \
-    -o "-c config_file=$CONFIG_DIR/postgresql.conf -c listen_addresses='' -c synchronous_standby_names=''" start \
+    -o "-c config_file=$CONFIG_DIR/postgresql.conf -c listen_addresses='' -c synchronous_standby_names='' $*" start \
     || { cat "$RUN_DIR/local-server.log" >&2; die "local server did not start"; }
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Probes and preStop hook of the `postgres` container.
 #   lifecycle.sh ready  -> readiness: a primary while it is writable and still the leader; a standby
-#                          while it streams and has replayed WAL to within MAX_REPLICATION_LAG_BYTES
-#                          of the primary's last reported position
+#                          not named leader while it streams and has replayed WAL to within
+#                          MAX_REPLICATION_LAG_BYTES of the primary's last reported position
 #   lifecycle.sh live   -> the server, or postgres.sh preparing the data directory (clone, rewind,
 #                          promotion), is alive (startup and liveness)
 #   lifecycle.sh stop   -> fast shutdown (preStop): clients are disconnected instead of waited for
@@ -27,7 +27,9 @@ SQL
     case "$role" in
       # A primary that is no longer the leader is fencing itself: never an endpoint.
       primary) [ "$leader" = "${POD_NAME:?}" ] ;;
-      standby) exit 0 ;;
+      # A standby named leader is about to promote: the read-write Service must not send
+      # clients to it while it is still read-only.
+      standby) [ "$leader" != "${POD_NAME:?}" ] ;;
       *) exit 1 ;;
     esac
     ;;

@@ -4,14 +4,17 @@
 # The pod named in the ConfigMap key `leader` runs as primary; every other pod runs as a hot
 # standby that streams from the read-write Service through its own physical replication slot.
 #   primary, no data      -> initdb, once in the cluster's life (bootstrap pod only)
-#   primary, standby data -> promote it, once no other member accepts writes
+#   primary, standby data -> promote it, once no other member takes writes, is shutting down or
+#                            has received more WAL
 #   standby, no data      -> pg_basebackup through the pod's slot
 #   standby, former primary data -> pg_rewind against the new primary, then follow it
+#   standby, unfinished rewind -> re-clone (never a second pg_rewind over half-rewound data)
 #   standby, slot lost    -> the WAL it needs is gone: re-clone automatically
 # The server runs as this shell's child: when the leader key moves away from a running primary,
 # it stops the server at once (fencing) and starts over as a standby; when the key moves to a
-# running standby, that standby streams on until no other member accepts writes, then starts
-# over as primary (promotion).
+# running standby, that standby streams on until its WAL receiver ends by itself (the former
+# primary has sent everything up to its shutdown checkpoint), then starts over as primary
+# (promotion) unless another member blocks it.
 set -Eeuo pipefail
 # shellcheck source=lib.sh
 . "${CONFIG_DIR:-/etc/ferretdb-postgres}/lib.sh"
@@ -35,7 +38,7 @@ supervise() {
       exec bash "$0"
     fi
     if [ "$role" = standby ] && [ "$leader" = "$POD_NAME" ] && handover_ready; then
-      log "the leader key now names this pod and no other member accepts writes: stopping the standby to promote it"
+      log "the leader key now names this pod, its WAL receiver has ended and no other member blocks a promotion: stopping the standby to promote it"
       stop_server
       exec bash "$0"
     fi
@@ -47,19 +50,40 @@ supervise() {
   die "the server exited (status $status)"
 }
 
-# A standby named leader keeps streaming until the former primary has stopped taking writes:
-# it then holds everything the former primary wrote, up to its shutdown checkpoint, and so can
-# every other standby that follows it.
-HANDOVER_LOGGED=
+# A standby named leader keeps streaming until the WAL receiver that streamed when it was named
+# has ended by itself: the former primary's walsenders end only once they have sent everything
+# up to its shutdown checkpoint. It then promotes unless another member blocks it (datadir.sh).
 handover_ready() {
-  local others
-  others=$(other_writable_members | tr '\n' ' ')
-  [ -z "$others" ] && return 0
-  if [ -z "$HANDOVER_LOGGED" ]; then
-    log "the leader key now names this pod; streaming on from ${others}until it stops taking writes"
-    HANDOVER_LOGGED=1
+  local ours blockers
+  if ! receiver_ended; then
+    handover_log "the leader key now names this pod; streaming on until this standby's WAL receiver ends by itself (the former primary has then sent everything up to its shutdown checkpoint)"
+    return 1
   fi
+  ours=$(local_sql -c 'SELECT greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())') || return 1
+  blockers=$(promotion_blockers "$ours")
+  [ -z "$blockers" ] && return 0
+  handover_log "the leader key now names this pod; not promoting yet: $blockers"
   return 1
+}
+
+# The pid of the WAL receiver streaming when the leader key came to name this pod ("none"), and
+# whether it has stopped streaming since (once it has, it stays ended for this run).
+HANDOVER_RECEIVER=
+HANDOVER_RECEIVER_ENDED=
+receiver_ended() {
+  local now
+  [ -n "$HANDOVER_RECEIVER_ENDED" ] && return 0
+  now=$(local_sql -c "SELECT pid FROM pg_stat_wal_receiver WHERE status = 'streaming'") || return 1
+  HANDOVER_RECEIVER=${HANDOVER_RECEIVER:-${now:-none}}
+  [ "${now:-none}" = "$HANDOVER_RECEIVER" ] && [ "$now" != "" ] && return 1
+  HANDOVER_RECEIVER_ENDED=1
+}
+
+HANDOVER_LOGGED=
+handover_log() {
+  [ "$1" = "$HANDOVER_LOGGED" ] && return 0
+  log "$1"
+  HANDOVER_LOGGED=$1
 }
 
 stop_server() {
@@ -69,6 +93,10 @@ stop_server() {
 }
 
 run_primary() {
+  # A re-clone request is a standby's: on a pod named primary it would fail liveness forever.
+  rm -f "$RUN_DIR/reclone-needed"
+  [ -f "$REWIND_MARKER" ] \
+    && die "a pg_rewind of $PGDATA did not finish: its data mixes two servers' files and cannot run as primary. Designate another pod (README: promotion runbook)"
   if ! has_data; then
     [ "$POD_NAME" = "${BOOTSTRAP_POD:-}" ] \
       || die "$POD_NAME is the designated primary but its data directory is empty; refusing to initialise an empty database in an existing cluster. Designate a pod that has data (README: promotion runbook)"
@@ -77,6 +105,7 @@ run_primary() {
   if is_standby_data; then
     promote_local_standby
   fi
+  require_recorded_system
   record_system_identifier
   chmod 0700 "$PGDATA"
   log "starting as primary"
@@ -97,32 +126,15 @@ SQL
   fi
 }
 
-# A hot standby refuses to replay with lower values of these settings than its primary's, which
-# pg_control records: start with the higher of the two (one "-c name=value" argument per line),
-# so a change to them can roll over the pods in any order.
-standby_minimums() {
-  local name key recorded configured
-  while read -r name key; do
-    recorded=$(pg_controldata "$PGDATA" | sed -n "s/^$key setting: *//p")
-    configured=$(postgres -D "$PGDATA" -c "config_file=$CONF" -C "$name")
-    if [ -n "$recorded" ] && [ "$recorded" -gt "$configured" ]; then
-      log "$name: using the primary's $recorded instead of $configured until this standby has replayed the primary's change"
-      printf -- '-c\n%s=%s\n' "$name" "$recorded"
-    fi
-  done <<'LIST'
-max_connections max_connections
-max_worker_processes max_worker_processes
-max_wal_senders max_wal_senders
-max_prepared_transactions max_prepared_xacts
-max_locks_per_transaction max_locks_per_xact
-LIST
-}
-
 run_standby() {
   local slot status
   local -a minimums
   slot=$(slot_name "$POD_NAME")
+  require_same_system
   if ! has_data; then
+    clone_from_primary "$slot"
+  elif [ -f "$REWIND_MARKER" ]; then
+    log "a pg_rewind of this data directory did not finish: re-cloning it instead of rewinding it again"
     clone_from_primary "$slot"
   elif ! is_standby_data; then
     rejoin_as_standby
@@ -154,6 +166,17 @@ SQL
   log "starting as standby of $PRIMARY_HOST through slot $slot"
   supervise standby postgres -D "$PGDATA" -c "config_file=$CONF" \
     -c "primary_conninfo=$(leader_conninfo)" -c "primary_slot_name=$slot" "${minimums[@]}"
+}
+
+# The state sidecar (primary StatefulSet only) read the identifier the cluster recorded in the
+# API: data of another database never runs as this cluster's primary.
+require_recorded_system() {
+  local state ours
+  state=$(cat "$STATE_DIR/cluster-state" 2>/dev/null || true)
+  case "$state" in initialized\ *) ;; *) return 0 ;; esac
+  ours=$(local_system_identifier)
+  [ "${state#initialized }" = "$ours" ] \
+    || die "this data directory holds system identifier $ours, but the cluster recorded ${state#initialized } in its state ConfigMap: another database. Refusing to run it as primary; the data is kept as it is"
 }
 
 # For the state sidecar (primary StatefulSet only): the identifier it records in the API.
