@@ -365,7 +365,16 @@ describe('synchronous_standby_names', () => {
     const members = postgresConfigMap(objs).data.members.trim().split('\n');
     const listed = /\((.*)\)/.exec(postgresqlConf(objs).synchronous_standby_names)![1].split(', ').map((s) => JSON.parse(s));
     expect(listed).toEqual(members);
-    expect(postgresConfigMap(objs).data['lib.sh']).toMatch(/application_name=%s[^\n]*\n[^\n]*"\$POD_NAME"/);
+    // conninfo's third argument defaults to the pod's name; only a clone passes another one.
+    expect(postgresConfigMap(objs).data['lib.sh']).toMatch(/application_name=%s[^\n]*\n[^\n]*"\$\{3:-\$POD_NAME\}"/);
+  });
+
+  test('a clone (pg_basebackup) connects with a name the list does not hold, so it never acknowledges a commit', () => {
+    const objs = synth({ replicationMode: ReplicationMode.synchronousQuorum(1) });
+    const datadir = postgresConfigMap(objs).data['datadir.sh'];
+    const clone = datadir.split('\n').find((l: string) => l.includes('pg_basebackup -D'));
+    expect(clone).toContain('conninfo "$PRIMARY_HOST" 5 "$POD_NAME-clone"');
+    expect(postgresqlConf(objs).synchronous_standby_names).not.toContain('-clone');
   });
 });
 
