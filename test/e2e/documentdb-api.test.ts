@@ -85,7 +85,7 @@ test('FerretDB\'s role inserts and finds on the primary, finds on a standby read
   expect(await c.sql(PRIMARY, "SELECT count(*) FROM cron.job_run_details WHERE status = 'failed'")).toBe('0');
 });
 
-test('the replication role can run SQL with the extension loaded (slot checks, pg_rewind\'s file functions) but cannot read documents', async () => {
+test('the replication role can run SQL with the extension loaded (slot checks, pg_rewind\'s file functions), cannot SELECT documents, but can read a collection\'s file (what README says it can do)', async () => {
   pg = await PgCluster.boot({ replicas: 1 });
   const c = pg;
   await c.waitStreaming(PRIMARY, [replica(0)]);
@@ -99,4 +99,24 @@ test('the replication role can run SQL with the extension loaded (slot checks, p
     `psql -X -A -t -q "host=${NAME}-pg-rw user=replicator dbname=postgres passfile=/var/run/postgresql/.pgpass" -c "SELECT count(*) FROM ${table}"`]);
   expect(documents.code).not.toBe(0);
   expect(documents.stderr).toMatch(/permission denied/);
+  // The file functions pg_rewind needs read any file of the data directory, a table's included.
+  await c.sql(PRIMARY, 'CHECKPOINT');
+  const file = await c.sql(PRIMARY, `SELECT pg_relation_filepath('${table}')`);
+  const raw = await c.h.exec(replica(0), 'postgres', ['bash', '-c',
+    `psql -X -A -t -q "host=${NAME}-pg-rw user=replicator dbname=postgres passfile=/var/run/postgresql/.pgpass" -c "SELECT position(convert_to('4111', 'UTF8') IN pg_read_binary_file('${file}')) > 0"`]);
+  expect(raw.stderr).toBe('');
+  expect(raw.stdout.trim()).toBe('t');
+});
+
+test('the passwords setup.sql sets never reach the server log, even with log_statement = all', async () => {
+  pg = await PgCluster.boot({ replicas: 0, parameters: { log_statement: 'all' } });
+  const c = pg;
+  await c.waitLog(PRIMARY, /roles, passwords and extension applied/, 0, 120_000, 'agent');
+  const secret = c.h.getSecret(`${NAME}-credentials`)!;
+  const logs = c.h.logs(PRIMARY, 'postgres');
+  expect(logs).toMatch(/LOG: {2}statement: /);
+  for (const key of ['replication-password', 'ferretdb-password']) {
+    expect(secret[key].length).toBeGreaterThan(10);
+    expect(logs.includes(secret[key])).toBe(false);
+  }
 });

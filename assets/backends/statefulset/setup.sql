@@ -2,6 +2,10 @@
 -- changes). psql variables: replication_user, replication_password, ferretdb_user, ferretdb_password.
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
+-- The passwords below travel as SQL text: this session never logs its statements, whatever
+-- log_statement or log_min_duration_statement say (a superuser session may change both).
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;
 
 -- Replication role: REPLICATION LOGIN and nothing else.
 SELECT format('CREATE ROLE %I', :'replication_user')
