@@ -184,6 +184,8 @@ function runScript(script: string, o: ScriptOptions): Run {
         RUN_DIR: p.runDir,
         // One directory here; two emptyDirs in the pods (the state sidecar never sees the socket).
         STATE_DIR: p.runDir,
+        // The pods' /tmp emptyDir (the metrics sidecar does not mount it); never the host's /tmp.
+        PGPASSFILE: path.join(p.runDir, '.pgpass'),
         PGHOST: p.runDir,
         PGDATA: p.pgdata,
         POD_NAME: o.pod,

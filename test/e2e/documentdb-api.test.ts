@@ -90,20 +90,20 @@ test('the replication role can run SQL with the extension loaded (slot checks, p
   const c = pg;
   await c.waitStreaming(PRIMARY, [replica(0)]);
   const r = await c.h.exec(replica(0), 'postgres', ['bash', '-c',
-    `psql -X -A -t -q -v ON_ERROR_STOP=1 "host=${NAME}-pg-rw user=replicator dbname=postgres passfile=/var/run/postgresql/.pgpass" -c "SELECT pg_is_in_recovery(), count(*) > 0 FROM pg_replication_slots, (SELECT pg_ls_dir('pg_wal', false, false)) w"`]);
+    `psql -X -A -t -q -v ON_ERROR_STOP=1 "host=${NAME}-pg-rw user=replicator dbname=postgres passfile=/tmp/.pgpass" -c "SELECT pg_is_in_recovery(), count(*) > 0 FROM pg_replication_slots, (SELECT pg_ls_dir('pg_wal', false, false)) w"`]);
   expect(r.stderr).toBe('');
   expect(r.stdout.trim()).toBe('f|t');
   await c.sql(PRIMARY, "SELECT documentdb_api.insert_one('app', 'secrets', '{\"_id\":1,\"card\":\"4111\"}')");
   const table = await c.sql(PRIMARY, "SELECT 'documentdb_data.documents_' || collection_id FROM documentdb_api_catalog.collections WHERE collection_name = 'secrets'");
   const documents = await c.h.exec(replica(0), 'postgres', ['bash', '-c',
-    `psql -X -A -t -q "host=${NAME}-pg-rw user=replicator dbname=postgres passfile=/var/run/postgresql/.pgpass" -c "SELECT count(*) FROM ${table}"`]);
+    `psql -X -A -t -q "host=${NAME}-pg-rw user=replicator dbname=postgres passfile=/tmp/.pgpass" -c "SELECT count(*) FROM ${table}"`]);
   expect(documents.code).not.toBe(0);
   expect(documents.stderr).toMatch(/permission denied/);
   // The file functions pg_rewind needs read any file of the data directory, a table's included.
   await c.sql(PRIMARY, 'CHECKPOINT');
   const file = await c.sql(PRIMARY, `SELECT pg_relation_filepath('${table}')`);
   const raw = await c.h.exec(replica(0), 'postgres', ['bash', '-c',
-    `psql -X -A -t -q "host=${NAME}-pg-rw user=replicator dbname=postgres passfile=/var/run/postgresql/.pgpass" -c "SELECT position(convert_to('4111', 'UTF8') IN pg_read_binary_file('${file}')) > 0"`]);
+    `psql -X -A -t -q "host=${NAME}-pg-rw user=replicator dbname=postgres passfile=/tmp/.pgpass" -c "SELECT position(convert_to('4111', 'UTF8') IN pg_read_binary_file('${file}')) > 0"`]);
   expect(raw.stderr).toBe('');
   expect(raw.stdout.trim()).toBe('t');
 });

@@ -80,6 +80,12 @@ test('the exporter sidecar reports recovery state, lag and retained WAL that ris
     wal: { maxSlotWalKeepSize: '64MB', walKeepSize: '16MB' },
     parameters: { max_wal_size: '96MB', min_wal_size: '32MB' },
   }, { images: IMAGES });
+  // The replication password is in the postgres and agent containers' /tmp, which the exporter
+  // does not mount; the run directory it mounts (the socket) holds no password file.
+  expect((await pg.h.exec(PRIMARY, 'postgres', ['test', '-s', '/tmp/.pgpass'])).code).toBe(0);
+  const peek = await pg.h.exec(PRIMARY, 'metrics', ['sh', '-c', 'ls -A /var/run/postgresql; cat /var/run/postgresql/.pgpass /tmp/.pgpass']);
+  expect(peek.code).not.toBe(0);
+  expect(peek.stdout).not.toMatch(/pgpass|replicator/);
   const c = pg;
   await c.waitStreaming(PRIMARY, [STANDBY]);
 

@@ -85,7 +85,7 @@ afterEach(async () => {
 /** psql from a pod with a libpq connection string; the replication role's password file. */
 async function connect(pod: string, conninfo: string, query = 'SELECT 1') {
   return pg!.h.exec(pod, 'postgres', ['psql', '-X', '-A', '-t', '-q', '-d',
-    `${conninfo} user=replicator dbname=postgres passfile=/var/run/postgresql/.pgpass connect_timeout=5`, '-c', query], { timeoutMs: 15_000 });
+    `${conninfo} user=replicator dbname=postgres passfile=/tmp/.pgpass connect_timeout=5`, '-c', query], { timeoutMs: 15_000 });
 }
 
 /** The serial of the certificate the server at `ip` presents now (a new TLS handshake). */
@@ -125,7 +125,7 @@ test('replication, member checks and FerretDB\'s role run over verified TLS only
   expect(plain.code).not.toBe(0);
   expect(plain.stderr).toMatch(/pg_hba\.conf rejects connection .*no encryption|no pg_hba\.conf entry .*no encryption/);
   const plainReplication = await c.h.exec(STANDBY, 'postgres', ['psql', '-X', '-d',
-    `host=${RW_SERVICE} sslmode=disable user=replicator replication=true passfile=/var/run/postgresql/.pgpass connect_timeout=5`, '-c', 'IDENTIFY_SYSTEM']);
+    `host=${RW_SERVICE} sslmode=disable user=replicator replication=true passfile=/tmp/.pgpass connect_timeout=5`, '-c', 'IDENTIFY_SYSTEM']);
   expect(plainReplication.code).not.toBe(0);
   expect(plainReplication.stderr).toMatch(/replication connection .*no encryption/);
   const verified = await connect(STANDBY, `host=${RW_SERVICE} sslmode=verify-full sslrootcert=${TLS_DIR}/ca.crt`,
