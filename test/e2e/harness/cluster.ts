@@ -264,6 +264,7 @@ export class Cluster implements PodHost {
     const p = this.pod(pod);
     this.holdIfWanted(p, opts.recreate);
     await this.removePod(p, opts.graceSeconds !== undefined ? opts.graceSeconds * 1000 : p.graceMs(), false);
+    await this.proxy?.synced();
   }
 
   /** Kills a pod at once (SIGKILL to everything, no preStop): a node crash. Same recreate option. */
@@ -271,6 +272,7 @@ export class Cluster implements PodHost {
     const p = this.pod(pod);
     this.holdIfWanted(p, opts.recreate);
     await this.removePod(p, 0, true);
+    await this.proxy?.synced();
   }
 
   /** Lets the controller recreate a pod deleted with `recreate: false`; resolves once it is created. */
