@@ -52,8 +52,12 @@ function objects(version: string): object[] {
     webDeployment('web', 2, version, { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } }),
     webDeployment('single', 1, version, { type: 'Recreate' }),
     // Port 80 to the container port named http (8080), and port 81 to the number 8080.
-    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: NS },
-      spec: { selector: { ...labels, deployment: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'num', port: 81, targetPort: 8080 }] } },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'web', namespace: NS },
+      spec: { selector: { ...labels, deployment: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'num', port: 81, targetPort: 8080 }] },
+    },
   ];
 }
 
