@@ -253,7 +253,7 @@ describe('harness: StatefulSet of real PostgreSQL pods', () => {
     const lookup = await c.exec('pg-1', 'postgres', ['getent', 'hosts', 'pg-primary']);
     expect(lookup.stdout).toContain(c.clusterIp('pg-primary'));
     const refused = await c.exec('pg-1', 'postgres', ['psql', '-h', 'pg-primary', '-U', 'postgres', '-Atc', 'select 1']);
-    expect(refused.stderr).toMatch(/Connection refused/);
+    expect(refused).toMatchObject({ code: 2, stderr: expect.stringMatching(/Connection refused/) });
     expect(fs.existsSync(path.join(c.volumePath('pg-0', 'data'), 'pgdata', 'PG_VERSION'))).toBe(true);
     await c.startPod('pg-0');
     await c.waitReady('pg-0', 30_000);

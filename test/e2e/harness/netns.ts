@@ -116,6 +116,10 @@ export class Network {
     this.namespaces.add(this.switchNs);
     await run('ip', ['-n', this.switchNs, 'link', 'set', 'lo', 'up']);
     await run('ip', ['-n', this.switchNs, 'link', 'add', 'br0', 'type', 'bridge']);
+    // A fixed MAC: a bridge otherwise takes the lowest MAC of its ports, so deleting a pod's veth
+    // could change it, and pods whose ARP cache holds the old one could not reach the switch's
+    // addresses (ClusterIPs, the API server) until their entry expires.
+    await run('ip', ['-n', this.switchNs, 'link', 'set', 'br0', 'address', '02:00:00:00:00:01']);
     await run('ip', ['-n', this.switchNs, 'addr', 'add', `${this.gateway}/24`, 'dev', 'br0']);
     await run('ip', ['-n', this.switchNs, 'link', 'set', 'br0', 'up']);
   }
