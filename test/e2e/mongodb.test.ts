@@ -141,8 +141,8 @@ test('every FerretDB metric the dashboard and the PrometheusRule query exists in
   console.log(`metrics the library queries: ${used.join(', ')}; FerretDB's own: ${[...exposed].filter((n) => n.startsWith('ferretdb_')).join(', ')}`);
   expect(used.filter((n) => !exposed.has(n))).toEqual(NOT_IN_FERRETDB_2);
   expect(exposed).toContain('ferretdb_client_duration_seconds_count');
-  const durationLabels = r.stdout.split('\n').find((l) => l.startsWith('ferretdb_client_duration_seconds_count{'));
-  console.log(`a FerretDB 2.7 request series: ${durationLabels}`);
+  const series = r.stdout.split('\n').filter((l) => /^ferretdb_client_(duration_seconds_count|accepts_total)\{/.test(l));
+  console.log(`FerretDB 2.7's request series:\n${series.join('\n')}`);
 });
 
 test('readiness: with the primary down the writer FerretDB pods leave NAME-rw and the standbys leave NAME-pg-ro; once it returns the same FerretDB pods serve NAME-rw and NAME-ro again', async () => {
