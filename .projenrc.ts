@@ -24,6 +24,8 @@ const project = new cdk8s.ConstructLibraryCdk8s({
     'cdk8s-cli@2.207.60',
     // Tests validate custom resources against their CRD's openAPIV3Schema.
     'ajv@^8.20.0',
+    // The MongoDB driver the e2e suite talks to the real FerretDB with (7.x: Node >= 20.19).
+    'mongodb@7.9.1',
   ],
   // The package is built and tested here for JavaScript/TypeScript only.
   github: false,

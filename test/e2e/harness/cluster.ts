@@ -3,11 +3,13 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { DeploymentController, DeploymentState, templateHash } from './deployments';
 import { RefSource } from './env';
 import { ApiRequest, DataObject, FakeApi, ObjectStore, RbacState, Resource } from './fakeapi';
 import { Network, NETNS_PREFIX, reapStaleNamespaces } from './netns';
-import { ExecOptions, ExecResult, ImageSpec, PodHost, PodRuntime, Tools } from './pod';
-import { Job, KubeObject, PodSpec, Role, RoleBinding, Service, ServiceAccount, StatefulSet, StringMap, Volume } from './types';
+import { ExecOptions, ExecResult, ImageSpec, PodHost, PodInit, PodRuntime, Tools } from './pod';
+import { ProxyRule, ServiceProxy } from './service-proxy';
+import { Deployment, Job, KubeObject, PodSpec, Role, RoleBinding, Service, ServiceAccount, StatefulSet, StringMap, Volume } from './types';
 import { hostEnv, readText, signal, sleep, waitFor, which } from './util';
 import { liveHarnessIds, registerHarness, releaseHarness } from './volumes';
 
@@ -90,7 +92,7 @@ interface StsState {
   readonly held: Set<number>;
 }
 
-const NAMESPACED = new Set(['ConfigMap', 'Secret', 'Service', 'StatefulSet', 'Job', 'ServiceAccount', 'Role', 'RoleBinding']);
+const NAMESPACED = new Set(['ConfigMap', 'Secret', 'Service', 'StatefulSet', 'Deployment', 'Job', 'ServiceAccount', 'Role', 'RoleBinding']);
 
 /** Kubernetes' root-ca-cert publisher puts this ConfigMap in every namespace. */
 const ROOT_CA = 'kube-root-ca.crt';
@@ -150,11 +152,15 @@ export class Cluster implements PodHost {
   /** ConfigMaps and Secrets: what the fake API serves is what volumes and env see. */
   private readonly store: ObjectStore;
   private services = new Map<string, Service>();
+  /** ClusterIP per Service name, kept for the harness's life (a re-applied Service keeps it). */
+  private readonly clusterIps = new Map<string, string>();
+  private proxy?: ServiceProxy;
   private readonly statefulSets = new Map<string, StsState>();
+  private readonly deployments = new Map<string, DeploymentState>();
+  private readonly deploymentController: DeploymentController;
   private jobs = new Map<string, Job>();
   private serviceAccounts = new Map<string, ServiceAccount>();
   private readonly podMap = new Map<string, PodRuntime>();
-  private readonly sticky = new Map<string, string>();
   private readonly tracked = new Set<number>();
   private readonly pidNamespaces = new Set<string>();
   private readonly eventLines: string[] = [];
@@ -181,6 +187,13 @@ export class Cluster implements PodHost {
       configMap: (name) => asText(this.store.data('configmaps', this.namespace, name)),
       secret: (name) => this.store.data('secrets', this.namespace, name),
     };
+    this.deploymentController = new DeploymentController({
+      livePods: () => [...this.podMap.values()].filter((p) => !p.removed),
+      createPod: (init) => this.createPod(init),
+      deletePod: (p) => {
+        this.removePod(p, p.graceMs(), false).catch((e) => this.event(`${p.name}: delete failed: ${String(e)}`));
+      },
+    });
     this.exitHook = () => this.destroySync();
     process.on('exit', this.exitHook);
     registerHarness(id);
@@ -212,8 +225,29 @@ export class Cluster implements PodHost {
     await this.waitConverged(s, opts.timeoutMs ?? 120_000);
   }
 
-  /** Sets spec.replicas (scale up in order / down from the highest ordinal) and waits for it. */
+  /**
+   * Starts a Deployment's ReplicaSet (pods `<name>-<pod-template-hash>-<random>`) and waits until
+   * `replicas` pods of the current template are Ready.
+   */
+  public async startDeployment(name: string, opts: { timeoutMs?: number } = {}): Promise<void> {
+    const d = this.deployment(name);
+    d.started = true;
+    this.kick();
+    await this.waitRolledOut(d, opts.timeoutMs ?? 120_000);
+  }
+
+  /**
+   * Sets spec.replicas and waits for it: a StatefulSet scales up in order / down from the highest
+   * ordinal; a Deployment creates pods or deletes the extra ones (not-Ready, newest first).
+   */
   public async scale(name: string, replicas: number, opts: { timeoutMs?: number } = {}): Promise<void> {
+    const d = this.deployments.get(name);
+    if (d) {
+      d.replicas = replicas;
+      this.kick();
+      if (d.started) await this.waitRolledOut(d, opts.timeoutMs ?? 120_000);
+      return;
+    }
     const s = this.sts(name);
     s.replicas = replicas;
     for (const i of [...s.held]) if (i >= replicas) s.held.delete(i);
@@ -230,6 +264,7 @@ export class Cluster implements PodHost {
     const p = this.pod(pod);
     this.holdIfWanted(p, opts.recreate);
     await this.removePod(p, opts.graceSeconds !== undefined ? opts.graceSeconds * 1000 : p.graceMs(), false);
+    await this.proxy?.synced();
   }
 
   /** Kills a pod at once (SIGKILL to everything, no preStop): a node crash. Same recreate option. */
@@ -237,6 +272,7 @@ export class Cluster implements PodHost {
     const p = this.pod(pod);
     this.holdIfWanted(p, opts.recreate);
     await this.removePod(p, 0, true);
+    await this.proxy?.synced();
   }
 
   /** Lets the controller recreate a pod deleted with `recreate: false`; resolves once it is created. */
@@ -275,12 +311,17 @@ export class Cluster implements PodHost {
    * and templates (used by pods created later: OnDelete semantics).
    */
   public async apply(objects: readonly unknown[], opts: { wait?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    const before = new Map([...this.deployments].map(([n, d]) => [n, `${d.replicas} ${templateHash(d.obj)}`]));
     const changed = this.ingest(flatten(objects), false);
+    await this.addServiceAddresses();
     this.refreshAllVolumes();
     this.refreshDns();
     this.kick();
     if (opts.wait !== false) {
       for (const s of changed) await this.waitConverged(s, opts.timeoutMs ?? 120_000);
+      for (const [n, d] of this.deployments) {
+        if (d.started && before.get(n) !== `${d.replicas} ${templateHash(d.obj)}`) await this.waitRolledOut(d, opts.timeoutMs ?? 120_000);
+      }
     }
   }
 
@@ -319,15 +360,19 @@ export class Cluster implements PodHost {
 
   public async waitReady(pod: string, timeoutMs = 60_000): Promise<void> {
     await waitFor(`pod ${pod} to be ready`, timeoutMs, () => this.isReady(pod), () => this.describe());
+    await this.proxy?.synced();
   }
 
   public async waitNotReady(pod: string, timeoutMs = 60_000): Promise<void> {
     await waitFor(`pod ${pod} to be not ready`, timeoutMs, () => !this.isReady(pod), () => this.describe());
+    await this.proxy?.synced();
   }
 
   /** Polls `check` (every 200 ms) until it returns something other than undefined/false. */
   public async waitUntil<T>(what: string, timeoutMs: number, check: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> {
-    return waitFor(what, timeoutMs, check, () => this.describe(), 200);
+    const r = await waitFor(what, timeoutMs, check, () => this.describe(), 200);
+    await this.proxy?.synced();
+    return r;
   }
 
   public isReady(pod: string): boolean {
@@ -419,11 +464,23 @@ export class Cluster implements PodHost {
     return this.api ? this.api.requests() : [];
   }
 
-  /** Pods currently resolving for a Service name (DNS). */
+  /** A Service's endpoint pods now (Ready ones, or all with an IP under publishNotReadyAddresses). */
   public endpoints(service: string): string[] {
     const svc = this.services.get(service);
     if (!svc) throw new Error(`no Service ${service}`);
     return this.endpointPods(svc).map((p) => p.name);
+  }
+
+  /** The ClusterIP of a non-headless Service (what its name resolves to in every pod). */
+  public clusterIp(service: string): string {
+    const ip = this.clusterIps.get(service);
+    if (!ip) throw new Error(`no ClusterIP Service ${service} (headless Services have none)`);
+    return ip;
+  }
+
+  /** The Service proxy's log: listeners opened and closed, endpoints that refused. */
+  public serviceProxyLog(): string {
+    return this.proxy?.log() ?? '';
   }
 
   /** The pod's current /etc/hosts. */
@@ -557,7 +614,11 @@ export class Cluster implements PodHost {
       if (this.api.pid) this.track(this.api.pid);
       this.publishRootCa();
     }
+    this.proxy = await ServiceProxy.start(path.join(this.root, 'proxy'), this.network.switchNs);
+    if (this.proxy.pid) this.track(this.proxy.pid);
     this.ingest(objects, true);
+    await this.addServiceAddresses();
+    this.refreshDns();
     this.event(`harness ${this.id}: namespace ${this.namespace}, subnet ${this.network.subnet}.0/24, root ${this.root}`
       + (this.ignoredKinds.size > 0 ? `; not run: ${[...this.ignoredKinds].join(', ')}` : ''));
     this.timer = setInterval(() => this.tick(), 500);
@@ -571,6 +632,7 @@ export class Cluster implements PodHost {
     const jobs = new Map<string, Job>();
     const sas = new Map<string, ServiceAccount>();
     const stss = new Map<string, StatefulSet>();
+    const deps = new Map<string, Deployment>();
     const rbac: RbacState = { roles: [], clusterRoles: [], roleBindings: [], clusterRoleBindings: [] };
     for (const o of objects) {
       const kind = o.kind ?? '';
@@ -585,6 +647,7 @@ export class Cluster implements PodHost {
         case 'Secret': applied.secrets.push(o); break;
         case 'Service': svcs.set(nameOf(o), o as Service); break;
         case 'StatefulSet': stss.set(nameOf(o), o as StatefulSet); break;
+        case 'Deployment': deps.set(nameOf(o), o as Deployment); break;
         case 'Job': jobs.set(nameOf(o), o as Job); break;
         case 'ServiceAccount': sas.set(nameOf(o), o as ServiceAccount); break;
         case 'Role': rbac.roles.push({ namespace: this.namespace, name: nameOf(o), rules: (o as Role).rules ?? [] }); break;
@@ -602,6 +665,11 @@ export class Cluster implements PodHost {
       }
     }
     this.services = svcs;
+    for (const [name, svc] of svcs) {
+      if (svc.spec?.clusterIP !== 'None' && !this.clusterIps.has(name)) {
+        this.clusterIps.set(name, this.network.serviceIp(this.clusterIps.size));
+      }
+    }
     this.jobs = jobs;
     this.serviceAccounts = sas;
     for (const [resource, objs] of Object.entries(applied) as Array<[Resource, DataObject[]]>) {
@@ -629,6 +697,16 @@ export class Cluster implements PodHost {
       s.replicas = 0;
       if (s.started) changed.push(s);
     }
+    for (const [name, obj] of deps) {
+      const d = this.deployments.get(name);
+      if (d) {
+        d.obj = obj;
+        d.replicas = obj.spec.replicas ?? 1;
+      } else {
+        this.deployments.set(name, { obj, started: false, replicas: obj.spec.replicas ?? 1 });
+      }
+    }
+    for (const [name, d] of this.deployments) if (!deps.has(name)) d.replicas = 0;
     return changed;
   }
 
@@ -651,6 +729,32 @@ export class Cluster implements PodHost {
     if (live && JSON.stringify(live.data) === JSON.stringify(data)) return;
     const metadata = { name: ROOT_CA, annotations: { 'kubernetes.io/description': ROOT_CA_DESCRIPTION } };
     this.store.put('configmaps', this.namespace, { metadata, data });
+  }
+
+  private deployment(name: string): DeploymentState {
+    const d = this.deployments.get(name);
+    if (!d) throw new Error(`no Deployment ${name} (have: ${[...this.deployments.keys()].join(', ')})`);
+    return d;
+  }
+
+  private async waitRolledOut(d: DeploymentState, timeoutMs: number): Promise<void> {
+    await waitFor(`Deployment ${nameOf(d.obj)} to have ${d.replicas} ready pod(s) of its current template`, timeoutMs,
+      () => this.deploymentController.converged(d), () => this.describe());
+    await this.proxy?.synced();
+  }
+
+  /** A Deployment's pod (from the DeploymentController). */
+  private createPod(init: Omit<PodInit, 'namespace'>): void {
+    if (!this.checkServiceAccount(init.name, init.spec)) return;
+    const pod = new PodRuntime(this, { ...init, namespace: this.namespace });
+    this.podMap.set(init.name, pod);
+    this.event(`${init.name}: created by ${init.owner.kind} ${init.owner.name}`);
+    void pod.start();
+  }
+
+  /** Puts every Service's ClusterIP on the switch's bridge (where the Service proxy listens). */
+  private async addServiceAddresses(): Promise<void> {
+    for (const ip of this.clusterIps.values()) await this.proxy?.addAddress(ip);
   }
 
   private sts(name: string): StsState {
@@ -694,6 +798,7 @@ export class Cluster implements PodHost {
       this.kickScheduled = false;
       if (this.destroyed) return;
       for (const s of this.statefulSets.values()) this.reconcile(s);
+      for (const d of this.deployments.values()) this.deploymentController.reconcile(d);
     });
   }
 
@@ -808,6 +913,7 @@ export class Cluster implements PodHost {
 
   private async waitConverged(s: StsState, timeoutMs: number): Promise<void> {
     await waitFor(`StatefulSet ${nameOf(s.obj)} to have ${s.replicas} ready pod(s)`, timeoutMs, () => this.stsConverged(s), () => this.describe());
+    await this.proxy?.synced();
   }
 
   private endpointPods(svc: Service): PodRuntime[] {
@@ -819,22 +925,36 @@ export class Cluster implements PodHost {
       .sort((a, b) => (a.owner.name === b.owner.name ? ordinalOf(a) - ordinalOf(b) : a.name.localeCompare(b.name)));
   }
 
-  /** Endpoints of every Service; a ClusterIP Service keeps its current pod while it stays an endpoint. */
+  /** The endpoint pods of every Service. */
   private dnsSnapshot(): Map<string, { svc: Service; pods: PodRuntime[] }> {
     const snap = new Map<string, { svc: Service; pods: PodRuntime[] }>();
-    for (const [name, svc] of this.services) {
-      const eps = this.endpointPods(svc);
-      if (svc.spec?.clusterIP === 'None') {
-        snap.set(name, { svc, pods: eps });
-        continue;
-      }
-      const keep = eps.find((p) => p.name === this.sticky.get(name));
-      const chosen = keep ?? eps[0];
-      if (chosen) this.sticky.set(name, chosen.name);
-      else this.sticky.delete(name);
-      snap.set(name, { svc, pods: chosen ? [chosen] : [] });
-    }
+    for (const [name, svc] of this.services) snap.set(name, { svc, pods: this.endpointPods(svc) });
     return snap;
+  }
+
+  /**
+   * What the Service proxy serves: each port of each ClusterIP Service to its endpoints'
+   * targetPort (a number, or the name of a container port resolved per pod: a pod without a
+   * port of that name is no endpoint of that Service port, as the endpoints controller does).
+   */
+  private proxyRules(snap: Map<string, { svc: Service; pods: PodRuntime[] }>): ProxyRule[] {
+    const rules: ProxyRule[] = [];
+    for (const [name, { svc, pods }] of snap) {
+      const ip = this.clusterIps.get(name);
+      if (!ip || svc.spec?.clusterIP === 'None') continue;
+      for (const port of svc.spec?.ports ?? []) {
+        if ((port.protocol ?? 'TCP') !== 'TCP') continue;
+        const target = port.targetPort ?? port.port;
+        const endpoints: string[] = [];
+        for (const p of pods) {
+          const n = typeof target === 'number' ? target
+            : p.spec.containers.flatMap((c) => c.ports ?? []).find((cp) => cp.name === target)?.containerPort;
+          if (n !== undefined) endpoints.push(`${p.ip}:${n}`);
+        }
+        rules.push({ name: `${name}/${port.name ?? port.port}`, ip, port: port.port, endpoints });
+      }
+    }
+    return rules;
   }
 
   private renderHosts(pod: PodRuntime, snap: Map<string, { svc: Service; pods: PodRuntime[] }>): string {
@@ -864,7 +984,9 @@ export class Cluster implements PodHost {
           if (p !== pod && p.spec.subdomain === name) lines.push(`${p.ip}\t${podRecord(p).join(' ')}`);
         }
       }
-      for (const p of pods) lines.push(`${p.ip}\t${svcForms(name).join(' ')}`);
+      const ip = this.clusterIps.get(name);
+      if (svc.spec?.clusterIP !== 'None' && ip) lines.push(`${ip}\t${svcForms(name).join(' ')}`);
+      else for (const p of pods) lines.push(`${p.ip}\t${svcForms(name).join(' ')}`);
     }
     return `${lines.join('\n')}\n`;
   }
@@ -872,6 +994,7 @@ export class Cluster implements PodHost {
   private refreshDns(): void {
     if (this.destroyed) return;
     const snap = this.dnsSnapshot();
+    this.proxy?.update(this.proxyRules(snap));
     for (const p of this.podMap.values()) {
       if (p.ip && !p.removed) p.writeHosts(this.renderHosts(p, snap));
     }

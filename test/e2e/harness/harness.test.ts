@@ -65,7 +65,7 @@ function pgObjects(greeting: string): object[] {
       metadata: { name: 'pg-primary', namespace: NS },
       spec: { selector: { ...labels, 'statefulset.kubernetes.io/pod-name': 'pg-0' }, ports: [{ port: 5432, targetPort: 'pg' }] },
     },
-    { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'never-run', namespace: NS }, spec: {} },
+    { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'never-run', namespace: NS }, spec: {} },
     {
       apiVersion: 'apps/v1',
       kind: 'StatefulSet',
@@ -195,7 +195,7 @@ describe('harness: StatefulSet of real PostgreSQL pods', () => {
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe(`pg-1|${c.podIP('pg-1')}|${NS}|node-1|app:s3cret|unset|hello-pg-1|$(POD_NAME)|pg-1|${POSTGRES_UID}|pg-1`);
     expect(c.logs('pg-1', 'postgres')).toContain('starting pg-1');
-    expect(c.events().join('\n')).toContain('not run: Deployment');
+    expect(c.events().join('\n')).toContain('not run: DaemonSet');
   });
 
   test('DNS: pod records, headless and ClusterIP Services; psql across pods', async () => {
@@ -204,6 +204,9 @@ describe('harness: StatefulSet of real PostgreSQL pods', () => {
     expect(await psql(c, 'pg-0', 'pg-1.pg-hl', 'select host(inet_server_addr())')).toBe(c.podIP('pg-1'));
     expect(c.endpoints('pg-hl')).toEqual(['pg-0', 'pg-1']);
     expect(c.endpoints('pg-primary')).toEqual(['pg-0']);
+    // A ClusterIP Service's name is its ClusterIP; a headless one's is its endpoints.
+    expect(c.hostsFile('pg-1')).toContain(`${c.clusterIp('pg-primary')}\tpg-primary pg-primary.${NS} `);
+    expect(c.hostsFile('pg-1')).toContain(`${c.podIP('pg-0')}\tpg-hl pg-hl.${NS} `);
   });
 
   test('volumes: configMap/secret files (mode, fsGroup, read-only), update through apply()', async () => {
@@ -246,9 +249,11 @@ describe('harness: StatefulSet of real PostgreSQL pods', () => {
     const oldIp = c.podIP('pg-0');
     await c.deletePod('pg-0', { recreate: false });
     expect(c.pods().map((p) => p.name)).toEqual(['pg-1']);
-    expect(c.hostsFile('pg-1')).not.toContain('pg-primary');
+    // The name still resolves (to the ClusterIP) but, with no endpoint, connections are refused.
     const lookup = await c.exec('pg-1', 'postgres', ['getent', 'hosts', 'pg-primary']);
-    expect(lookup.code).not.toBe(0);
+    expect(lookup.stdout).toContain(c.clusterIp('pg-primary'));
+    const refused = await c.exec('pg-1', 'postgres', ['psql', '-h', 'pg-primary', '-U', 'postgres', '-Atc', 'select 1']);
+    expect(refused).toMatchObject({ code: 2, stderr: expect.stringMatching(/Connection refused/) });
     expect(fs.existsSync(path.join(c.volumePath('pg-0', 'data'), 'pgdata', 'PG_VERSION'))).toBe(true);
     await c.startPod('pg-0');
     await c.waitReady('pg-0', 30_000);

@@ -3,6 +3,10 @@ import { hostEnv, run, runSync, signal, tryRun } from './util';
 
 let counter = 0;
 
+/** Host numbers of the /24: `.1` the switch, `.2`-`.49` ClusterIPs (see serviceIp), pods from `.50`. */
+const FIRST_POD_HOST = 50;
+const MAX_SERVICE_IPS = FIRST_POD_HOST - 2;
+
 /** Network namespace names of every harness: `fdbe2e-<harness id>-...`. */
 export const NETNS_PREFIX = 'fdbe2e';
 
@@ -53,7 +57,7 @@ export class Network {
   public readonly gateway: string;
   private readonly namespaces = new Set<string>();
   private readonly used = new Set<number>();
-  private nextHost = 10;
+  private nextHost = FIRST_POD_HOST;
   private nextVeth = 0;
 
   private constructor(private readonly prefix: string, public readonly subnet: string) {
@@ -112,15 +116,25 @@ export class Network {
     this.namespaces.add(this.switchNs);
     await run('ip', ['-n', this.switchNs, 'link', 'set', 'lo', 'up']);
     await run('ip', ['-n', this.switchNs, 'link', 'add', 'br0', 'type', 'bridge']);
+    // A fixed MAC: a bridge otherwise takes the lowest MAC of its ports, so deleting a pod's veth
+    // could change it, and pods whose ARP cache holds the old one could not reach the switch's
+    // addresses (ClusterIPs, the API server) until their entry expires.
+    await run('ip', ['-n', this.switchNs, 'link', 'set', 'br0', 'address', '02:00:00:00:00:01']);
     await run('ip', ['-n', this.switchNs, 'addr', 'add', `${this.gateway}/24`, 'dev', 'br0']);
     await run('ip', ['-n', this.switchNs, 'link', 'set', 'br0', 'up']);
   }
 
+  /** The ClusterIP of the n-th Service (0-based): `.2` to `.49` of the /24. */
+  public serviceIp(n: number): string {
+    if (n >= MAX_SERVICE_IPS) throw new Error(`pod network: more than ${MAX_SERVICE_IPS} ClusterIP Services`);
+    return `${this.subnet}.${2 + n}`;
+  }
+
   /** A fresh host number (pods get a new IP when they are recreated, as in Kubernetes). */
   private allocate(): number {
-    for (let i = 0; i < 245; i++) {
+    for (let i = FIRST_POD_HOST; i <= 254; i++) {
       const h = this.nextHost;
-      this.nextHost = this.nextHost >= 254 ? 10 : this.nextHost + 1;
+      this.nextHost = this.nextHost >= 254 ? FIRST_POD_HOST : this.nextHost + 1;
       if (!this.used.has(h)) {
         this.used.add(h);
         return h;

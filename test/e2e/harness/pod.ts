@@ -89,9 +89,11 @@ export interface PodHost {
 }
 
 export interface PodOwner {
-  readonly kind: 'StatefulSet' | 'Job';
+  readonly kind: 'StatefulSet' | 'Job' | 'Deployment';
   readonly name: string;
   readonly ordinal?: number;
+  /** A Deployment's pod: the pod-template-hash of its ReplicaSet. */
+  readonly templateHash?: string;
 }
 
 export interface PodInit {
@@ -738,6 +740,7 @@ export class PodRuntime {
   public readonly annotations: StringMap;
   public readonly spec: PodSpec;
   public readonly uid = crypto.randomUUID();
+  public readonly createdAt = Date.now();
   public readonly dir: string;
   public readonly hostsFile: string;
   public readonly resolvFile: string;

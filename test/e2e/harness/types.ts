@@ -267,6 +267,18 @@ export interface StatefulSet extends KubeObject {
   };
 }
 
+export interface Deployment extends KubeObject {
+  readonly spec: {
+    readonly replicas?: number;
+    readonly selector?: { readonly matchLabels?: StringMap };
+    readonly strategy?: {
+      readonly type?: string;
+      readonly rollingUpdate?: { readonly maxSurge?: number | string; readonly maxUnavailable?: number | string };
+    };
+    readonly template: PodTemplateSpec;
+  };
+}
+
 export interface Job extends KubeObject {
   readonly spec: {
     readonly backoffLimit?: number;

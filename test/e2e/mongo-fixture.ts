@@ -1,0 +1,105 @@
+import * as path from 'path';
+import { ferretDbImages } from './ferretdb';
+import { NAME, PgCluster, PRIMARY, PRIMARY_STS, replica, REPLICA_STS, synthCluster } from './fixture';
+import { FerretDBClusterProps } from '../../src';
+
+export const RW = `${NAME}-rw`;
+export const RO = `${NAME}-ro`;
+export const WRITER_DEPLOYMENT = `${NAME}-ferretdb-rw`;
+export const READER_DEPLOYMENT = `${NAME}-ferretdb-ro`;
+/** A test-only application pod: the MongoDB driver runs in its network namespace. */
+export const CLIENT = 'mongo-client-0';
+const CLIENT_SCRIPT = path.join(__dirname, 'ferretdb', 'mongo-client.js');
+
+/** The client's StatefulSet: `sleep infinity` on the host's Node (the driver is run with exec). */
+const clientStatefulSet = {
+  apiVersion: 'apps/v1',
+  kind: 'StatefulSet',
+  metadata: { name: 'mongo-client' },
+  spec: {
+    replicas: 1,
+    serviceName: 'mongo-client',
+    selector: { matchLabels: { app: 'mongo-client' } },
+    template: {
+      metadata: { labels: { app: 'mongo-client' } },
+      spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'app', image: 'mongo-client', command: ['sleep', 'infinity'] }] },
+    },
+  },
+};
+
+/** The driver's outcome: a value, or the error it threw (name, code, codeName, message). */
+export interface MongoResult {
+  readonly ok: boolean;
+  readonly value?: any;
+  readonly error?: { name: string; code?: number; codeName?: string; message: string; errorLabels?: string[] };
+}
+
+/**
+ * A running FerretDBCluster with the real FerretDB in front: PostgreSQL primary and standbys,
+ * both FerretDB Deployments, and a client pod that runs the MongoDB driver through the Services.
+ */
+export class MongoCluster {
+  public static async boot(props: FerretDBClusterProps = {}): Promise<MongoCluster> {
+    const pg = await PgCluster.boot(props, { images: { ...ferretDbImages(), 'mongo-client': { path: [path.dirname(process.execPath)], env: {} } } });
+    try {
+      await pg.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+      await pg.h.apply([...synthCluster(props), clientStatefulSet]);
+      await pg.h.startStatefulSet('mongo-client');
+      await pg.h.startDeployment(WRITER_DEPLOYMENT, { timeoutMs: 120_000 });
+      await pg.h.startDeployment(READER_DEPLOYMENT, { timeoutMs: 120_000 });
+    } catch (e) {
+      await pg.destroy();
+      throw e;
+    }
+    return new MongoCluster(pg);
+  }
+
+  private constructor(public readonly pg: PgCluster) {}
+
+  public get h() {
+    return this.pg.h;
+  }
+
+  /** `kubectl apply --prune` of a new synth, keeping the client pod (the apply would prune it). */
+  public async apply(props: FerretDBClusterProps, opts: { wait?: boolean } = {}): Promise<void> {
+    await this.h.apply([...synthCluster(props), clientStatefulSet], opts);
+  }
+
+  /** The FerretDB pods of a Deployment now. */
+  public ferretPods(deployment: string): string[] {
+    return this.h.pods().filter((p) => p.owner === `Deployment/${deployment}` && !p.terminating).map((p) => p.name).sort();
+  }
+
+  /** The generated password of FerretDB's role (`ferretdb`), the MongoDB user the README names. */
+  public password(): string {
+    const pw = this.h.getSecret(`${NAME}-credentials`)?.['ferretdb-password'];
+    if (!pw) throw new Error(`Secret ${NAME}-credentials has no ferretdb-password`);
+    return pw;
+  }
+
+  /** The README's connection strings: `NAME-rw`, and `NAME-ro` with secondaryPreferred. */
+  public uri(service: string, user = 'ferretdb', password = this.password()): string {
+    const query = service === RO ? '?readPreference=secondaryPreferred' : '';
+    return `mongodb://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${service}:27017/${query}`;
+  }
+
+  /** Runs `body` (an async function body of client, db, mongodb) with the driver in the client pod. */
+  public async mongo(uri: string, body: string, db = 'shop'): Promise<MongoResult> {
+    const r = await this.h.exec(CLIENT, 'app', ['node', CLIENT_SCRIPT], { input: JSON.stringify({ uri, db, body }), timeoutMs: 60_000 });
+    if (r.code !== 0) throw new Error(`mongo-client.js failed (${r.timedOut ? 'timeout' : `exit ${r.code}`}): ${r.stderr}`);
+    return JSON.parse(r.stdout) as MongoResult;
+  }
+
+  /** Like mongo(), but throws the driver's error. */
+  public async value(uri: string, body: string, db = 'shop'): Promise<any> {
+    const r = await this.mongo(uri, body, db);
+    if (!r.ok) throw new Error(`MongoDB driver error: ${JSON.stringify(r.error)}`);
+    return r.value;
+  }
+
+  public async destroy(): Promise<void> {
+    await this.pg.destroy();
+  }
+}
+
+export { PRIMARY, PRIMARY_STS, REPLICA_STS, replica };
