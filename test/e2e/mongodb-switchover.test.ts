@@ -74,7 +74,7 @@ test('planned switchover under continuous MongoDB writes with synchronousQuorum(
     return (await db.collection('orders').find({ _id: { $in: ${JSON.stringify(ids)} } }, { projection: { _id: 1 } }).toArray()).map((d) => d._id);`));
   const lost = ids.filter((id) => !present.has(id));
   console.log(`MongoDB switchover, synchronousQuorum(1): ${acked.length} acknowledged inserts, ${lost.length} lost; `
-    + `longest gap between acknowledged inserts ${outageMs} ms; errors seen: ${JSON.stringify(errors)}`);
+    + `longest gap between acknowledged inserts ${outageMs} ms; promoted ${promotedAt - switchedAt} ms after the apply; errors seen: ${JSON.stringify(errors)}`);
   expect(acked.some(([, at]) => at > promotedAt)).toBe(true); // writes resumed on the new primary
   expect(lost).toEqual([]);
   expect(await m.pg.writablePrimaries([PRIMARY, replica(0), replica(1)])).toEqual([replica(1)]);
