@@ -128,7 +128,7 @@ describe('the exporter sidecar', () => {
   test('the custom queries define every metric the alerts and the dashboard read', () => {
     const defined = definedMetrics();
     const external = ['up', 'kubelet_volume_stats_used_bytes', 'kubelet_volume_stats_capacity_bytes',
-      'ferretdb_client_requests_total', 'ferretdb_client_responses_total'];
+      'ferretdb_client_accepts_total', 'ferretdb_pool_acquired', 'ferretdb_pool_max_size', 'ferretdb_pool_acquires_empty_total'];
     const all = synth({ monitoring: ALL });
     const rules = find(all, 'PrometheusRule', 'x').spec.groups[0].rules;
     const dashboard = JSON.parse(find(all, 'ConfigMap', 'x-dashboard').data['x.json']);
@@ -245,11 +245,12 @@ describe('prometheus-operator objects and the dashboard', () => {
     expect(exprs.FerretDBPostgresVolumeNearlyFull).toMatch(/> 0\.9$/);
   });
 
-  test('the dashboard covers write rate, lag per standby, retained WAL per slot, connections, FerretDB requests and errors', () => {
+  test('the dashboard covers write rate, lag per standby, retained WAL per slot, connections, FerretDB connections and its PostgreSQL pool', () => {
     const dashboard = JSON.parse(find(objs, 'ConfigMap', 'x-dashboard').data['x.json']);
     const exprs = dashboard.panels.flatMap((p: any) => p.targets.map((t: any) => t.expr)).join('\n');
     for (const needle of ['rate(fdb_pg_server_wal_position_bytes', 'fdb_pg_replication_replay_lag_bytes', 'fdb_pg_slot_retained_bytes',
-      'fdb_pg_server_connections', 'rate(ferretdb_client_requests_total', 'ferretdb_client_responses_total{pod=~"(x-ferretdb-rw|x-ferretdb-ro)-[a-z0-9]+-[a-z0-9]+",result!="ok"}']) {
+      'fdb_pg_server_connections', 'rate(ferretdb_client_accepts_total{pod=~"(x-ferretdb-rw|x-ferretdb-ro)-[a-z0-9]+-[a-z0-9]+"}',
+      'ferretdb_pool_acquired', 'ferretdb_pool_max_size', 'rate(ferretdb_pool_acquires_empty_total']) {
       expect(exprs).toContain(needle);
     }
     expect(new Set(dashboard.panels.map((p: any) => p.id)).size).toBe(dashboard.panels.length);

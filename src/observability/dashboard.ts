@@ -4,10 +4,11 @@ import { AlertTargets } from './metrics';
  * The Grafana dashboard of one cluster (pure: JSON in, JSON out).
  *
  * PostgreSQL panels read the exporter's custom queries (assets/observability/queries.yaml). FerretDB
- * panels read FerretDB's own metrics on /debug/metrics: `ferretdb_client_requests_total{opcode,
- * command}` and `ferretdb_client_responses_total{opcode,command,argument,result}` (result "ok" or
- * an error code name), as defined in FerretDB's internal/clientconn/connmetrics package
- * (conn_metrics.go, listener_metrics.go: namespace "ferretdb", subsystem "client").
+ * panels read what FerretDB 2.7 exposes on /debug/metrics (checked against the real binary by
+ * test/e2e/mongodb.test.ts): client connections accepted (`ferretdb_client_accepts_total`) and
+ * its PostgreSQL pool (`ferretdb_pool_acquired`, `ferretdb_pool_max_size`,
+ * `ferretdb_pool_acquires_empty_total`). FerretDB 2.7 has no per-command request or error
+ * counters.
  */
 
 interface Panel {
@@ -67,17 +68,25 @@ export function grafanaDashboard(t: AlertTargets): any {
       ],
     },
     {
-      title: 'FerretDB requests',
-      unit: 'reqps',
+      title: 'FerretDB client connections accepted',
+      unit: 'cps',
       targets: [
-        { expr: `sum by (pod) (rate(ferretdb_client_requests_total${fdb()}[5m]))`, legend: '{{pod}}' },
+        { expr: `sum by (pod) (rate(ferretdb_client_accepts_total${fdb()}[5m]))`, legend: '{{pod}}' },
       ],
     },
     {
-      title: 'FerretDB errors',
-      unit: 'reqps',
+      title: 'FerretDB PostgreSQL pool',
+      unit: 'short',
       targets: [
-        { expr: `sum by (pod, result) (rate(ferretdb_client_responses_total${fdb(',result!="ok"')}[5m]))`, legend: '{{pod}} {{result}}' },
+        { expr: `sum by (pod) (ferretdb_pool_acquired${fdb()})`, legend: '{{pod}} in use' },
+        { expr: `max(ferretdb_pool_max_size${fdb()})`, legend: 'pool_max_conns' },
+      ],
+    },
+    {
+      title: 'FerretDB waits for a PostgreSQL connection (pool empty)',
+      unit: 'ops',
+      targets: [
+        { expr: `sum by (pod) (rate(ferretdb_pool_acquires_empty_total${fdb()}[5m]))`, legend: '{{pod}}' },
       ],
     },
   ];

@@ -121,14 +121,11 @@ test('telemetry is "disable" in the running environment, and FerretDB writes sta
 });
 
 /**
- * The dashboard's request and response panels query FerretDB 1.x's counters, which FerretDB 2.7
- * does not expose: its client metrics count connections (ferretdb_client_accepts_total and
- * ferretdb_client_duration_seconds_*, labelled only `error`), not commands. Listed here so that
- * this test fails, and the list goes, once the dashboard is fixed.
+ * FerretDB 2.7's client metrics count connections (ferretdb_client_accepts_total and
+ * ferretdb_client_duration_seconds_*, labelled only `error`), not commands: the dashboard reads
+ * those and the pool's, never FerretDB 1.x's request and response counters.
  */
-const NOT_IN_FERRETDB_2 = ['ferretdb_client_requests_total', 'ferretdb_client_responses_total'];
-
-test('every FerretDB metric the dashboard and the PrometheusRule query exists in the real /debug/metrics output, except the two 1.x counters the dashboard still uses', async () => {
+test('every FerretDB metric the dashboard and the PrometheusRule query exists in the real /debug/metrics output', async () => {
   const chart = Testing.chart();
   new FerretDBCluster(chart, 'db', { name: 'fdb', monitoring: { dashboard: true, prometheusRule: true, podMonitor: true } });
   const text = JSON.stringify(Testing.synth(chart).filter((o: any) => o.kind === 'PrometheusRule' || o.kind === 'ConfigMap'));
@@ -140,7 +137,7 @@ test('every FerretDB metric the dashboard and the PrometheusRule query exists in
   expect(r.code).toBe(0);
   const exposed = new Set(r.stdout.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{ ]/)[0]));
   console.log(`metrics the library queries: ${used.join(', ')}; FerretDB's own: ${[...exposed].filter((n) => n.startsWith('ferretdb_')).join(', ')}`);
-  expect(used.filter((n) => !exposed.has(n))).toEqual(NOT_IN_FERRETDB_2);
+  expect(used.filter((n) => !exposed.has(n))).toEqual([]);
   expect(exposed).toContain('ferretdb_client_duration_seconds_count');
   const series = r.stdout.split('\n').filter((l) => /^ferretdb_client_(duration_seconds_count|accepts_total)\{/.test(l));
   console.log(`FerretDB 2.7's request series:\n${series.join('\n')}`);
