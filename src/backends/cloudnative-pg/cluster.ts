@@ -2,11 +2,11 @@ import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { checkCnpgClusterProps, maxConnectionsErrors } from './cluster-props';
-import { objectStoreSpec } from './object-store';
-import { CloudNativePGOptions } from './options';
 import {
   BARMAN_CLOUD_PLUGIN, CNPG_CLUSTER_LABEL, CNPG_POD_ROLE_LABEL, CNPG_PORTS, cnpgClusterSpec,
-} from './spec';
+} from './cluster-spec';
+import { objectStoreSpec } from './object-store';
+import { CloudNativePGOptions } from './options';
 import { Resources, Scheduling, StorageSettings } from '../../common';
 import { ObjectStore } from '../../imports/barman-objectstore-barmancloud.cnpg.io';
 import { Cluster } from '../../imports/cnpg-cluster-postgresql.cnpg.io';
@@ -26,7 +26,7 @@ import { POSTGRES_CLIENT_LABEL } from '../../private/names';
 export { MAX_CNPG_NAME } from './cluster-props';
 
 /** Bootstrap SQL and pg_hba rules of the CloudNativePG backend (pure; for tests on real PostgreSQL). */
-export { cnpgPgHba, cnpgPostInitSql, DOCUMENTDB_SETTINGS } from './spec';
+export { cnpgPgHba, cnpgPostInitSql, DOCUMENTDB_SETTINGS } from './cluster-spec';
 
 /**
  * Props of a CloudNativePG cluster for FerretDB.
