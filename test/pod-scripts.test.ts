@@ -723,6 +723,43 @@ describe('rejoining after a promotion', () => {
   });
 });
 
+describe('standby data on an older timeline than the primary\'s (it may be past the switch point)', () => {
+  /** The primary behind the read-write Service runs on timeline `tli`; the local data is on 2. */
+  const primaryOn = (tli: string) => `case "$query" in *IDENTIFY_SYSTEM*) echo "7301234567890123456|${tli}|0/3000000|"; exit 0 ;; esac`;
+
+  test.each([['3', 'y'], ['2', 'n'], ['1', 'n'], ['', 'n'], ['x', 'n']])('primary on timeline "%s", this data on 2: behind = %s', (tli, expected) => {
+    const run = runScript('', {
+      pod: 'x-pg-replica-0',
+      psql: primaryOn(tli),
+      snippet: '. "$CONFIG_DIR/datadir.sh"; behind_primary_timeline && echo y || echo n',
+    });
+    expect(run.read('stdout')).toBe(`${expected}\n`);
+  });
+
+  const behind = lazy(() => runScript('postgres.sh', {
+    pod: 'x-pg-replica-0',
+    prepare: (p) => standbyData(p.pgdata),
+    psql: primaryOn('3'),
+    stubs: { pg_rewind: 'if [ -f "$PGDATA/standby.signal" ]; then echo present; else echo absent; fi >> "$STUB_DIR/calls/signal-during-rewind"' },
+  }));
+
+  test('pg_rewind runs against the read-write Service, without standby.signal (its crash recovery refuses standby mode), then the pod starts as a standby', () => {
+    expect(behind().stderr).toMatch(/older timeline than the primary's and may be past the primary's switch point: rewinding it/);
+    const [rewind] = behind().calls('pg_rewind');
+    expect(rewind.find((a) => a.startsWith('--source-server='))).toMatch(/host=x-pg-rw .*user=replicator/);
+    expect(behind().calls('sequence').join('\n')).toMatch(/pg_rewind[\s\S]*postgres/);
+    expect(behind().calls('signal-during-rewind')).toEqual([['absent']]);
+    expect(fs.existsSync(path.join(behind().pgdata, 'standby.signal'))).toBe(true);
+    expect(behind().calls('postgres')).toHaveLength(1);
+  }, SLOW);
+
+  test('on the primary\'s own timeline no pg_rewind runs', () => {
+    const same = runScript('postgres.sh', { pod: 'x-pg-replica-0', prepare: (p) => standbyData(p.pgdata), psql: primaryOn('2') });
+    expect(same.calls('pg_rewind')).toEqual([]);
+    expect(same.calls('postgres')).toHaveLength(1);
+  }, SLOW);
+});
+
 describe('a pg_rewind that did not finish', () => {
   const marker = (p: Paths) => `${p.pgdata}.rewinding`;
 

@@ -4,8 +4,9 @@
 #   init_primary            initdb, once in the cluster's life (guarded by the state sidecar)
 #   promote_local_standby   promotion of this pod's standby data, once no other member blocks it
 #   clone_from_primary      pg_basebackup through the pod's slot
-#   rejoin_as_standby       pg_rewind of a former primary's data against the new primary (a
-#                           rewind that did not finish is marked: the next start re-clones)
+#   rejoin_as_standby       pg_rewind of a former primary's data, or of standby data on an older
+#                           timeline than the primary's, against the new primary (a rewind that
+#                           did not finish is marked: the next start re-clones)
 
 CONF="$CONFIG_DIR/postgresql.conf"
 
@@ -210,11 +211,25 @@ wait_for_primary() {
 # killed, pod deleted) leaves a mix of two servers' files that must never be rewound again.
 REWIND_MARKER="$PGDATA.rewinding"
 
+# Standby data on an older timeline than the primary's may hold WAL past the point where the
+# primary's timeline forked off (the promoted standby had received less than this one): streaming
+# can never follow it ("forked off ... before current recovery point"). pg_rewind finds out: it
+# rewinds such data, or says no rewind is required.
+behind_primary_timeline() {
+  local ours theirs
+  theirs=$(primary_timeline)
+  ours=$(pg_controldata "$PGDATA" | sed -n "s/^Latest checkpoint's TimeLineID: *//p")
+  [[ $theirs =~ ^[0-9]+$ && $ours =~ ^[0-9]+$ ]] && [ "$theirs" -gt "$ours" ]
+}
+
+# $1: why (a former primary's data, or standby data behind the primary's timeline).
 rejoin_as_standby() {
-  log "the data directory belongs to a former primary: rewinding it to follow $PRIMARY_HOST"
+  log "${1:-the data directory belongs to a former primary}: rewinding it to follow $PRIMARY_HOST"
   wait_for_primary || die "no writable primary behind $PRIMARY_HOST; refusing to start a former primary (it could accept writes)"
   require_same_system
   touch "$REWIND_MARKER"
+  # pg_rewind may first run crash recovery in single-user mode, which refuses standby mode.
+  rm -f "$PGDATA/standby.signal"
   # --config-file: if the target needs crash recovery first, it runs with the real settings
   # (wal_log_hints among them), not the data directory's initdb defaults. In the background so
   # that SIGTERM (this shell is the container's PID 1) stops it.

@@ -86,7 +86,17 @@ leader_sql() {
 # The system identifier of the primary behind the read-write Service (IDENTIFY_SYSTEM over a
 # replication connection), or nothing when it cannot be asked.
 primary_system_identifier() {
-  { psql -X -A -t -q -d "$(leader_conninfo) replication=true" -c IDENTIFY_SYSTEM 2>/dev/null || true; } | cut -d'|' -f1
+  primary_identity | cut -d'|' -f1
+}
+
+# The timeline the primary behind the read-write Service runs on, or nothing.
+primary_timeline() {
+  primary_identity | cut -d'|' -f2
+}
+
+# IDENTIFY_SYSTEM's answer (systemid|timeline|xlogpos|dbname), or nothing when it cannot be asked.
+primary_identity() {
+  psql -X -A -t -q -d "$(leader_conninfo) replication=true" -c IDENTIFY_SYSTEM 2>/dev/null || true
 }
 
 # What a standby says when its primary is another database (never streamed from, never cloned over).

@@ -8,6 +8,8 @@
 #                            has received more WAL
 #   standby, no data      -> pg_basebackup through the pod's slot
 #   standby, former primary data -> pg_rewind against the new primary, then follow it
+#   standby, data on an older timeline than the primary's -> pg_rewind (a no-op unless the data
+#                            is past the switch point), then follow it
 #   standby, unfinished rewind -> re-clone (never a second pg_rewind over half-rewound data)
 #   standby, slot lost    -> the WAL it needs is gone: re-clone automatically
 # The server runs as this shell's child: when the leader key moves away from a running primary,
@@ -138,6 +140,8 @@ run_standby() {
     clone_from_primary "$slot"
   elif ! is_standby_data; then
     rejoin_as_standby
+  elif behind_primary_timeline; then
+    rejoin_as_standby "this standby's data is on an older timeline than the primary's and may be past the primary's switch point"
   fi
   status=$(slot_status "$slot")
   if [ -f "$RUN_DIR/reclone-needed" ] && [ "$status" != lost ]; then

@@ -1,0 +1,48 @@
+/**
+ * A standby that received WAL the promoted standby never had: after the promotion it is past the
+ * new timeline's switch point and cannot follow it by streaming ("new timeline N forked off ...
+ * before current recovery point"). It must notice on its next start and rewind (or re-clone)
+ * itself, then follow the new primary with the new primary's data.
+ */
+import { insert, PgCluster, PRIMARY, PRIMARY_STS, replica, synthCluster, TABLE } from './fixture';
+
+jest.setTimeout(480_000);
+
+let pg: PgCluster | undefined;
+
+afterEach(async () => {
+  await pg?.destroy();
+  pg = undefined;
+});
+
+test('a standby past the new timeline\'s switch point (it received WAL the promoted standby never had) rewinds itself and follows the new primary', async () => {
+  const c = pg = await PgCluster.boot();
+  await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+  await c.sql(PRIMARY, `${TABLE}; ${insert(1, 100)}`);
+  await c.waitCount(replica(0), 't', 100);
+  await c.waitCount(replica(1), 't', 100);
+
+  // replica-0 goes away; replica-1 receives 100 more rows; then the primary and replica-1 go too.
+  await c.h.deletePod(replica(0), { recreate: false });
+  await c.sql(PRIMARY, insert(101, 200));
+  await c.waitCount(replica(1), 't', 200);
+  await c.h.deletePod(replica(1), { recreate: false });
+  await c.h.killPod(PRIMARY, { recreate: false });
+
+  // Runbook with the more advanced standby unreachable: replica-0 is designated and promotes.
+  await c.h.scale(PRIMARY_STS, 0);
+  await c.h.apply(synthCluster({ currentPrimary: replica(0) }), { wait: false });
+  await c.h.startPod(replica(0));
+  await c.h.waitUntil(`${replica(0)} promoted`, 180_000, async () => (await c.writablePrimaries([replica(0)])).length === 1);
+  expect(await c.count(replica(0), 't')).toBe(100);
+  await c.sql(replica(0), insert(1001, 1010));
+
+  // replica-1 comes back with rows 101..200 on the old timeline, past the switch point.
+  const mark = c.logMark(replica(1));
+  await c.h.startPod(replica(1));
+  await c.waitStreaming(replica(0), [replica(1)], 240_000);
+  await c.waitCount(replica(1), 't', 110);
+  const digest = 'SELECT count(*) || \':\' || md5(string_agg(id::text || v, \',\' ORDER BY id)) FROM t';
+  expect(await c.sql(replica(1), digest)).toBe(await c.sql(replica(0), digest));
+  expect(c.logsSince(replica(1), mark)).toMatch(/past the primary's switch point|rewinding|re-cloning/);
+});
