@@ -25,7 +25,11 @@ const project = new cdk8s.ConstructLibraryCdk8s({
     // Tests validate custom resources against their CRD's openAPIV3Schema.
     'ajv@^8.20.0',
   ],
-  // The package is built and tested here for JavaScript/TypeScript only.
+  // Packages for every cdk8s language, named like the cdk8s libraries' (cdk8s-plus-28:
+  // PyPI cdk8s-plus-28 / cdk8s_plus_28, Go github.com/cdk8s-team/cdk8s-plus-go/cdk8splus28,
+  // Maven org.cdk8s:cdk8s-plus-28). `npx projen package-all` writes them to dist/; the tests in
+  // test/packages/ install each one the way a user of that language does and synthesize with it.
+  publishToPypi: { distName: 'cdk8s-ferretdb', module: 'cdk8s_ferretdb' },
   github: false,
   release: false,
   jestOptions: {
