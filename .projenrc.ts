@@ -30,6 +30,7 @@ const project = new cdk8s.ConstructLibraryCdk8s({
   // Maven org.cdk8s:cdk8s-plus-28). `npx projen package-all` writes them to dist/; the tests in
   // test/packages/ install each one the way a user of that language does and synthesize with it.
   publishToPypi: { distName: 'cdk8s-ferretdb', module: 'cdk8s_ferretdb' },
+  publishToGo: { moduleName: 'github.com/cdk8s-ferretdb/cdk8s-ferretdb-go', packageName: 'cdk8sferretdb' },
   github: false,
   release: false,
   jestOptions: {

@@ -39,13 +39,13 @@ export function run(cmd: string, args: string[], options: { cwd?: string; env?: 
  * Builds dist/<target> from the current sources (`projen compile`, then `projen package:<target>`)
  * unless the last build of that target was made from the same sources (dist/.sources-<target>).
  */
-export function buildPackage(target: 'python' | 'go' | 'java'): string {
+export function buildPackage(target: 'python' | 'go' | 'java', env: NodeJS.ProcessEnv = process.env): string {
   const stamp = path.join(ROOT, 'dist', `.sources-${target}`);
   const hash = sourceHash();
   const outdir = path.join(ROOT, 'dist', target);
   if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === hash && fs.existsSync(outdir)) return outdir;
   run('npx', ['projen', 'compile']);
-  run('npx', ['projen', `package:${target}`]);
+  run('npx', ['projen', `package:${target}`], { env });
   fs.writeFileSync(stamp, hash);
   return outdir;
 }
