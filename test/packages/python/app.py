@@ -77,7 +77,7 @@ class CloudNativePGChart(Chart):
         self.cluster = FerretDBCluster(
             self, "db",
             name="catalog",
-            replicas=3,
+            replicas=2,
             replication_mode=ReplicationMode.synchronous_quorum(1),
             storage=StorageSettings(size="50Gi"),
             metrics_scrapers=monitoring,
