@@ -31,6 +31,8 @@ const project = new cdk8s.ConstructLibraryCdk8s({
   // test/packages/ install each one the way a user of that language does and synthesize with it.
   publishToPypi: { distName: 'cdk8s-ferretdb', module: 'cdk8s_ferretdb' },
   publishToGo: { moduleName: 'github.com/cdk8s-ferretdb/cdk8s-ferretdb-go', packageName: 'cdk8sferretdb' },
+  // Maven Central namespaces for GitHub owners are io.github.<owner>; Java packages have no '-'.
+  publishToMaven: { mavenGroupId: 'io.github.cdk8s-ferretdb', mavenArtifactId: 'cdk8s-ferretdb', javaPackage: 'io.github.cdk8sferretdb' },
   github: false,
   release: false,
   jestOptions: {

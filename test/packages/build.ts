@@ -35,18 +35,39 @@ export function run(cmd: string, args: string[], options: { cwd?: string; env?: 
   }
 }
 
+export interface PackageOptions {
+  /** The environment of the packaging command. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** `npx` arguments that package instead of `projen package:<target>` (same jsii-pacmak, more options). */
+  readonly command?: string[];
+}
+
+/** Runs `build` unless the stamp file says it last ran on the current sources; then stamps them. */
+function whenSourcesChanged(stamp: string, build: () => void): void {
+  const hash = sourceHash();
+  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === hash) return;
+  build();
+  fs.mkdirSync(path.dirname(stamp), { recursive: true });
+  fs.writeFileSync(stamp, hash);
+}
+
+/** The jsii assembly (.jsii) and lib/ compiled from the current sources (`projen compile`). */
+export function compile(): void {
+  const stamp = path.join(ROOT, 'dist', '.sources-jsii');
+  if (!fs.existsSync(path.join(ROOT, '.jsii'))) fs.rmSync(stamp, { force: true });
+  whenSourcesChanged(stamp, () => run('npx', ['projen', 'compile']));
+}
+
 /**
  * Builds dist/<target> from the current sources (`projen compile`, then `projen package:<target>`)
  * unless the last build of that target was made from the same sources (dist/.sources-<target>).
  */
-export function buildPackage(target: 'python' | 'go' | 'java', env: NodeJS.ProcessEnv = process.env): string {
-  const stamp = path.join(ROOT, 'dist', `.sources-${target}`);
-  const hash = sourceHash();
+export function buildPackage(target: 'python' | 'go' | 'java', options: PackageOptions = {}): string {
   const outdir = path.join(ROOT, 'dist', target);
-  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === hash && fs.existsSync(outdir)) return outdir;
-  run('npx', ['projen', 'compile']);
-  run('npx', ['projen', `package:${target}`], { env });
-  fs.writeFileSync(stamp, hash);
+  const stamp = path.join(ROOT, 'dist', `.sources-${target}`);
+  if (!fs.existsSync(outdir)) fs.rmSync(stamp, { force: true });
+  compile();
+  whenSourcesChanged(stamp, () => run('npx', options.command ?? ['projen', `package:${target}`], { env: options.env }));
   return outdir;
 }
 
