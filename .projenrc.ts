@@ -50,6 +50,12 @@ const project = new cdk8s.ConstructLibraryCdk8s({
   gitignore: ['/bench/results/', '/.ci-work/'],
 });
 
+// Every code sample (README.md, @example) compiles: jsii-rosetta in strict mode after each
+// compile, with rosetta/default.ts-fixture as the samples' scope (test/packages/readme.test.ts
+// runs the same check in `npm test`). The tablet it writes is a build output.
+project.postCompileTask.exec('jsii-rosetta extract --strict .jsii');
+project.gitignore.exclude('/.jsii.tabl.json');
+
 // examples/ and bench/ are type-checked and linted like the tests.
 for (const dir of ['examples', 'bench']) {
   project.eslint?.addLintPattern(dir);
