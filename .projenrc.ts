@@ -27,7 +27,14 @@ const project = new cdk8s.ConstructLibraryCdk8s({
     // The MongoDB driver the e2e suite talks to the real FerretDB with (7.x: Node >= 20.19).
     'mongodb@7.9.1',
   ],
-  // The package is built and tested here for JavaScript/TypeScript only.
+  // Packages for every cdk8s language, named like the cdk8s libraries' (cdk8s-plus-28:
+  // PyPI cdk8s-plus-28 / cdk8s_plus_28, Go github.com/cdk8s-team/cdk8s-plus-go/cdk8splus28,
+  // Maven org.cdk8s:cdk8s-plus-28). `npx projen package-all` writes them to dist/; the tests in
+  // test/packages/ install each one the way a user of that language does and synthesize with it.
+  publishToPypi: { distName: 'cdk8s-ferretdb', module: 'cdk8s_ferretdb' },
+  publishToGo: { moduleName: 'github.com/cdk8s-ferretdb/cdk8s-ferretdb-go', packageName: 'cdk8sferretdb' },
+  // Maven Central namespaces for GitHub owners are io.github.<owner>; Java packages have no '-'.
+  publishToMaven: { mavenGroupId: 'io.github.cdk8s-ferretdb', mavenArtifactId: 'cdk8s-ferretdb', javaPackage: 'io.github.cdk8sferretdb' },
   github: false,
   release: false,
   jestOptions: {
@@ -44,6 +51,12 @@ const project = new cdk8s.ConstructLibraryCdk8s({
   },
   gitignore: ['/bench/results/', '/.ci-work/'],
 });
+
+// Every code sample (README.md, @example) compiles: jsii-rosetta in strict mode after each
+// compile, with rosetta/default.ts-fixture as the samples' scope (test/packages/readme.test.ts
+// runs the same check in `npm test`). The tablet it writes is a build output.
+project.postCompileTask.exec('jsii-rosetta extract --strict .jsii');
+project.gitignore.exclude('/.jsii.tabl.json');
 
 // examples/ and bench/ are type-checked and linted like the tests.
 for (const dir of ['examples', 'bench']) {
