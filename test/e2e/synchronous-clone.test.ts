@@ -43,7 +43,7 @@ test('under synchronousQuorum(1), while only a cloning standby is connected, com
   const commit = await c.trySql(PRIMARY, insert(11, 11), 8_000);
   const walsenders = await c.sql(PRIMARY, "SELECT string_agg(application_name || ':' || state || ':' || sync_state, ', ') FROM pg_stat_replication");
   console.log(`commit while only a clone is connected: ${commit.timedOut ? 'waits' : `returned (exit ${commit.code})`}; walsenders: ${walsenders}`);
-  expect(await c.sql(PRIMARY, "SELECT count(*) FROM pg_stat_progress_basebackup")).toBe('1'); // still cloning
+  expect(await c.sql(PRIMARY, 'SELECT count(*) FROM pg_stat_progress_basebackup')).toBe('1'); // still cloning
   expect(walsenders).not.toMatch(/:(quorum|sync)$|:(quorum|sync),/);
   expect(commit.timedOut).toBe(true);
 });
