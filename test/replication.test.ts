@@ -364,7 +364,8 @@ describe('synchronous_standby_names', () => {
     const members = postgresConfigMap(objs).data.members.trim().split('\n');
     const listed = /\((.*)\)/.exec(postgresqlConf(objs).synchronous_standby_names)![1].split(', ').map((s) => JSON.parse(s));
     expect(listed).toEqual(members);
-    expect(postgresConfigMap(objs).data['lib.sh']).toMatch(/application_name=%s[^\n]*\n[^\n]*"\$POD_NAME"/);
+    // conninfo's application_name defaults to the pod's name (a clone passes <pod>-clone instead).
+    expect(postgresConfigMap(objs).data['lib.sh']).toMatch(/application_name=%s[^\n]*\n[^\n]*"\$\{3:-\$POD_NAME\}"/);
   });
 });
 
