@@ -191,7 +191,7 @@ test('fencing: the leader key moves while the old primary runs; it stops taking 
 });
 
 /** Inserts one row per transaction (ids from `first` on) through the pod's socket until stopped; returns the acknowledged ids. */
-function writeContinuously(c: PgCluster, pod: string, first = 1): { stop: () => Promise<number[]>; done: () => Promise<number[]> } {
+function writeContinuously(c: PgCluster, pod: string, first = 1): { acked: number[]; stop: () => Promise<number[]>; done: () => Promise<number[]> } {
   let running = true;
   const acked: number[] = [];
   const loop = (async () => {
@@ -202,6 +202,7 @@ function writeContinuously(c: PgCluster, pod: string, first = 1): { stop: () => 
     }
   })();
   return {
+    acked,
     stop: async () => { running = false; await loop; return acked; },
     done: async () => { await loop; return acked; },
   };
@@ -212,7 +213,7 @@ test('planned switchover under continuous writes, asynchronous: the named standb
   await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
   await c.sql(PRIMARY, TABLE);
   const writer = writeContinuously(c, PRIMARY);
-  await new Promise((r) => setTimeout(r, 2_000));
+  await c.h.waitUntil('more than 10 commits acknowledged', 60_000, () => writer.acked.length > 10);
   await c.h.apply(synthCluster({ currentPrimary: replica(1) }), { wait: false });
   const acked = await writer.done(); // the first refused write: the old primary fenced itself
   await c.h.waitReady(replica(1), 120_000);
@@ -233,7 +234,7 @@ async function killPrimaryUnderWrites(mode: ReplicationMode): Promise<{ acked: n
   await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
   await c.sql(PRIMARY, TABLE);
   const writer = writeContinuously(c, PRIMARY);
-  await new Promise((r) => setTimeout(r, 3_000));
+  await c.h.waitUntil('more than 10 commits acknowledged', 60_000, () => writer.acked.length > 10);
   await c.h.killPod(PRIMARY, { recreate: false });
   const acked = await writer.stop();
   expect(acked.length).toBeGreaterThan(10);
@@ -273,7 +274,7 @@ test('kill -9 of an async primary that wrote WAL no standby saw: reports lost co
   await c.h.deletePod(replica(0), { recreate: false });
   await c.h.deletePod(replica(1), { recreate: false });
   const writer = writeContinuously(c, PRIMARY, 10_001);
-  await new Promise((r) => setTimeout(r, 2_000));
+  await c.h.waitUntil('more than 10 commits acknowledged', 60_000, () => writer.acked.length > 10);
   await c.h.killPod(PRIMARY, { recreate: false });
   const mark = c.logMark(PRIMARY);
   const acked = await writer.stop();

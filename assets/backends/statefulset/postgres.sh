@@ -202,7 +202,9 @@ remove_stale_lock() {
 }
 
 main() {
-  trap 'log "terminated"; [ -n "$SERVER_PID" ] && kill -INT "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID"; kill $(jobs -p) 2>/dev/null; exit 143' TERM INT
+  # Stops the server, then the clone or rewind under way (and waits for them: nothing of theirs
+  # outlives this shell).
+  trap 'log "terminated"; [ -n "$SERVER_PID" ] && kill -INT "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID"; kill $(jobs -p) 2>/dev/null; wait; exit 143' TERM INT
   # Alive while the data directory is prepared (waits, clone, rewind, promotion): see lifecycle.sh.
   touch "$RUN_DIR/preparing"
   remove_stale_lock
