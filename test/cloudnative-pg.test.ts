@@ -44,6 +44,7 @@ const variants: [string, any[]][] = [
     restore: { objectStore: STORE, sourceClusterName: 'orders-pg', target: RecoveryTarget.time('2026-05-04T10:30:00Z') },
   })],
   ['an existing basic-auth Secret', cnpg({ credentials: Credentials.fromSecret('ferretdb-auth') })],
+  ['backups to an endpoint behind a private CA', cnpg({}, { backup: { objectStore: { ...STORE, endpointCA: { secretName: 'minio-ca' } } } })],
 ];
 
 describe('schemas', () => {
@@ -221,6 +222,15 @@ describe('backups and point-in-time recovery', () => {
         region: { name: 'minio', key: 'REGION' },
       },
     });
+  });
+
+  test('an endpoint behind a private CA gets the CA Secret as the ObjectStore\'s endpointCA (key ca.crt unless given)', () => {
+    const store = (endpointCA: any) => find(cnpg({}, { backup: { objectStore: { ...STORE, endpointCA } } }), 'ObjectStore', 'x-pg-backup').spec.configuration;
+    expect(store({ secretName: 'minio-ca' }).endpointCA).toEqual({ name: 'minio-ca', key: 'ca.crt' });
+    expect(store({ secretName: 'minio-ca', key: 'root.pem' }).endpointCA).toEqual({ name: 'minio-ca', key: 'root.pem' });
+    expect(store(undefined).endpointCA).toBeUndefined();
+    const restore = cnpg({}, { restore: { objectStore: { ...STORE, endpointCA: { secretName: 'minio-ca' } }, sourceClusterName: 'orders-pg' } });
+    expect(find(restore, 'ObjectStore', 'x-pg-restore').spec.configuration.endpointCA).toEqual({ name: 'minio-ca', key: 'ca.crt' });
   });
 
   test('a ScheduledBackup through the plugin, daily at midnight UTC with a 30-day retention by default', () => {
@@ -440,6 +450,9 @@ describe('invalid input fails at synth time with an error naming the prop and th
     ['a credentialsSecret with upper case', () => cnpg({}, { backup: { objectStore: { ...STORE, credentialsSecret: 'Minio_Keys' } } }), 'backup.objectStore.credentialsSecret', 'Minio_Keys'],
     ['a missing credentialsSecret', () => cnpg({}, { backup: { objectStore: { destinationPath: 's3://bucket/p' } as any } }), 'backup.objectStore.credentialsSecret', 'undefined'],
     ['a missing objectStore', () => cnpg({}, { backup: {} as any }), 'backup.objectStore', 'undefined'],
+    ['an endpointCA Secret name with upper case', () => cnpg({}, { backup: { objectStore: { ...STORE, endpointCA: { secretName: 'Minio_CA' } } } }), 'backup.objectStore.endpointCA.secretName', 'Minio_CA'],
+    ['an endpointCA key with a slash', () => cnpg({}, { backup: { objectStore: { ...STORE, endpointCA: { secretName: 'ca', key: 'a/b' } } } }), 'backup.objectStore.endpointCA.key', 'a/b'],
+    ['an endpointCA with a plain-http endpoint', () => cnpg({}, { backup: { objectStore: { ...STORE, endpointUrl: 'http://minio:9000', endpointCA: { secretName: 'ca' } } } }), 'backup.objectStore.endpointUrl', 'http://minio:9000'],
     ['an access key name with a space', () => cnpg({}, { backup: { objectStore: { ...STORE, accessKeyIdKey: 'ACCESS KEY' } } }), 'backup.objectStore.accessKeyIdKey', 'ACCESS KEY'],
     ['a restore from a bad store', () => cnpg({}, { restore: { objectStore: { ...STORE, destinationPath: 'gs://x' }, sourceClusterName: 'a' } }), 'restore.objectStore.destinationPath', 'gs://x'],
     ['a restore source that is not a name', () => cnpg({}, { restore: { objectStore: STORE, sourceClusterName: 'Orders_PG' } }), 'restore.sourceClusterName', 'Orders_PG'],

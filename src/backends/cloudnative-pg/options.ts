@@ -21,6 +21,20 @@ export interface CloudNativePGOperator {
 }
 
 /**
+ * A CA certificate in a Secret (for example an object store's private CA).
+ */
+export interface CaCertificateSecret {
+  /** The Secret, in the cluster's namespace. */
+  readonly secretName: string;
+  /**
+   * The key holding the PEM certificate(s).
+   *
+   * @default "ca.crt"
+   */
+  readonly key?: string;
+}
+
+/**
  * An S3-compatible object store for the Barman Cloud plugin (WAL archive and base backups).
  */
 export interface ObjectStoreSettings {
@@ -34,6 +48,15 @@ export interface ObjectStoreSettings {
    * @default - AWS S3
    */
   readonly endpointUrl?: string;
+  /**
+   * The CA that signed the endpoint's certificate, when it is not one the plugin's image trusts
+   * (an in-cluster MinIO or Ceph behind a private CA, for example). Without it, archiving to
+   * such an endpoint fails, and WAL that is not archived is never removed from the primary's
+   * volume.
+   *
+   * @default - the public CAs of the plugin's image
+   */
+  readonly endpointCA?: CaCertificateSecret;
   /**
    * The Secret with the access keys, in the cluster's namespace.
    */
