@@ -469,6 +469,8 @@ describe('invalid input fails at synth time with an error naming the prop and th
     ['an operator namespace with upper case', () => cnpg({}, { operator: { namespace: 'CNPG' } }), 'operator.namespace', 'CNPG'],
     ['empty operator pod labels', () => cnpg({}, { operator: { podLabels: {} } }), 'operator.podLabels', '{}'],
     ['a ferretdbUser CloudNativePG reserves', () => new CloudNativePGCluster(Testing.chart(), 'pg', { ferretdbUser: 'cnpg_ferretdb' }), 'ferretdbUser', 'cnpg_ferretdb'],
+    ['ferretdbUser postgres (CloudNativePG\'s superuser)', () => new CloudNativePGCluster(Testing.chart(), 'pg', { ferretdbUser: 'postgres' }), 'ferretdbUser', 'postgres'],
+    ['ferretdbUser streaming_replica (CloudNativePG\'s replication role)', () => new CloudNativePGCluster(Testing.chart(), 'pg', { ferretdbUser: 'streaming_replica' }), 'ferretdbUser', 'streaming_replica'],
     ['a backend given as a string', () => synth({ backend: 'cloudNativePG' as any }), 'backend', 'cloudNativePG'],
   ];
 

@@ -72,8 +72,11 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
       `a quorum of at most the number of replicas (${replicas}); commits would never return`);
   }
   const ferretdbUser = checkRoleName('ferretdbUser', props.ferretdbUser ?? 'ferretdb');
-  if (ferretdbUser === 'streaming_replica' || ferretdbUser.startsWith('cnpg_')) {
-    throw invalid('ferretdbUser', ferretdbUser, 'a role CloudNativePG does not reserve (not streaming_replica, not cnpg_*)');
+  // CloudNativePG owns `postgres` (its superuser, which a managed role may not be; the bootstrap's
+  // `ALTER ROLE ... NOSUPERUSER` would fail on it), `streaming_replica` (its replication role)
+  // and the `cnpg_` prefix (its poolers' roles).
+  if (['postgres', 'streaming_replica'].includes(ferretdbUser) || ferretdbUser.startsWith('cnpg_')) {
+    throw invalid('ferretdbUser', ferretdbUser, 'a role CloudNativePG does not reserve (not postgres, not streaming_replica, not cnpg_*)');
   }
   const wal = props.wal ?? {};
   const parameters = props.parameters ?? {};
