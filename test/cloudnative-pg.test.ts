@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Duration, Testing, Yaml } from 'cdk8s';
 import {
-  BackupSchedule, CloudNativePGCluster, Credentials, FerretDBCluster, FerretDBClusterProps, PostgresBackend, RecoveryTarget,
+  BackupSchedule, CloudNativePGCluster, Credentials, DataDurability, FerretDBCluster, FerretDBClusterProps, PostgresBackend, RecoveryTarget,
   ReplicationMode, RetentionPolicy,
 } from '../src';
 import { isCustomResource, toJsonSchema, validateCustomResource } from './crd-schema';
@@ -44,6 +44,7 @@ const variants: [string, any[]][] = [
     restore: { objectStore: STORE, sourceClusterName: 'orders-pg', target: RecoveryTarget.time('2026-05-04T10:30:00Z') },
   })],
   ['an existing basic-auth Secret', cnpg({ credentials: Credentials.fromSecret('ferretdb-auth') })],
+  ['synchronous quorum 2 of 2, preferred durability', cnpg({ replicationMode: ReplicationMode.synchronousQuorum(2) }, { dataDurability: DataDurability.PREFERRED })],
   ['backups to an endpoint behind a private CA', cnpg({}, { backup: { objectStore: { ...STORE, endpointCA: { secretName: 'minio-ca' } } } })],
 ];
 
@@ -171,10 +172,16 @@ describe('the CloudNativePG Cluster', () => {
     expect(spec.storage).toEqual({ size: '10Gi' });
   });
 
-  test('asynchronous by default; a synchronous quorum becomes method any, number k', () => {
+  test('asynchronous by default; a synchronous quorum becomes method any, number k, required durability and a failover quorum', () => {
     expect(spec.postgresql.synchronous).toBeUndefined();
     expect(clusterSpec(cnpg({ replicas: 3, replicationMode: ReplicationMode.synchronousQuorum(2) })).postgresql.synchronous)
-      .toEqual({ method: 'any', number: 2 });
+      .toEqual({ method: 'any', number: 2, dataDurability: 'required', failoverQuorum: true });
+  });
+
+  test('a quorum of every standby is accepted with DataDurability.PREFERRED (writes go on while one restarts)', () => {
+    const synchronous = clusterSpec(cnpg({ replicas: 2, replicationMode: ReplicationMode.synchronousQuorum(2) },
+      { dataDurability: DataDurability.PREFERRED })).postgresql.synchronous;
+    expect(synchronous).toEqual({ method: 'any', number: 2, dataDurability: 'preferred', failoverQuorum: true });
   });
 
   test('updates the primary last, by switchover, unsupervised; failover and switchover delays are explicit', () => {
@@ -441,6 +448,8 @@ function mentions(message: string, value: string): boolean {
 
 describe('invalid input fails at synth time with an error naming the prop and the value', () => {
   const cases: [string, () => unknown, string, string][] = [
+    ['a quorum of every standby with required durability', () => cnpg({ replicas: 2, replicationMode: ReplicationMode.synchronousQuorum(2) }), 'replicationMode', 'ReplicationMode.synchronousQuorum(2)'],
+    ['a dataDurability given as a string', () => cnpg({ replicationMode: ReplicationMode.synchronousQuorum(1) }, { dataDurability: 'strict' as any }), 'dataDurability', 'strict'],
     ['a quorum larger than the replicas', () => cnpg({ replicas: 1, replicationMode: ReplicationMode.synchronousQuorum(2) }), 'replicationMode', 'ReplicationMode.synchronousQuorum(2)'],
     ['currentPrimary with CloudNativePG', () => cnpg({ currentPrimary: 'x-pg-1' }), 'currentPrimary', 'x-pg-1'],
     ['a failoverDelay of 1.5 s', () => cnpg({}, { failoverDelay: Duration.millis(1500) }), 'failoverDelay', '1.5s'],

@@ -139,7 +139,7 @@ describe('examples/cloudnative-pg.ts', () => {
   test('is a 3-instance CloudNativePG cluster with a quorum of 1, backups and PodMonitors', () => {
     const cluster = find(objs, 'Cluster', 'catalog-pg');
     expect(cluster.spec.instances).toBe(3);
-    expect(cluster.spec.postgresql.synchronous).toEqual({ method: 'any', number: 1 });
+    expect(cluster.spec.postgresql.synchronous).toEqual({ method: 'any', number: 1, dataDurability: 'required', failoverQuorum: true });
     expect(cluster.spec.switchoverDelay).toBe(600);
     expect(find(objs, 'ScheduledBackup', 'catalog-pg-backup').spec.schedule).toBe('0 0 2 * * *');
     expect(find(objs, 'ObjectStore', 'catalog-pg-backup').spec.retentionPolicy).toBe('14d');

@@ -3,7 +3,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { CloudNativePGClusterProps } from './cluster';
 import { checkObjectStore } from './object-store';
-import { BackupSchedule, ObjectStoreSettings, RecoveryTarget, RetentionPolicy } from './options';
+import { BackupSchedule, DataDurability, ObjectStoreSettings, RecoveryTarget, RetentionPolicy } from './options';
 import { checkCnpgSettings } from './spec';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
 import { CONNECTION_HEADROOM, DEFAULT_POSTGRES_IMAGE } from '../../postgres/config';
@@ -32,6 +32,7 @@ export interface CheckedCnpgClusterProps {
   readonly resources?: Resources;
   readonly scheduling?: Scheduling;
   readonly replicationMode: ReplicationMode;
+  readonly dataDurability: DataDurability;
   readonly ferretdbUser: string;
   readonly wal: WalSettings;
   readonly parameters: { [name: string]: string };
@@ -70,6 +71,13 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
   if (replicationMode.synchronousStandbys > replicas) {
     throw invalid('replicationMode', `ReplicationMode.synchronousQuorum(${replicationMode.synchronousStandbys})`,
       `a quorum of at most the number of replicas (${replicas}); commits would never return`);
+  }
+  const dataDurability = checkDataDurability(props.dataDurability ?? DataDurability.REQUIRED);
+  const quorum = replicationMode.synchronousStandbys;
+  if (dataDurability === DataDurability.REQUIRED && quorum > 0 && quorum === replicas) {
+    throw invalid('replicationMode', `ReplicationMode.synchronousQuorum(${quorum})`,
+      `a quorum below the number of replicas (${replicas}) with DataDurability.REQUIRED, or dataDurability: DataDurability.PREFERRED: `
+      + 'with every standby in the quorum, each commit would wait while any standby restarts (a rolling update, a drain)');
   }
   const ferretdbUser = checkRoleName('ferretdbUser', props.ferretdbUser ?? 'ferretdb');
   // CloudNativePG owns `postgres` (its superuser, which a managed role may not be; the bootstrap's
@@ -133,6 +141,7 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
     resources: props.resources,
     scheduling: props.scheduling,
     replicationMode,
+    dataDurability,
     ferretdbUser,
     wal,
     parameters,
@@ -159,6 +168,13 @@ export function maxConnectionsErrors(maxConnections: number, clientConnections: 
   return maxConnections < needed
     ? [`Invalid maxConnections: ${maxConnections}. Expected at least ${needed}: the clients' ${clientConnections} connections (the FerretDB pools) plus ${CONNECTION_HEADROOM} for DocumentDB, pg_cron, the instance manager and administrators.`]
     : [];
+}
+
+function checkDataDurability(value: unknown): DataDurability {
+  if (!Object.values(DataDurability).includes(value as DataDurability)) {
+    throw invalid('dataDurability', value, 'DataDurability.REQUIRED or DataDurability.PREFERRED');
+  }
+  return value as DataDurability;
 }
 
 /** A delay in whole seconds (CloudNativePG's fields are integers). */

@@ -248,6 +248,7 @@ export class CloudNativePGCluster extends Construct {
         resources: c.resources,
         scheduling: c.scheduling,
         replicationMode: c.replicationMode,
+        dataDurability: c.dataDurability,
         wal: c.wal,
         parameters: c.parameters,
         maxConnections: c.maxConnections,

@@ -230,6 +230,25 @@ export interface RestoreSettings {
 }
 
 /**
+ * What a synchronous quorum does when fewer standbys are healthy than it counts
+ * (`postgresql.synchronous.dataDurability`).
+ */
+export enum DataDurability {
+  /**
+   * Commits wait until the quorum's number of standbys confirm them, however many are down:
+   * no acknowledged commit exists on fewer standbys than the quorum.
+   */
+  REQUIRED = 'required',
+  /**
+   * The quorum shrinks to the healthy standbys while some are down (with none, commits return
+   * once durable on the primary) and grows back as they return: writes go on through a standby
+   * restart, a rolling update or a drain, at the cost of commits that fewer standbys confirmed
+   * meanwhile.
+   */
+  PREFERRED = 'preferred',
+}
+
+/**
  * What is specific to the CloudNativePG backend.
  */
 export interface CloudNativePGOptions {
@@ -247,6 +266,14 @@ export interface CloudNativePGOptions {
    * @default Duration.seconds(3600)
    */
   readonly switchoverDelay?: Duration;
+  /**
+   * With `ReplicationMode.synchronousQuorum(k)`: whether commits keep waiting for `k` standbys
+   * while fewer are healthy. `REQUIRED` needs `k` below the number of replicas, so that one
+   * standby may restart (a rolling update, a drain) without stopping every write.
+   *
+   * @default DataDurability.REQUIRED
+   */
+  readonly dataDurability?: DataDurability;
   /**
    * @default - namespace "cnpg-system", pods labelled app.kubernetes.io/name=cloudnative-pg
    */

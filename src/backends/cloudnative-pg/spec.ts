@@ -1,8 +1,10 @@
 // Pure renderers of the CloudNativePG objects (no constructs here): the Cluster spec, its
 // settings, pg_hba rules and bootstrap SQL.
+import { DataDurability } from './options';
 import { Resources, Scheduling, StorageSettings } from '../../common';
 import {
-  ClusterSpec, ClusterSpecPostgresqlSynchronousMethod, ClusterSpecPrimaryUpdateMethod, ClusterSpecPrimaryUpdateStrategy,
+  ClusterSpec, ClusterSpecPostgresqlSynchronousDataDurability, ClusterSpecPostgresqlSynchronousMethod,
+  ClusterSpecPrimaryUpdateMethod, ClusterSpecPrimaryUpdateStrategy,
   ClusterSpecResourcesLimits, ClusterSpecResourcesRequests, ClusterSpecManagedRoles, ClusterSpecManagedRolesEnsure,
   ClusterSpecProbesReadinessMaximumLag, ClusterSpecProbesReadinessType,
 } from '../../imports/cnpg-cluster-postgresql.cnpg.io';
@@ -177,6 +179,8 @@ export interface CnpgClusterSpecInput {
   readonly resources?: Resources;
   readonly scheduling?: Scheduling;
   readonly replicationMode: ReplicationMode;
+  /** What a synchronous quorum does with fewer healthy standbys (unused when asynchronous). */
+  readonly dataDurability: DataDurability;
   readonly wal: WalSettings;
   readonly parameters: { [name: string]: string };
   /** `max_connections`, already checked against what the clients need. */
@@ -219,7 +223,18 @@ export function cnpgClusterSpec(i: CnpgClusterSpecInput): ClusterSpec {
       sharedPreloadLibraries: DOCUMENTDB_PRELOAD,
       parameters: cnpgParameters(i.wal, i.parameters, i.volumeBytes, i.maxConnections),
       pgHba: cnpgPgHba(),
-      synchronous: quorum > 0 ? { method: ClusterSpecPostgresqlSynchronousMethod.ANY, number: quorum } : undefined,
+      // failoverQuorum: a standby is promoted only when the quorum the primary last published
+      // proves it holds every acknowledged commit (otherwise the operator waits).
+      synchronous: quorum > 0
+        ? {
+          method: ClusterSpecPostgresqlSynchronousMethod.ANY,
+          number: quorum,
+          dataDurability: i.dataDurability === DataDurability.PREFERRED
+            ? ClusterSpecPostgresqlSynchronousDataDurability.PREFERRED
+            : ClusterSpecPostgresqlSynchronousDataDurability.REQUIRED,
+          failoverQuorum: true,
+        }
+        : undefined,
     },
     replicationSlots: { highAvailability: { enabled: true } },
     // The instance manager's `streaming` readiness check: a standby is Ready only while its WAL
