@@ -51,6 +51,7 @@ export interface CheckedCnpgClusterProps {
   /** The operator's pods, admitted by the NetworkPolicy; none without one. */
   readonly networkPolicy?: { readonly operatorNamespace: string; readonly operatorLabels: { [key: string]: string } };
   readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
+  readonly statusClients?: k8s.NetworkPolicyPeer[];
 }
 
 /**
@@ -132,6 +133,7 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
     networkPolicy = { operatorNamespace, operatorLabels };
   }
 
+  const podMonitor = props.podMonitor ?? false;
   return {
     name,
     replicas,
@@ -156,9 +158,10 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
     secretName: credentials.secretName ?? `${name}-ferretdb`,
     backup,
     restore,
-    podMonitor: props.podMonitor ?? false,
+    podMonitor,
     networkPolicy,
     metricsScrapers: props.metricsScrapers,
+    statusClients: props.statusClients,
   };
 }
 

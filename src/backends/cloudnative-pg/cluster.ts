@@ -2,11 +2,10 @@ import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { checkCnpgClusterProps, maxConnectionsErrors } from './cluster-props';
+import { cnpgNetworkPolicySpec } from './network-policy';
 import { objectStoreSpec } from './object-store';
 import { CloudNativePGOptions } from './options';
-import {
-  BARMAN_CLOUD_PLUGIN, CNPG_CLUSTER_LABEL, CNPG_POD_ROLE_LABEL, CNPG_PORTS, cnpgClusterSpec,
-} from './spec';
+import { BARMAN_CLOUD_PLUGIN, CNPG_CLUSTER_LABEL, CNPG_POD_ROLE_LABEL, cnpgClusterSpec } from './spec';
 import { Resources, Scheduling, StorageSettings } from '../../common';
 import { ObjectStore } from '../../imports/barman-objectstore-barmancloud.cnpg.io';
 import { Cluster } from '../../imports/cnpg-cluster-postgresql.cnpg.io';
@@ -262,37 +261,27 @@ export class CloudNativePGCluster extends Construct {
       }),
     });
 
-    const instanceLabels = { [CNPG_CLUSTER_LABEL]: this.name };
     if (c.podMonitor) {
       new PodMonitor(this, 'PodMonitor', {
         metadata: { ...metadata('metrics'), name: this.name },
         spec: {
-          selector: { matchLabels: { ...instanceLabels, [CNPG_POD_ROLE_LABEL]: 'instance' } },
+          selector: { matchLabels: { [CNPG_CLUSTER_LABEL]: this.name, [CNPG_POD_ROLE_LABEL]: 'instance' } },
           podMetricsEndpoints: [{ port: 'metrics' }],
         },
       });
     }
 
     if (c.networkPolicy) {
-      const tcp = (...ports: number[]) => ports.map((port) => ({ protocol: 'TCP', port: k8s.IntOrString.fromNumber(port) }));
-      const ingress: k8s.NetworkPolicyIngressRule[] = [
-        { from: [{ podSelector: { matchLabels: this.clientLabels } }], ports: tcp(CNPG_PORTS.postgresql) },
-        // Instances (streaming, pg_rewind, status) and the operator's Jobs (initdb, join) of this cluster.
-        { from: [{ podSelector: { matchLabels: instanceLabels } }], ports: tcp(CNPG_PORTS.postgresql, CNPG_PORTS.status) },
-        {
-          from: [{
-            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': c.networkPolicy.operatorNamespace } },
-            podSelector: { matchLabels: c.networkPolicy.operatorLabels },
-          }],
-          ports: tcp(CNPG_PORTS.status, CNPG_PORTS.postgresql),
-        },
-      ];
-      if (c.metricsScrapers && c.metricsScrapers.length > 0) {
-        ingress.push({ from: c.metricsScrapers, ports: tcp(CNPG_PORTS.metrics) });
-      }
       new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
         metadata: { ...metadata('postgresql'), name: `${this.name}-postgresql` },
-        spec: { podSelector: { matchLabels: instanceLabels }, policyTypes: ['Ingress'], ingress },
+        spec: cnpgNetworkPolicySpec({
+          clusterName: this.name,
+          clientLabels: this.clientLabels,
+          operatorNamespace: c.networkPolicy.operatorNamespace,
+          operatorLabels: c.networkPolicy.operatorLabels,
+          metricsScrapers: c.metricsScrapers,
+          statusClients: c.statusClients,
+        }),
       });
     }
 

@@ -1,4 +1,5 @@
 import { Duration } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
 import { invalid } from '../../private/validation';
 
 /**
@@ -279,11 +280,21 @@ export interface CloudNativePGOptions {
    */
   readonly operator?: CloudNativePGOperator;
   /**
-   * A PodMonitor (prometheus-operator) for the instances' exporter (9187).
+   * A PodMonitor (prometheus-operator) for the instances' exporter (9187). With the
+   * NetworkPolicy on, `metricsScrapers` must name the scrapers.
    *
    * @default false
    */
   readonly podMonitor?: boolean;
+  /**
+   * Who else may reach the instance manager's status port (8000) through the NetworkPolicy.
+   * `kubectl cnpg status` reads each instance's status through the API server's `pods/proxy`,
+   * so those requests come from the API server: admit its addresses here (an `ipBlock`; they
+   * depend on the platform) for that part of the report.
+   *
+   * @default - only the cluster's own pods and the operator
+   */
+  readonly statusClients?: k8s.NetworkPolicyPeer[];
   /**
    * WAL archiving and scheduled base backups to an object store.
    *

@@ -1,0 +1,29 @@
+import { FerretDBClusterProps, PostgresBackend } from '../src';
+import { find, synth } from './util';
+
+function cnpg(props: FerretDBClusterProps = {}, options: Parameters<typeof PostgresBackend.cloudNativePG>[0] = {}): any[] {
+  return synth({ ...props, backend: PostgresBackend.cloudNativePG(options) });
+}
+
+/** The ports each ingress rule of a NetworkPolicy admits, with its peers. */
+function rulesFor(policy: any, port: number): any[] {
+  return policy.spec.ingress.filter((r: any) => r.ports.some((p: any) => p.port === port)).map((r: any) => r.from);
+}
+
+describe('the status port (8000) and kubectl cnpg status', () => {
+  const API_SERVER = [{ ipBlock: { cidr: '10.0.0.10/32' } }];
+
+  test('only the cluster\'s pods and the operator reach 8000 by default', () => {
+    const from = rulesFor(find(cnpg(), 'NetworkPolicy', 'x-pg-postgresql'), 8000);
+    expect(from).toEqual([
+      [{ podSelector: { matchLabels: { 'cnpg.io/cluster': 'x-pg' } } }],
+      [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'cnpg-system' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'cloudnative-pg' } } }],
+    ]);
+  });
+
+  test('statusClients (the API server\'s addresses) reach 8000 and nothing else', () => {
+    const policy = find(cnpg({}, { statusClients: API_SERVER }), 'NetworkPolicy', 'x-pg-postgresql');
+    const rule = policy.spec.ingress.find((r: any) => r.from === API_SERVER || JSON.stringify(r.from) === JSON.stringify(API_SERVER));
+    expect(rule).toEqual({ from: API_SERVER, ports: [{ protocol: 'TCP', port: 8000 }] });
+  });
+});
