@@ -1,5 +1,9 @@
-import { FerretDBClusterProps, PostgresBackend } from '../src';
-import { find, synth } from './util';
+import { Testing } from 'cdk8s';
+import { CloudNativePGCluster, FerretDBClusterProps, PostgresBackend } from '../src';
+import { validateCustomResource } from './crd-schema';
+import { byKind, find, synth } from './util';
+
+const SCRAPERS = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }];
 
 function cnpg(props: FerretDBClusterProps = {}, options: Parameters<typeof PostgresBackend.cloudNativePG>[0] = {}): any[] {
   return synth({ ...props, backend: PostgresBackend.cloudNativePG(options) });
@@ -9,6 +13,28 @@ function cnpg(props: FerretDBClusterProps = {}, options: Parameters<typeof Postg
 function rulesFor(policy: any, port: number): any[] {
   return policy.spec.ingress.filter((r: any) => r.ports.some((p: any) => p.port === port)).map((r: any) => r.from);
 }
+
+describe('PodMonitor labels', () => {
+  const objs = cnpg({ monitoring: { podMonitor: true, labels: { release: 'kube-prometheus-stack' } }, metricsScrapers: SCRAPERS });
+
+  test('monitoring.labels reach both PodMonitors, the instances\' and FerretDB\'s', () => {
+    const monitors = byKind(objs, 'PodMonitor');
+    expect(monitors.map((m) => m.metadata.name).sort()).toEqual(['x-ferretdb', 'x-pg']);
+    for (const m of monitors) expect(m.metadata.labels.release).toBe('kube-prometheus-stack');
+    for (const m of monitors) expect(() => validateCustomResource(m)).not.toThrow();
+  });
+
+  test('the library\'s own metadata labels win over monitoring.labels of the same key', () => {
+    const clash = cnpg({ monitoring: { podMonitor: true, labels: { 'app.kubernetes.io/component': 'mine' } }, metricsScrapers: SCRAPERS });
+    expect(find(clash, 'PodMonitor', 'x-pg').metadata.labels['app.kubernetes.io/component']).toBe('metrics');
+  });
+
+  test('a standalone CloudNativePGCluster takes podMonitorLabels', () => {
+    const chart = Testing.chart();
+    new CloudNativePGCluster(chart, 'pg', { name: 'pg', podMonitor: true, metricsScrapers: SCRAPERS, podMonitorLabels: { release: 'prom' } });
+    expect(find(Testing.synth(chart), 'PodMonitor', 'pg').metadata.labels.release).toBe('prom');
+  });
+});
 
 describe('the status port (8000) and kubectl cnpg status', () => {
   const API_SERVER = [{ ipBlock: { cidr: '10.0.0.10/32' } }];

@@ -52,6 +52,7 @@ export interface CheckedCnpgClusterProps {
   readonly networkPolicy?: { readonly operatorNamespace: string; readonly operatorLabels: { [key: string]: string } };
   readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
   readonly statusClients?: k8s.NetworkPolicyPeer[];
+  readonly podMonitorLabels?: { [key: string]: string };
 }
 
 /**
@@ -162,6 +163,7 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
     networkPolicy,
     metricsScrapers: props.metricsScrapers,
     statusClients: props.statusClients,
+    podMonitorLabels: props.podMonitorLabels,
   };
 }
 

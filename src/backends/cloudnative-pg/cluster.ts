@@ -132,6 +132,13 @@ export interface CloudNativePGClusterProps extends CloudNativePGOptions {
    */
   readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
   /**
+   * Extra labels of the PodMonitor (for example the label your Prometheus selects PodMonitors
+   * by, such as `release: kube-prometheus-stack`).
+   *
+   * @default - none
+   */
+  readonly podMonitorLabels?: { [key: string]: string };
+  /**
    * The `app.kubernetes.io/instance` label of this construct's objects.
    *
    * @default - the name
@@ -263,7 +270,7 @@ export class CloudNativePGCluster extends Construct {
 
     if (c.podMonitor) {
       new PodMonitor(this, 'PodMonitor', {
-        metadata: { ...metadata('metrics'), name: this.name },
+        metadata: { name: this.name, labels: { ...c.podMonitorLabels, ...metadata('metrics').labels } },
         spec: {
           selector: { matchLabels: { [CNPG_CLUSTER_LABEL]: this.name, [CNPG_POD_ROLE_LABEL]: 'instance' } },
           podMetricsEndpoints: [{ port: 'metrics' }],
