@@ -1,7 +1,7 @@
 import { Testing } from 'cdk8s';
 import { CloudNativePGCluster, FerretDBClusterProps, PostgresBackend } from '../src';
 import { validateCustomResource } from './crd-schema';
-import { byKind, find, synth } from './util';
+import { byKind, errorOf, find, synth } from './util';
 
 const SCRAPERS = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }];
 
@@ -33,6 +33,28 @@ describe('PodMonitor labels', () => {
     const chart = Testing.chart();
     new CloudNativePGCluster(chart, 'pg', { name: 'pg', podMonitor: true, metricsScrapers: SCRAPERS, podMonitorLabels: { release: 'prom' } });
     expect(find(Testing.synth(chart), 'PodMonitor', 'pg').metadata.labels.release).toBe('prom');
+  });
+});
+
+describe('podMonitor and the NetworkPolicy', () => {
+  test('podMonitor without metricsScrapers fails at synth time, naming metricsScrapers', () => {
+    const message = errorOf(() => cnpg({ monitoring: { podMonitor: true } }));
+    expect(message).toMatch(/^Invalid metricsScrapers: undefined\. .*9187.*8088/);
+    expect(errorOf(() => cnpg({ metricsScrapers: [] }, { podMonitor: true }))).toMatch(/^Invalid metricsScrapers: \[\]/);
+    expect(errorOf(() => new CloudNativePGCluster(Testing.chart(), 'pg', { podMonitor: true }))).toMatch(/^Invalid metricsScrapers/);
+  });
+
+  test('podMonitor without metricsScrapers is accepted when there is no NetworkPolicy (nothing to admit)', () => {
+    const objs = cnpg({ monitoring: { podMonitor: true }, networkPolicy: false });
+    expect(byKind(objs, 'PodMonitor')).toHaveLength(2);
+    expect(byKind(objs, 'NetworkPolicy')).toEqual([]);
+  });
+
+  test('with podMonitor and metricsScrapers, the scrapers reach 9187 on the instances and 8088 on FerretDB', () => {
+    const objs = cnpg({ monitoring: { podMonitor: true }, metricsScrapers: SCRAPERS });
+    expect(rulesFor(find(objs, 'NetworkPolicy', 'x-pg-postgresql'), 9187)).toEqual([SCRAPERS]);
+    const ferretdbPolicies = byKind(objs, 'NetworkPolicy').filter((p) => p.metadata.name !== 'x-pg-postgresql');
+    expect(ferretdbPolicies.flatMap((p) => rulesFor(p, 8088))).toContainEqual(SCRAPERS);
   });
 });
 

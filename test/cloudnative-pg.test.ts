@@ -491,7 +491,7 @@ describe('invalid input fails at synth time with an error naming the prop and th
 
 describe('monitoring on CloudNativePG', () => {
   test('monitoring.podMonitor adds the FerretDB and the instances\' PodMonitors, and no exporter sidecar', () => {
-    const objs = cnpg({ monitoring: { podMonitor: true } });
+    const objs = cnpg({ monitoring: { podMonitor: true }, metricsScrapers: [{ namespaceSelector: { matchLabels: { team: 'monitoring' } } }] });
     expect(byKind(objs, 'PodMonitor').map((o) => o.metadata.name).sort()).toEqual(['x-ferretdb', 'x-pg']);
     expect(byKind(objs, 'PrometheusRule')).toEqual([]);
   });

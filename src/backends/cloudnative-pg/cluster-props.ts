@@ -135,6 +135,13 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
   }
 
   const podMonitor = props.podMonitor ?? false;
+  if (podMonitor && networkPolicy && !(Array.isArray(props.metricsScrapers) && props.metricsScrapers.length > 0)) {
+    throw invalid('metricsScrapers', props.metricsScrapers,
+      'the pods that scrape metrics (your Prometheus\'s) with podMonitor while the NetworkPolicy is on: '
+      + 'without them the NetworkPolicies admit nobody to the exporter (9187) or FerretDB\'s metrics (8088), '
+      + 'and the PodMonitor scrapes nothing (or set networkPolicy: false)');
+  }
+
   return {
     name,
     replicas,

@@ -126,7 +126,8 @@ export interface CloudNativePGClusterProps extends CloudNativePGOptions {
    */
   readonly networkPolicy?: boolean;
   /**
-   * Who may scrape the instances' exporter (9187).
+   * Who may scrape the instances' exporter (9187). Required with `podMonitor` while
+   * `networkPolicy` is on: the PodMonitor would scrape nothing otherwise.
    *
    * @default - nobody
    */
