@@ -122,7 +122,7 @@ export interface FerretDBClusterProps {
    * `maximumLag` of CloudNativePG's `streaming` readiness probe, which measures replay against
    * the WAL the standby has received.
    *
-   * @default "64MB"
+   * @default - "64MB" with StatefulSets; "1GB" with CloudNativePG (a bulk load's replay backlog)
    */
   readonly maxReplicationLag?: string;
   /**

@@ -22,6 +22,18 @@ import { checkImage, checkInteger, checkRoleName, invalid, parsePostgresSize, pa
  */
 export const MAX_CNPG_NAME = 50;
 
+/**
+ * The default `maximumLag` of the `streaming` readiness probe. CloudNativePG compares a
+ * standby's replay position with the WAL it has received, so this measures how far its single
+ * replay process trails, not the network. A bulk load (an import, an index build) writes WAL
+ * faster than one process replays it, and backlogs of hundreds of MB are ordinary: at 64MB every
+ * standby left `-ro` during each load (reads through `-ro` failed, and a drain's switchover had
+ * no Ready standby to choose). 1GB rides out such bursts; replay, at tens of MB/s at least,
+ * clears it within a minute or so, which bounds how stale a Ready standby's reads are. A standby
+ * that trails by more is not keeping up and leaves `-ro` until it does.
+ */
+export const CNPG_DEFAULT_MAX_REPLICATION_LAG = '1GB';
+
 /** CloudNativePGCluster's props, checked and with their defaults: what the construct renders from. */
 export interface CheckedCnpgClusterProps {
   readonly name: string;
@@ -95,7 +107,7 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
   const maxConnections = props.maxConnections === undefined
     ? clientConnections + CONNECTION_HEADROOM
     : checkInteger('maxConnections', props.maxConnections, 1, 262_143);
-  const maxReplicationLagBytes = parsePostgresSize('maxReplicationLag', props.maxReplicationLag ?? '64MB');
+  const maxReplicationLagBytes = parsePostgresSize('maxReplicationLag', props.maxReplicationLag ?? CNPG_DEFAULT_MAX_REPLICATION_LAG);
   const failoverDelaySeconds = delaySeconds('failoverDelay', props.failoverDelay ?? Duration.seconds(0));
   const switchoverDelaySeconds = delaySeconds('switchoverDelay', props.switchoverDelay ?? Duration.seconds(3600));
   const credentials = Credentials._check('credentials', props.credentials ?? Credentials.fromGeneratedSecret());

@@ -112,9 +112,10 @@ export interface CloudNativePGClusterProps extends CloudNativePGOptions {
   /**
    * A standby is Ready (and behind the `-ro` Service) only while its WAL receiver is connected
    * and it has replayed the WAL it received to within this distance (CloudNativePG's `streaming`
-   * readiness probe, `maximumLag`). A PostgreSQL size ("64MB", "1GB").
+   * readiness probe, `maximumLag`). A PostgreSQL size ("64MB", "1GB"). The default rides out
+   * the replay backlog of bulk loads (see the README's CloudNativePG section).
    *
-   * @default "64MB"
+   * @default "1GB"
    */
   readonly maxReplicationLag?: string;
   /**
