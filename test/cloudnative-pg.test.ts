@@ -312,6 +312,14 @@ describe('FerretDB on CloudNativePG', () => {
     expect(cluster.username).toBe('ferretdb');
   });
 
+  test('the generated Secret is labelled cnpg.io/reload: "true" (the operator applies a changed password at once), besides the metadata labels', () => {
+    const env = byKind(objs, 'Job')[0].spec.template.spec.containers[0].env;
+    const labels = JSON.parse(env.find((e: any) => e.name === 'SECRET_LABELS').value);
+    expect(labels).toMatchObject({ 'cnpg.io/reload': 'true', 'app.kubernetes.io/component': 'credentials' });
+    // The Job's own objects do not carry it.
+    expect(byKind(objs, 'Job')[0].metadata.labels['cnpg.io/reload']).toBeUndefined();
+  });
+
   test('no Secret and no plaintext password is synthesized', () => {
     for (const [, variant] of variants) {
       expect(byKind(variant, 'Secret')).toEqual([]);

@@ -5,7 +5,7 @@ import { checkCnpgClusterProps, maxConnectionsErrors } from './cluster-props';
 import { cnpgNetworkPolicySpec } from './network-policy';
 import { objectStoreSpec } from './object-store';
 import { CloudNativePGOptions } from './options';
-import { BARMAN_CLOUD_PLUGIN, CNPG_CLUSTER_LABEL, CNPG_POD_ROLE_LABEL, cnpgClusterSpec } from './spec';
+import { BARMAN_CLOUD_PLUGIN, CNPG_CLUSTER_LABEL, CNPG_POD_ROLE_LABEL, CNPG_RELOAD_LABEL, cnpgClusterSpec } from './spec';
 import { Resources, Scheduling, StorageSettings } from '../../common';
 import { ObjectStore } from '../../imports/barman-objectstore-barmancloud.cnpg.io';
 import { Cluster } from '../../imports/cnpg-cluster-postgresql.cnpg.io';
@@ -212,6 +212,8 @@ export class CloudNativePGCluster extends Construct {
         metadata: metadata('credentials'),
         scheduling: c.scheduling,
         basicAuthUsername: this.ferretdbUser,
+        // The operator re-reads a Secret so labelled at once: a changed password reaches the role.
+        secretLabels: { [CNPG_RELOAD_LABEL]: 'true' },
       });
     }
 

@@ -22,6 +22,8 @@ export const BARMAN_CLOUD_PLUGIN = 'barman-cloud.cloudnative-pg.io';
 export const CNPG_CLUSTER_LABEL = 'cnpg.io/cluster';
 /** Label CloudNativePG puts on instance pods (value "instance"). */
 export const CNPG_POD_ROLE_LABEL = 'cnpg.io/podRole';
+/** Label of a Secret CloudNativePG re-reads as soon as it changes (value "true"). */
+export const CNPG_RELOAD_LABEL = 'cnpg.io/reload';
 /** Ports of every CloudNativePG instance: PostgreSQL, the instance manager's status, the exporter. */
 export const CNPG_PORTS = { postgresql: 5432, status: 8000, metrics: 9187 };
 
