@@ -481,6 +481,7 @@ describe('invalid input fails at synth time with an error naming the prop and th
     ['a CloudNativePGCluster name of 51 characters', () => new CloudNativePGCluster(Testing.chart(), 'pg', { name: 'a'.repeat(51) }), 'name', 'a'.repeat(51)],
     ['parameters setting shared_preload_libraries', () => cnpg({ parameters: { shared_preload_libraries: PRELOAD } }), 'shared_preload_libraries', PRELOAD],
     ['parameters setting ssl', () => cnpg({ parameters: { ssl: 'off' } }), 'ssl', 'off'],
+    ['parameters setting a pg_failover_slots setting', () => cnpg({ parameters: { 'pg_failover_slots.synchronize_slot_names': 'name_like:%' } }), 'pg_failover_slots.synchronize_slot_names', 'name_like:%'],
     ['parameters changing a DocumentDB setting', () => cnpg({ parameters: { 'cron.database_name': 'app' } }), 'cron.database_name', 'app'],
     ['wal.maxSlotWalKeepSize above the volume', () => cnpg({ wal: { maxSlotWalKeepSize: '20GB' } }), 'wal.maxSlotWalKeepSize', '20GB'],
     ['an operator namespace with upper case', () => cnpg({}, { operator: { namespace: 'CNPG' } }), 'operator.namespace', 'CNPG'],

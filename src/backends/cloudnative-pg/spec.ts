@@ -57,10 +57,13 @@ const CNPG_OWNED = new Set([
   'syslog_sequence_numbers', 'syslog_split_messages',
 ]);
 
+/** pg_failover_slots' settings: CloudNativePG writes them (replicationSlots.highAvailability). */
+const CNPG_OWNED_PREFIX = 'pg_failover_slots.';
+
 /** Validates WAL settings and parameters for a CloudNativePG cluster; throws an error naming prop and value. */
 export function checkCnpgSettings(wal: WalSettings, parameters: { [name: string]: string }, volumeBytes: number): void {
   for (const [name, value] of Object.entries(parameters ?? {})) {
-    if (CNPG_OWNED.has(name.toLowerCase())) {
+    if (CNPG_OWNED.has(name.toLowerCase()) || name.toLowerCase().startsWith(CNPG_OWNED_PREFIX)) {
       throw invalid(`parameters[${JSON.stringify(name)}]`, value, `no value: CloudNativePG manages ${name}`);
     }
     if (DOCUMENTDB_SETTINGS[name] !== undefined) {
