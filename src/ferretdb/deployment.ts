@@ -17,6 +17,12 @@ export const MONGODB_TLS_PORT = 27018;
 export const CA_DIR = '/etc/ferretdb/postgres-ca';
 /** Where the listener's certificate and key are mounted, with `ferretdbTls`. */
 export const LISTENER_TLS_DIR = '/etc/ferretdb/tls';
+/**
+ * How long a FerretDB pod may stay unready (its PostgreSQL unreachable through its pool) before
+ * the kubelet restarts it: longer than a failover (CloudNativePG promotes within seconds to a
+ * minute), so a normal failover restarts nothing.
+ */
+export const READINESS_RESTART_SECONDS = 120;
 export const DEFAULT_FERRETDB_RESOURCES: Resources = { cpuRequest: '100m', memoryRequest: '128Mi', memoryLimit: '512Mi' };
 
 export interface FerretDBDeploymentOptions {
@@ -54,11 +60,33 @@ export interface FerretDBDeploymentOptions {
 }
 
 /**
- * FerretDB's PostgreSQL URL: no password (PGPASSWORD), a bounded pool, read-only on the reader
+ * How FerretDB's driver (pgx 5.7) connects, whatever the backend:
+ * - `connect_timeout`: a connection attempt to an unreachable server (a lost node, dropped
+ *   packets) fails after this many seconds instead of waiting for TCP's retransmissions;
+ * - `pool_max_conn_lifetime` (+ jitter, so the pool is not emptied at once): every connection is
+ *   replaced within this bound, through the Service again, so readers move back to standbys
+ *   that rejoined `-ro` and writers leave a server that is no longer the primary; pgxpool's own
+ *   default is an hour;
+ * - `target_session_attrs`: writers accept only a server that takes writes (`read-write`: a
+ *   demoted or not yet promoted server behind `-rw` is refused, and the pool retries), readers
+ *   prefer a standby (`prefer-standby`).
+ */
+export const POSTGRES_CONNECT_TIMEOUT_SECONDS = 5;
+export const POSTGRES_CONN_LIFETIME = '5m';
+export const POSTGRES_CONN_LIFETIME_JITTER = '1m';
+
+/**
+ * FerretDB's PostgreSQL URL: no password (PGPASSWORD), a bounded pool of connections that live
+ * a bounded time, a bounded connect, the server role each side needs, read-only on the reader
  * side, and the server's certificate verified against the mounted CA when TLS is on.
  */
 export function postgresUrl(o: Pick<FerretDBDeploymentOptions, 'postgresUser' | 'postgresHost' | 'poolSize' | 'readOnly' | 'tls'>): string {
-  const query = [`pool_max_conns=${o.poolSize}`, `pool_min_conns=${Math.min(o.poolSize, 2)}`];
+  const query = [
+    `pool_max_conns=${o.poolSize}`, `pool_min_conns=${Math.min(o.poolSize, 2)}`,
+    `pool_max_conn_lifetime=${POSTGRES_CONN_LIFETIME}`, `pool_max_conn_lifetime_jitter=${POSTGRES_CONN_LIFETIME_JITTER}`,
+    `connect_timeout=${POSTGRES_CONNECT_TIMEOUT_SECONDS}`,
+    `target_session_attrs=${o.readOnly ? 'prefer-standby' : 'read-write'}`,
+  ];
   if (o.readOnly) query.push('default_transaction_read_only=on');
   if (o.tls) query.push('sslmode=verify-full', `sslrootcert=${CA_DIR}/${o.tls.caKey}`);
   return `postgres://${o.postgresUser}@${o.postgresHost}:5432/postgres?${query.join('&')}`;
@@ -108,9 +136,13 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
               { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
             ],
             startupProbe: probe('/debug/livez', 2, 30),
-            livenessProbe: probe('/debug/livez', 10, 3),
             // readyz pings PostgreSQL and DocumentDB: not ready while its server is unreachable.
             readinessProbe: probe('/debug/readyz', 5, 2),
+            // Liveness is readiness over a longer bound: a pod whose pool stays stuck (pings on
+            // connections to a lost server can wait for TCP's retransmissions, about 15 minutes)
+            // is restarted with a fresh pool after READINESS_RESTART_SECONDS of failed readiness.
+            // It also catches a hung process, as livez would (which never looks at PostgreSQL).
+            livenessProbe: probe('/debug/readyz', 10, READINESS_RESTART_SECONDS / 10),
             resources: renderResources(o.resources, DEFAULT_FERRETDB_RESOURCES),
             securityContext: containerSecurityContext(),
             volumeMounts: [
