@@ -15,6 +15,11 @@ export const METRICS_PORT = 8088;
 export const MONGODB_TLS_PORT = 27018;
 /** Where the PostgreSQL CA certificate is mounted when the backend serves TLS. */
 export const CA_DIR = '/etc/ferretdb/postgres-ca';
+/**
+ * Where the certificate-watch sidecar (only it) mounts the password FerretDB reads as PGPASSWORD
+ * at start, to roll the pods when it changes.
+ */
+export const PASSWORD_WATCH_DIR = '/etc/ferretdb/postgres-password';
 /** Where the listener's certificate and key are mounted, with `ferretdbTls`. */
 export const LISTENER_TLS_DIR = '/etc/ferretdb/tls';
 /**
@@ -50,10 +55,10 @@ export interface FerretDBDeploymentOptions {
    */
   readonly listenerTls?: { readonly secretName: string };
   /**
-   * Roll the Deployment when a TLS file FerretDB reads at start changes (needed with `tls` or
-   * `listenerTls`).
+   * Roll the Deployment when a file FerretDB reads at start changes: its PostgreSQL password
+   * (PGPASSWORD) and, with `tls` or `listenerTls`, its TLS files.
    */
-  readonly certificateWatch?: CertificateWatch;
+  readonly certificateWatch: CertificateWatch;
   readonly telemetry: boolean;
   readonly resources?: Resources;
   readonly scheduling?: Scheduling;
@@ -105,7 +110,16 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
     failureThreshold,
   });
   const tlsFiles = ferretdbTlsFiles(o);
-  const watch = tlsFiles.files.length === 0 ? undefined : certificateWatchPodParts(mustWatch(o), { deployment: o.name, ...tlsFiles });
+  // PGPASSWORD is read once, at start, too: the sidecar alone mounts the password's key.
+  const passwordVolume: k8s.Volume = {
+    name: 'postgres-password',
+    secret: { secretName: o.secretName, defaultMode: 0o440, items: [{ key: o.passwordKey, path: 'password' }] },
+  };
+  const watch = certificateWatchPodParts(o.certificateWatch, {
+    deployment: o.name,
+    files: [...tlsFiles.files, `${PASSWORD_WATCH_DIR}/password`],
+    mounts: [...tlsFiles.mounts, { name: passwordVolume.name, mountPath: PASSWORD_WATCH_DIR, readOnly: true }],
+  });
   const deployment = new k8s.KubeDeployment(scope, id, {
     metadata: { name: o.name, labels: o.metadataLabels },
     spec: {
@@ -116,7 +130,7 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
         metadata: { labels: { ...o.podLabels, ...o.selector } },
         spec: {
           automountServiceAccountToken: false,
-          serviceAccountName: watch && o.certificateWatch?.serviceAccountName,
+          serviceAccountName: o.certificateWatch.serviceAccountName,
           enableServiceLinks: false,
           securityContext: podSecurityContext(FERRETDB_UID),
           containers: [{
@@ -148,10 +162,9 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
             volumeMounts: [
               { name: 'state', mountPath: '/state' }, { name: 'tmp', mountPath: '/tmp' }, ...tlsFiles.mounts,
             ],
-          }, ...watch ? [watch.container] : []],
+          }, watch.container],
           volumes: [
-            { name: 'state', emptyDir: {} }, { name: 'tmp', emptyDir: {} }, ...tlsFiles.volumes,
-            ...watch ? watch.volumes : [],
+            { name: 'state', emptyDir: {} }, { name: 'tmp', emptyDir: {} }, ...tlsFiles.volumes, passwordVolume, ...watch.volumes,
           ],
           nodeSelector: scheduling.nodeSelector,
           tolerations: scheduling.tolerations,
@@ -191,11 +204,6 @@ function ferretdbTlsFiles(o: FerretDBDeploymentOptions): { files: string[]; moun
     volumes.push({ name: 'listener-tls', secret: { secretName: o.listenerTls.secretName, defaultMode: 0o440, items: keys.map((key) => ({ key, path: key })) } });
   }
   return { files, mounts, volumes };
-}
-
-function mustWatch(o: FerretDBDeploymentOptions): CertificateWatch {
-  if (!o.certificateWatch) throw new Error(`FerretDB Deployment ${o.name}: TLS files without a certificateWatch`);
-  return o.certificateWatch;
 }
 
 /**
