@@ -53,6 +53,8 @@ export interface CheckedCnpgClusterProps {
   readonly maxReplicationLagBytes: number;
   readonly failoverDelaySeconds: number;
   readonly switchoverDelaySeconds: number;
+  readonly stopDelaySeconds: number;
+  readonly smartShutdownTimeoutSeconds: number;
   readonly instance: string;
   readonly labels?: { [key: string]: string };
   readonly credentials: Credentials;
@@ -110,6 +112,12 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
   const maxReplicationLagBytes = parsePostgresSize('maxReplicationLag', props.maxReplicationLag ?? CNPG_DEFAULT_MAX_REPLICATION_LAG);
   const failoverDelaySeconds = delaySeconds('failoverDelay', props.failoverDelay ?? Duration.seconds(0));
   const switchoverDelaySeconds = delaySeconds('switchoverDelay', props.switchoverDelay ?? Duration.seconds(3600));
+  const stopDelaySeconds = delaySeconds('stopDelay', props.stopDelay ?? Duration.seconds(1800));
+  const smartShutdownTimeoutSeconds = delaySeconds('smartShutdownTimeout', props.smartShutdownTimeout ?? Duration.seconds(180));
+  if (smartShutdownTimeoutSeconds >= stopDelaySeconds) {
+    throw invalid('smartShutdownTimeout', `${smartShutdownTimeoutSeconds}s`,
+      `less than stopDelay (${stopDelaySeconds}s): the rest of stopDelay is the fast shutdown's`);
+  }
   const credentials = Credentials._check('credentials', props.credentials ?? Credentials.fromGeneratedSecret());
 
   let backup: CheckedCnpgClusterProps['backup'];
@@ -172,6 +180,8 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
     maxReplicationLagBytes,
     failoverDelaySeconds,
     switchoverDelaySeconds,
+    stopDelaySeconds,
+    smartShutdownTimeoutSeconds,
     instance: props.instance ?? name,
     labels: props.labels,
     credentials,

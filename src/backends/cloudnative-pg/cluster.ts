@@ -267,6 +267,8 @@ export class CloudNativePGCluster extends Construct {
         secretName: this.secretName,
         failoverDelaySeconds: c.failoverDelaySeconds,
         switchoverDelaySeconds: c.switchoverDelaySeconds,
+        stopDelaySeconds: c.stopDelaySeconds,
+        smartShutdownTimeoutSeconds: c.smartShutdownTimeoutSeconds,
         backupObjectStore: this.backupObjectStoreName,
         restore,
       }),

@@ -268,6 +268,22 @@ export interface CloudNativePGOptions {
    */
   readonly switchoverDelay?: Duration;
   /**
+   * How long an instance may take to shut down cleanly (`stopDelay`, whole seconds): a smart
+   * shutdown first (`smartShutdownTimeout`), then a fast one for the rest of it. The pods'
+   * termination grace period follows it.
+   *
+   * @default Duration.seconds(1800)
+   */
+  readonly stopDelay?: Duration;
+  /**
+   * The part of `stopDelay` a smart shutdown may take (waiting for sessions to end) before the
+   * instance manager asks for a fast one (`smartShutdownTimeout`, whole seconds). Must leave
+   * `stopDelay` time for the fast shutdown.
+   *
+   * @default Duration.seconds(180)
+   */
+  readonly smartShutdownTimeout?: Duration;
+  /**
    * With `ReplicationMode.synchronousQuorum(k)`: whether commits keep waiting for `k` standbys
    * while fewer are healthy. `REQUIRED` needs `k` below the number of replicas, so that one
    * standby may restart (a rolling update, a drain) without stopping every write.

@@ -197,6 +197,8 @@ export interface CnpgClusterSpecInput {
   readonly secretName: string;
   readonly failoverDelaySeconds: number;
   readonly switchoverDelaySeconds: number;
+  readonly stopDelaySeconds: number;
+  readonly smartShutdownTimeoutSeconds: number;
   /** The ObjectStore WAL and backups go to. */
   readonly backupObjectStore?: string;
   /** Bootstrap from another cluster's backups. */
@@ -224,6 +226,8 @@ export function cnpgClusterSpec(i: CnpgClusterSpecInput): ClusterSpec {
     primaryUpdateMethod: ClusterSpecPrimaryUpdateMethod.SWITCHOVER,
     failoverDelay: i.failoverDelaySeconds,
     switchoverDelay: i.switchoverDelaySeconds,
+    stopDelay: i.stopDelaySeconds,
+    smartShutdownTimeout: i.smartShutdownTimeoutSeconds,
     postgresql: {
       sharedPreloadLibraries: DOCUMENTDB_PRELOAD,
       parameters: cnpgParameters(i.wal, i.parameters, i.volumeBytes, i.maxConnections),
