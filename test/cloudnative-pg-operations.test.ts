@@ -1,7 +1,9 @@
 import { Duration } from 'cdk8s';
 import { FerretDBClusterProps, PostgresBackend } from '../src';
 import { validateCustomResource } from './crd-schema';
-import { byKind, errorOf, synth } from './util';
+import { byKind, errorOf, find, synth } from './util';
+
+const STORE = { destinationPath: 's3://backups/ferretdb', endpointUrl: 'https://minio.example.com:9000', credentialsSecret: 'minio' };
 
 function cnpg(props: FerretDBClusterProps = {}, options: Parameters<typeof PostgresBackend.cloudNativePG>[0] = {}): any[] {
   return synth({ ...props, backend: PostgresBackend.cloudNativePG(options) });
@@ -25,5 +27,23 @@ describe('shutdown: stopDelay and smartShutdownTimeout', () => {
     const message = errorOf(() => cnpg({}, { stopDelay: Duration.seconds(60), smartShutdownTimeout: Duration.seconds(60) }));
     expect(message).toMatch(/^Invalid smartShutdownTimeout: "60s"\. Expected less than stopDelay \(60s\)/);
     expect(errorOf(() => cnpg({}, { stopDelay: Duration.millis(1500) }))).toMatch(/^Invalid stopDelay: "1\.5s"/);
+  });
+});
+
+describe('WAL archiving in parallel: backup.walMaxParallel', () => {
+  const store = (objs: any[]) => find(objs, 'ObjectStore', 'x-pg-backup');
+
+  test('one WAL file at a time by default, as the plugin does', () => {
+    expect(store(cnpg({}, { backup: { objectStore: STORE } })).spec.configuration.wal).toEqual({ compression: 'gzip', maxParallel: 1 });
+  });
+
+  test('walMaxParallel reaches the ObjectStore, which still validates against its CRD', () => {
+    const objs = cnpg({}, { backup: { objectStore: STORE, walMaxParallel: 8 } });
+    expect(store(objs).spec.configuration.wal.maxParallel).toBe(8);
+    expect(() => validateCustomResource(store(objs))).not.toThrow();
+  });
+
+  test.each([0, 1.5, 65])('walMaxParallel %s fails, naming backup.walMaxParallel', (value) => {
+    expect(errorOf(() => cnpg({}, { backup: { objectStore: STORE, walMaxParallel: value } }))).toMatch(/^Invalid backup\.walMaxParallel: /);
   });
 });

@@ -59,7 +59,9 @@ export interface CheckedCnpgClusterProps {
   readonly labels?: { [key: string]: string };
   readonly credentials: Credentials;
   readonly secretName: string;
-  readonly backup?: { readonly store: ObjectStoreSettings; readonly schedule: BackupSchedule; readonly retention: RetentionPolicy };
+  readonly backup?: {
+    readonly store: ObjectStoreSettings; readonly schedule: BackupSchedule; readonly retention: RetentionPolicy; readonly walMaxParallel: number;
+  };
   readonly restore?: { readonly store: ObjectStoreSettings; readonly sourceClusterName: string; readonly target: RecoveryTarget };
   readonly podMonitor: boolean;
   /** The operator's pods, admitted by the NetworkPolicy; none without one. */
@@ -127,6 +129,7 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
       store: checkObjectStore('backup.objectStore', props.backup.objectStore),
       schedule: BackupSchedule._check('backup.schedule', props.backup.schedule ?? BackupSchedule.daily(0)),
       retention: RetentionPolicy._check('backup.retention', props.backup.retention ?? RetentionPolicy.days(30)),
+      walMaxParallel: checkInteger('backup.walMaxParallel', props.backup.walMaxParallel ?? 1, 1, 64),
     };
   }
 

@@ -221,7 +221,7 @@ export class CloudNativePGCluster extends Construct {
       this.backupObjectStoreName = `${this.name}-backup`;
       new ObjectStore(this, 'BackupStore', {
         metadata: { ...metadata('backup'), name: this.backupObjectStoreName },
-        spec: objectStoreSpec(c.backup.store, c.backup.retention.value),
+        spec: objectStoreSpec(c.backup.store, c.backup.retention.value, c.backup.walMaxParallel),
       });
       new ScheduledBackup(this, 'ScheduledBackup', {
         metadata: { ...metadata('backup'), name: `${this.name}-backup` },

@@ -40,7 +40,7 @@ export function checkObjectStore(prop: string, s: ObjectStoreSettings | undefine
 }
 
 /** The `spec` of a Barman Cloud ObjectStore. */
-export function objectStoreSpec(s: ObjectStoreSettings, retention?: string): ObjectStoreSpec {
+export function objectStoreSpec(s: ObjectStoreSettings, retention?: string, walMaxParallel?: number): ObjectStoreSpec {
   const credentials = s.credentialsSecret;
   return {
     configuration: {
@@ -52,7 +52,7 @@ export function objectStoreSpec(s: ObjectStoreSettings, retention?: string): Obj
         secretAccessKey: { name: credentials, key: s.secretAccessKeyKey ?? 'ACCESS_SECRET_KEY' },
         region: s.regionKey !== undefined ? { name: credentials, key: s.regionKey } : undefined,
       },
-      wal: { compression: ObjectStoreSpecConfigurationWalCompression.GZIP },
+      wal: { compression: ObjectStoreSpecConfigurationWalCompression.GZIP, maxParallel: walMaxParallel },
       data: { compression: ObjectStoreSpecConfigurationDataCompression.GZIP },
     },
     retentionPolicy: retention,

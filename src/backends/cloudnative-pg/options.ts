@@ -172,6 +172,14 @@ export interface BackupSettings {
    * @default RetentionPolicy.days(30)
    */
   readonly retention?: RetentionPolicy;
+  /**
+   * WAL files archived (and, in a restore, fetched) in parallel (`configuration.wal.maxParallel`
+   * of the ObjectStore): raise it when writes outpace archiving one file at a time, since WAL
+   * waiting for the archive stays on the primary's volume.
+   *
+   * @default 1
+   */
+  readonly walMaxParallel?: number;
 }
 
 /**
