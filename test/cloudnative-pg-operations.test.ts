@@ -47,3 +47,26 @@ describe('WAL archiving in parallel: backup.walMaxParallel', () => {
     expect(errorOf(() => cnpg({}, { backup: { objectStore: STORE, walMaxParallel: value } }))).toMatch(/^Invalid backup\.walMaxParallel: /);
   });
 });
+
+describe('a separate WAL volume: walStorage', () => {
+  test('none by default: the WAL is on the data volume, whose size bounds it', () => {
+    const spec = cluster(cnpg({ storage: { size: '20Gi' } })).spec;
+    expect(spec.walStorage).toBeUndefined();
+    expect(spec.postgresql.parameters.max_slot_wal_keep_size).toBe('5120MB');
+  });
+
+  test('walStorage becomes the Cluster\'s walStorage, and the WAL bounds follow its size (a quarter of it), not the data volume\'s', () => {
+    const objs = cnpg({ storage: { size: '100Gi' } }, { walStorage: { size: '8Gi', storageClassName: 'fast' } });
+    const spec = cluster(objs).spec;
+    expect(spec.walStorage).toEqual({ size: '8Gi', storageClass: 'fast' });
+    expect(spec.storage.size).toBe('100Gi');
+    expect(spec.postgresql.parameters.max_slot_wal_keep_size).toBe('2048MB');
+    expect(() => validateCustomResource(cluster(objs))).not.toThrow();
+  });
+
+  test('WAL settings are checked against the WAL volume: a walKeepSize that fits the data volume but not the WAL volume fails', () => {
+    expect(errorOf(() => cnpg({ storage: { size: '100Gi' }, wal: { walKeepSize: '10GB' } }, { walStorage: { size: '8Gi' } })))
+      .toMatch(/^Invalid wal\.walKeepSize: "10GB"/);
+    expect(errorOf(() => cnpg({}, { walStorage: { size: 'big' } }))).toMatch(/^Invalid walStorage\.size: "big"/);
+  });
+});

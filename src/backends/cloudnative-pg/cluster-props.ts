@@ -41,6 +41,10 @@ export interface CheckedCnpgClusterProps {
   readonly image: string;
   readonly storage: StorageSettings;
   readonly volumeBytes: number;
+  /** The separate WAL volume, if any. */
+  readonly walStorage?: StorageSettings;
+  /** Size of the volume holding pg_wal (the WAL volume, or the data volume): the WAL bounds follow it. */
+  readonly walVolumeBytes: number;
   readonly resources?: Resources;
   readonly scheduling?: Scheduling;
   readonly replicationMode: ReplicationMode;
@@ -106,7 +110,12 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
   }
   const wal = props.wal ?? {};
   const parameters = props.parameters ?? {};
-  checkCnpgSettings(wal, parameters, volumeBytes);
+  const walStorage = props.walStorage;
+  if (walStorage !== undefined && (walStorage === null || typeof walStorage !== 'object')) {
+    throw invalid('walStorage', walStorage, 'storage settings ({ size, storageClassName })');
+  }
+  const walVolumeBytes = walStorage ? parseQuantity('walStorage.size', walStorage.size ?? DEFAULT_STORAGE_SIZE) : volumeBytes;
+  checkCnpgSettings(wal, parameters, walVolumeBytes);
   const clientConnections = checkInteger('clientConnections', props.clientConnections ?? 70, 0, 100_000);
   const maxConnections = props.maxConnections === undefined
     ? clientConnections + CONNECTION_HEADROOM
@@ -171,6 +180,8 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
     image,
     storage,
     volumeBytes,
+    walStorage,
+    walVolumeBytes,
     resources: props.resources,
     scheduling: props.scheduling,
     replicationMode,

@@ -1,5 +1,6 @@
 import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
+import { StorageSettings } from '../../common';
 import { invalid } from '../../private/validation';
 
 /**
@@ -291,6 +292,15 @@ export interface CloudNativePGOptions {
    * @default Duration.seconds(180)
    */
   readonly smartShutdownTimeout?: Duration;
+  /**
+   * A separate volume for the WAL (`walStorage`): WAL writes no longer compete with the data
+   * files, and a WAL backlog (a failing archive, a lagging slot) fills this volume, not the data
+   * volume. The WAL bounds (`max_slot_wal_keep_size` a quarter of the volume, `wal.*` checks) then
+   * follow this volume's size.
+   *
+   * @default - the WAL on the data volume
+   */
+  readonly walStorage?: StorageSettings;
   /**
    * With `ReplicationMode.synchronousQuorum(k)`: whether commits keep waiting for `k` standbys
    * while fewer are healthy. `REQUIRED` needs `k` below the number of replicas, so that one

@@ -1,7 +1,7 @@
 // Pure renderers of the CloudNativePG objects (no constructs here): the Cluster spec, its
 // settings, pg_hba rules and bootstrap SQL.
 import { DataDurability } from './options';
-import { Resources, Scheduling, StorageSettings } from '../../common';
+import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
 import {
   ClusterSpec, ClusterSpecPostgresqlSynchronousDataDurability, ClusterSpecPostgresqlSynchronousMethod,
   ClusterSpecPrimaryUpdateMethod, ClusterSpecPrimaryUpdateStrategy,
@@ -179,8 +179,10 @@ export interface CnpgClusterSpecInput {
   readonly name: string;
   readonly instances: number;
   readonly image: string;
-  readonly volumeBytes: number;
+  /** Size of the volume holding pg_wal (the WAL bounds follow it). */
+  readonly walVolumeBytes: number;
   readonly storage: StorageSettings;
+  readonly walStorage?: StorageSettings;
   readonly resources?: Resources;
   readonly scheduling?: Scheduling;
   readonly replicationMode: ReplicationMode;
@@ -230,7 +232,7 @@ export function cnpgClusterSpec(i: CnpgClusterSpecInput): ClusterSpec {
     smartShutdownTimeout: i.smartShutdownTimeoutSeconds,
     postgresql: {
       sharedPreloadLibraries: DOCUMENTDB_PRELOAD,
-      parameters: cnpgParameters(i.wal, i.parameters, i.volumeBytes, i.maxConnections),
+      parameters: cnpgParameters(i.wal, i.parameters, i.walVolumeBytes, i.maxConnections),
       pgHba: cnpgPgHba(),
       // failoverQuorum: a standby is promoted only when the quorum the primary last published
       // proves it holds every acknowledged commit (otherwise the operator waits).
@@ -277,7 +279,8 @@ export function cnpgClusterSpec(i: CnpgClusterSpecInput): ClusterSpec {
       ? [{ name: BARMAN_CLOUD_PLUGIN, isWalArchiver: true, parameters: { barmanObjectName: i.backupObjectStore } }]
       : undefined,
     managed: { roles: [cnpgManagedRole(i.ferretdbUser, i.secretName)] },
-    storage: { size: i.storage.size ?? '10Gi', storageClass: i.storage.storageClassName },
+    storage: { size: i.storage.size ?? DEFAULT_STORAGE_SIZE, storageClass: i.storage.storageClassName },
+    walStorage: i.walStorage && { size: i.walStorage.size ?? DEFAULT_STORAGE_SIZE, storageClass: i.walStorage.storageClassName },
     resources: {
       requests: quantities(resources.requests as any, (v) => ClusterSpecResourcesRequests.fromString(v)),
       limits: quantities(resources.limits as any, (v) => ClusterSpecResourcesLimits.fromString(v)),
