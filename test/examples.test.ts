@@ -143,6 +143,8 @@ describe('examples/cloudnative-pg.ts', () => {
     expect(cluster.spec.switchoverDelay).toBe(600);
     expect(find(objs, 'ScheduledBackup', 'catalog-pg-backup').spec.schedule).toBe('0 0 2 * * *');
     expect(find(objs, 'ObjectStore', 'catalog-pg-backup').spec.retentionPolicy).toBe('14d');
+    // The in-cluster MinIO behind a private CA: archiving verifies it with that CA.
+    expect(find(objs, 'ObjectStore', 'catalog-pg-backup').spec.configuration.endpointCA).toEqual({ name: 'minio-ca', key: 'ca.crt' });
     expect(byKind(objs, 'PodMonitor').map((p) => p.metadata.name).sort()).toEqual(['catalog-ferretdb', 'catalog-pg']);
     expect(byKind(objs, 'StatefulSet')).toEqual([]);
   });
