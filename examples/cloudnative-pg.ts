@@ -30,6 +30,8 @@ export class CloudNativePGChart extends Chart {
           objectStore: {
             destinationPath: 's3://ferretdb-backups/catalog',
             endpointUrl: 'https://minio.storage.svc:9000',
+            // The in-cluster MinIO's certificate is signed by a private CA (key ca.crt).
+            endpointCA: { secretName: 'minio-ca' },
             credentialsSecret: 'backup-s3',
           },
           schedule: BackupSchedule.daily(2),

@@ -122,7 +122,7 @@ export interface FerretDBClusterProps {
    * `maximumLag` of CloudNativePG's `streaming` readiness probe, which measures replay against
    * the WAL the standby has received.
    *
-   * @default "64MB"
+   * @default - "64MB" with StatefulSets; "1GB" with CloudNativePG (a bulk load's replay backlog)
    */
   readonly maxReplicationLag?: string;
   /**
@@ -168,8 +168,9 @@ export interface FerretDBClusterProps {
   /**
    * PostgreSQL metrics (a postgres_exporter sidecar in every PostgreSQL pod) and, opt-in,
    * PodMonitors, a PrometheusRule and a Grafana dashboard. See the README's "Metrics and alerts".
-   * With `PostgresBackend.cloudNativePG()` only `podMonitor` applies (CloudNativePG runs its own
-   * exporter on 9187): PodMonitors for FerretDB and for the instances.
+   * With `PostgresBackend.cloudNativePG()` only `podMonitor` and `labels` apply (CloudNativePG
+   * runs its own exporter on 9187): PodMonitors for FerretDB and for the instances, which need
+   * `metricsScrapers` while `networkPolicy` is on.
    *
    * @default - no exporter, no monitoring objects
    */

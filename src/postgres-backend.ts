@@ -185,6 +185,7 @@ function bindCloudNativePG(scope: Construct, ctx: BackendContext, options: Cloud
     ...options,
     ...sharedProps(ctx),
     podMonitor: (options.podMonitor ?? false) || (ctx.monitoring?.podMonitor ?? false),
+    podMonitorLabels: ctx.monitoring?.labels,
     name: `${ctx.name}-pg`,
     replicas: ctx.replicas,
   });

@@ -80,8 +80,8 @@ describe('FerretDB pools and max_connections on CloudNativePG', () => {
 });
 
 describe('maxReplicationLag on CloudNativePG: the streaming readiness probe', () => {
-  test('a standby is Ready only while it streams within 64MB by default (the -ro Service selects Ready standbys)', () => {
-    expect(clusterSpec(cnpg()).probes).toEqual({ readiness: { type: 'streaming', maximumLag: 64 * 1024 * 1024 } });
+  test('a standby is Ready only while it streams within 1GB by default (a bulk load\'s replay backlog; -ro selects Ready standbys)', () => {
+    expect(clusterSpec(cnpg()).probes).toEqual({ readiness: { type: 'streaming', maximumLag: 1024 ** 3 } });
   });
 
   test.each([

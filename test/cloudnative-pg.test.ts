@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Duration, Testing, Yaml } from 'cdk8s';
 import {
-  BackupSchedule, CloudNativePGCluster, Credentials, FerretDBCluster, FerretDBClusterProps, PostgresBackend, RecoveryTarget,
+  BackupSchedule, CloudNativePGCluster, Credentials, DataDurability, FerretDBCluster, FerretDBClusterProps, PostgresBackend, RecoveryTarget,
   ReplicationMode, RetentionPolicy,
 } from '../src';
 import { isCustomResource, toJsonSchema, validateCustomResource } from './crd-schema';
@@ -44,6 +44,8 @@ const variants: [string, any[]][] = [
     restore: { objectStore: STORE, sourceClusterName: 'orders-pg', target: RecoveryTarget.time('2026-05-04T10:30:00Z') },
   })],
   ['an existing basic-auth Secret', cnpg({ credentials: Credentials.fromSecret('ferretdb-auth') })],
+  ['synchronous quorum 2 of 2, preferred durability', cnpg({ replicationMode: ReplicationMode.synchronousQuorum(2) }, { dataDurability: DataDurability.PREFERRED })],
+  ['backups to an endpoint behind a private CA', cnpg({}, { backup: { objectStore: { ...STORE, endpointCA: { secretName: 'minio-ca' } } } })],
 ];
 
 describe('schemas', () => {
@@ -170,10 +172,16 @@ describe('the CloudNativePG Cluster', () => {
     expect(spec.storage).toEqual({ size: '10Gi' });
   });
 
-  test('asynchronous by default; a synchronous quorum becomes method any, number k', () => {
+  test('asynchronous by default; a synchronous quorum becomes method any, number k, required durability and a failover quorum', () => {
     expect(spec.postgresql.synchronous).toBeUndefined();
     expect(clusterSpec(cnpg({ replicas: 3, replicationMode: ReplicationMode.synchronousQuorum(2) })).postgresql.synchronous)
-      .toEqual({ method: 'any', number: 2 });
+      .toEqual({ method: 'any', number: 2, dataDurability: 'required', failoverQuorum: true });
+  });
+
+  test('a quorum of every standby is accepted with DataDurability.PREFERRED (writes go on while one restarts)', () => {
+    const synchronous = clusterSpec(cnpg({ replicas: 2, replicationMode: ReplicationMode.synchronousQuorum(2) },
+      { dataDurability: DataDurability.PREFERRED })).postgresql.synchronous;
+    expect(synchronous).toEqual({ method: 'any', number: 2, dataDurability: 'preferred', failoverQuorum: true });
   });
 
   test('updates the primary last, by switchover, unsupervised; failover and switchover delays are explicit', () => {
@@ -221,6 +229,15 @@ describe('backups and point-in-time recovery', () => {
         region: { name: 'minio', key: 'REGION' },
       },
     });
+  });
+
+  test('an endpoint behind a private CA gets the CA Secret as the ObjectStore\'s endpointCA (key ca.crt unless given)', () => {
+    const store = (endpointCA: any) => find(cnpg({}, { backup: { objectStore: { ...STORE, endpointCA } } }), 'ObjectStore', 'x-pg-backup').spec.configuration;
+    expect(store({ secretName: 'minio-ca' }).endpointCA).toEqual({ name: 'minio-ca', key: 'ca.crt' });
+    expect(store({ secretName: 'minio-ca', key: 'root.pem' }).endpointCA).toEqual({ name: 'minio-ca', key: 'root.pem' });
+    expect(store(undefined).endpointCA).toBeUndefined();
+    const restore = cnpg({}, { restore: { objectStore: { ...STORE, endpointCA: { secretName: 'minio-ca' } }, sourceClusterName: 'orders-pg' } });
+    expect(find(restore, 'ObjectStore', 'x-pg-restore').spec.configuration.endpointCA).toEqual({ name: 'minio-ca', key: 'ca.crt' });
   });
 
   test('a ScheduledBackup through the plugin, daily at midnight UTC with a 30-day retention by default', () => {
@@ -293,6 +310,14 @@ describe('FerretDB on CloudNativePG', () => {
     expect(jobs[0].spec.template.spec.containers[0].env).toContainEqual({ name: 'SECRET_USERNAME', value: 'ferretdb' });
     expect(cluster.secretName).toBe('x-credentials');
     expect(cluster.username).toBe('ferretdb');
+  });
+
+  test('the generated Secret is labelled cnpg.io/reload: "true" (the operator applies a changed password at once), besides the metadata labels', () => {
+    const env = byKind(objs, 'Job')[0].spec.template.spec.containers[0].env;
+    const labels = JSON.parse(env.find((e: any) => e.name === 'SECRET_LABELS').value);
+    expect(labels).toMatchObject({ 'cnpg.io/reload': 'true', 'app.kubernetes.io/component': 'credentials' });
+    // The Job's own objects do not carry it.
+    expect(byKind(objs, 'Job')[0].metadata.labels['cnpg.io/reload']).toBeUndefined();
   });
 
   test('no Secret and no plaintext password is synthesized', () => {
@@ -431,6 +456,8 @@ function mentions(message: string, value: string): boolean {
 
 describe('invalid input fails at synth time with an error naming the prop and the value', () => {
   const cases: [string, () => unknown, string, string][] = [
+    ['a quorum of every standby with required durability', () => cnpg({ replicas: 2, replicationMode: ReplicationMode.synchronousQuorum(2) }), 'replicationMode', 'ReplicationMode.synchronousQuorum(2)'],
+    ['a dataDurability given as a string', () => cnpg({ replicationMode: ReplicationMode.synchronousQuorum(1) }, { dataDurability: 'strict' as any }), 'dataDurability', 'strict'],
     ['a quorum larger than the replicas', () => cnpg({ replicas: 1, replicationMode: ReplicationMode.synchronousQuorum(2) }), 'replicationMode', 'ReplicationMode.synchronousQuorum(2)'],
     ['currentPrimary with CloudNativePG', () => cnpg({ currentPrimary: 'x-pg-1' }), 'currentPrimary', 'x-pg-1'],
     ['a failoverDelay of 1.5 s', () => cnpg({}, { failoverDelay: Duration.millis(1500) }), 'failoverDelay', '1.5s'],
@@ -440,6 +467,9 @@ describe('invalid input fails at synth time with an error naming the prop and th
     ['a credentialsSecret with upper case', () => cnpg({}, { backup: { objectStore: { ...STORE, credentialsSecret: 'Minio_Keys' } } }), 'backup.objectStore.credentialsSecret', 'Minio_Keys'],
     ['a missing credentialsSecret', () => cnpg({}, { backup: { objectStore: { destinationPath: 's3://bucket/p' } as any } }), 'backup.objectStore.credentialsSecret', 'undefined'],
     ['a missing objectStore', () => cnpg({}, { backup: {} as any }), 'backup.objectStore', 'undefined'],
+    ['an endpointCA Secret name with upper case', () => cnpg({}, { backup: { objectStore: { ...STORE, endpointCA: { secretName: 'Minio_CA' } } } }), 'backup.objectStore.endpointCA.secretName', 'Minio_CA'],
+    ['an endpointCA key with a slash', () => cnpg({}, { backup: { objectStore: { ...STORE, endpointCA: { secretName: 'ca', key: 'a/b' } } } }), 'backup.objectStore.endpointCA.key', 'a/b'],
+    ['an endpointCA with a plain-http endpoint', () => cnpg({}, { backup: { objectStore: { ...STORE, endpointUrl: 'http://minio:9000', endpointCA: { secretName: 'ca' } } } }), 'backup.objectStore.endpointUrl', 'http://minio:9000'],
     ['an access key name with a space', () => cnpg({}, { backup: { objectStore: { ...STORE, accessKeyIdKey: 'ACCESS KEY' } } }), 'backup.objectStore.accessKeyIdKey', 'ACCESS KEY'],
     ['a restore from a bad store', () => cnpg({}, { restore: { objectStore: { ...STORE, destinationPath: 'gs://x' }, sourceClusterName: 'a' } }), 'restore.objectStore.destinationPath', 'gs://x'],
     ['a restore source that is not a name', () => cnpg({}, { restore: { objectStore: STORE, sourceClusterName: 'Orders_PG' } }), 'restore.sourceClusterName', 'Orders_PG'],
@@ -451,11 +481,14 @@ describe('invalid input fails at synth time with an error naming the prop and th
     ['a CloudNativePGCluster name of 51 characters', () => new CloudNativePGCluster(Testing.chart(), 'pg', { name: 'a'.repeat(51) }), 'name', 'a'.repeat(51)],
     ['parameters setting shared_preload_libraries', () => cnpg({ parameters: { shared_preload_libraries: PRELOAD } }), 'shared_preload_libraries', PRELOAD],
     ['parameters setting ssl', () => cnpg({ parameters: { ssl: 'off' } }), 'ssl', 'off'],
+    ['parameters setting a pg_failover_slots setting', () => cnpg({ parameters: { 'pg_failover_slots.synchronize_slot_names': 'name_like:%' } }), 'pg_failover_slots.synchronize_slot_names', 'name_like:%'],
     ['parameters changing a DocumentDB setting', () => cnpg({ parameters: { 'cron.database_name': 'app' } }), 'cron.database_name', 'app'],
     ['wal.maxSlotWalKeepSize above the volume', () => cnpg({ wal: { maxSlotWalKeepSize: '20GB' } }), 'wal.maxSlotWalKeepSize', '20GB'],
     ['an operator namespace with upper case', () => cnpg({}, { operator: { namespace: 'CNPG' } }), 'operator.namespace', 'CNPG'],
     ['empty operator pod labels', () => cnpg({}, { operator: { podLabels: {} } }), 'operator.podLabels', '{}'],
     ['a ferretdbUser CloudNativePG reserves', () => new CloudNativePGCluster(Testing.chart(), 'pg', { ferretdbUser: 'cnpg_ferretdb' }), 'ferretdbUser', 'cnpg_ferretdb'],
+    ['ferretdbUser postgres (CloudNativePG\'s superuser)', () => new CloudNativePGCluster(Testing.chart(), 'pg', { ferretdbUser: 'postgres' }), 'ferretdbUser', 'postgres'],
+    ['ferretdbUser streaming_replica (CloudNativePG\'s replication role)', () => new CloudNativePGCluster(Testing.chart(), 'pg', { ferretdbUser: 'streaming_replica' }), 'ferretdbUser', 'streaming_replica'],
     ['a backend given as a string', () => synth({ backend: 'cloudNativePG' as any }), 'backend', 'cloudNativePG'],
   ];
 
@@ -467,7 +500,7 @@ describe('invalid input fails at synth time with an error naming the prop and th
 
 describe('monitoring on CloudNativePG', () => {
   test('monitoring.podMonitor adds the FerretDB and the instances\' PodMonitors, and no exporter sidecar', () => {
-    const objs = cnpg({ monitoring: { podMonitor: true } });
+    const objs = cnpg({ monitoring: { podMonitor: true }, metricsScrapers: [{ namespaceSelector: { matchLabels: { team: 'monitoring' } } }] });
     expect(byKind(objs, 'PodMonitor').map((o) => o.metadata.name).sort()).toEqual(['x-ferretdb', 'x-pg']);
     expect(byKind(objs, 'PrometheusRule')).toEqual([]);
   });

@@ -139,10 +139,12 @@ describe('examples/cloudnative-pg.ts', () => {
   test('is a 3-instance CloudNativePG cluster with a quorum of 1, backups and PodMonitors', () => {
     const cluster = find(objs, 'Cluster', 'catalog-pg');
     expect(cluster.spec.instances).toBe(3);
-    expect(cluster.spec.postgresql.synchronous).toEqual({ method: 'any', number: 1 });
+    expect(cluster.spec.postgresql.synchronous).toEqual({ method: 'any', number: 1, dataDurability: 'required', failoverQuorum: true });
     expect(cluster.spec.switchoverDelay).toBe(600);
     expect(find(objs, 'ScheduledBackup', 'catalog-pg-backup').spec.schedule).toBe('0 0 2 * * *');
     expect(find(objs, 'ObjectStore', 'catalog-pg-backup').spec.retentionPolicy).toBe('14d');
+    // The in-cluster MinIO behind a private CA: archiving verifies it with that CA.
+    expect(find(objs, 'ObjectStore', 'catalog-pg-backup').spec.configuration.endpointCA).toEqual({ name: 'minio-ca', key: 'ca.crt' });
     expect(byKind(objs, 'PodMonitor').map((p) => p.metadata.name).sort()).toEqual(['catalog-ferretdb', 'catalog-pg']);
     expect(byKind(objs, 'StatefulSet')).toEqual([]);
   });

@@ -86,7 +86,7 @@ describe('FerretDB\'s MongoDB listener with TLS (ferretdbTls)', () => {
       expect(spec.serviceAccountName).toBe('x-ferretdb-cert-watch');
       const withToken = spec.containers.filter((c: any) => c.volumeMounts.some((m: any) => m.name === 'api-token'));
       expect(withToken.map((c: any) => c.name)).toEqual(['certificate-watch']);
-      expect(env(withToken[0])).toMatchObject({ DEPLOYMENT: d.metadata.name, WATCH_FILES: `${CERT_DIR}/tls.crt ${CERT_DIR}/tls.key` });
+      expect(env(withToken[0])).toMatchObject({ DEPLOYMENT: d.metadata.name, WATCH_FILES: `${CERT_DIR}/tls.crt ${CERT_DIR}/tls.key /etc/ferretdb/postgres-password/password` });
       expect(withToken[0].command).toEqual(['sh', '/etc/ferretdb/scripts/certificate-watch.sh']);
       expect(withToken[0].securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
       expect(withToken[0].resources.limits.memory).toBeDefined();
@@ -130,7 +130,7 @@ describe('FerretDB\'s MongoDB listener with TLS (ferretdbTls)', () => {
   });
 });
 
-describe('the certificate-watch sidecar watches every TLS file FerretDB reads at start', () => {
+describe('the certificate-watch sidecar watches every file FerretDB reads at start: its TLS files and its password', () => {
   /** The files FerretDB reads once: sslrootcert of its URL, its listener's certificate and key. */
   const readAtStart = (d: any): string[] => {
     const e = env(ferretdb(d));
@@ -148,6 +148,17 @@ describe('the certificate-watch sidecar watches every TLS file FerretDB reads at
     return { secret: v.secret.secretName, key: file.slice(m.mountPath.length + 1) };
   };
 
+  /** The password the sidecar watches: the key of the Secret FerretDB's PGPASSWORD comes from, mounted only in the sidecar. */
+  const expectPasswordWatched = (d: any) => {
+    const sidecar = d.spec.template.spec.containers.find((c: any) => c.name === 'certificate-watch');
+    const ref = ferretdb(d).env.find((e: any) => e.name === 'PGPASSWORD').valueFrom.secretKeyRef;
+    expect(watched(d)[watched(d).length - 1]).toBe('/etc/ferretdb/postgres-password/password');
+    const m = sidecar.volumeMounts.find((vm: any) => vm.mountPath === '/etc/ferretdb/postgres-password');
+    const v = d.spec.template.spec.volumes.find((vol: any) => vol.name === m.name);
+    expect(v.secret).toMatchObject({ secretName: ref.name, items: [{ key: ref.key, path: 'password' }] });
+    expect(ferretdb(d).volumeMounts.map((vm: any) => vm.name)).not.toContain(m.name);
+  };
+
   test.each([
     ['ferretdbTls', withTls()],
     ['postgresTls', synth({ postgresTls: PostgresTls.fromSecret('x-pg-tls') })],
@@ -159,7 +170,8 @@ describe('the certificate-watch sidecar watches every TLS file FerretDB reads at
     for (const d of deployments) {
       const files = readAtStart(d);
       expect(files.length).toBeGreaterThan(0);
-      expect(watched(d)).toEqual(files);
+      expect(watched(d)).toEqual([...files, '/etc/ferretdb/postgres-password/password']);
+      expectPasswordWatched(d);
       const sidecar = d.spec.template.spec.containers.find((c: any) => c.name === 'certificate-watch');
       for (const f of files) expect(source(d, sidecar, f)).toEqual(source(d, ferretdb(d), f));
     }
@@ -167,22 +179,26 @@ describe('the certificate-watch sidecar watches every TLS file FerretDB reads at
     expect(() => validateAll(objs)).not.toThrow();
   });
 
-  test('without any TLS (the StatefulSet default) there is nothing to watch: no sidecar', () => {
-    for (const d of byKind(synth(), 'Deployment')) expect(watched(d)).toEqual([]);
+  test('without TLS files (the StatefulSet default), the sidecar watches the password alone (a rotated password rolls FerretDB)', () => {
+    const objs = synth();
+    for (const d of byKind(objs, 'Deployment')) {
+      expect(watched(d)).toEqual(['/etc/ferretdb/postgres-password/password']);
+      expectPasswordWatched(d);
+    }
+    expect(find(objs, 'Role', 'x-ferretdb-cert-watch').rules[0].resourceNames).toEqual(byKind(objs, 'Deployment').map((d) => d.metadata.name));
   });
 });
 
 describe('without ferretdbTls (the default)', () => {
   const objs = synth();
 
-  test('FerretDB listens in plain text on 27017, with no sidecar, ServiceAccount or Role', () => {
+  test('FerretDB listens in plain text on 27017, and mounts no TLS file (only the password watch remains)', () => {
     for (const d of byKind(objs, 'Deployment')) {
       expect(env(ferretdb(d)).FERRETDB_LISTEN_ADDR).toBe(':27017');
       expect(env(ferretdb(d)).FERRETDB_LISTEN_TLS).toBeUndefined();
-      expect(d.spec.template.spec.containers).toHaveLength(1);
-      expect(d.spec.template.spec.serviceAccountName).toBeUndefined();
+      expect(d.spec.template.spec.containers.map((c: any) => c.name)).toEqual(['ferretdb', 'certificate-watch']);
+      expect(ferretdb(d).volumeMounts.map((m: any) => m.mountPath).sort()).toEqual(['/state', '/tmp']);
     }
-    expect(byKind(objs, 'Role').map((r) => r.metadata.name)).not.toContain('x-ferretdb-cert-watch');
     expect(find(objs, 'NetworkPolicy', 'x-ferretdb').spec.ingress[0].ports).toEqual([{ protocol: 'TCP', port: 27017 }]);
   });
 });

@@ -168,6 +168,7 @@ describe('container commands', () => {
       'bash /etc/ferretdb-postgres/lifecycle.sh',
       'sh /etc/ferretdb-postgres/cluster-state.sh',
       'sh /scripts/create-secret.sh',
+      'sh /etc/ferretdb/scripts/certificate-watch.sh',
     ]));
   });
 
@@ -201,7 +202,7 @@ describe('container commands', () => {
     const written = new Set([...opaque.matchAll(/\\"([\w-]+)\\":\\"\$\(b64/g)].map((m: RegExpMatchArray) => m[1]));
     expect(read).toEqual(new Set(['replication-password', 'ferretdb-password']));
     expect(written).toEqual(read);
-    for (const { container } of containers(objs).filter((c) => c.kind === 'Deployment')) {
+    for (const { container } of containers(objs).filter((c) => c.kind === 'Deployment' && c.container.name === 'ferretdb')) {
       expect(written).toContain(container.env.find((e: any) => e.name === 'PGPASSWORD').valueFrom.secretKeyRef.key);
     }
   });

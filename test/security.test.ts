@@ -54,10 +54,10 @@ describe('Pod Security "restricted"', () => {
     }
   });
 
-  test('writable paths are volumes: PGDATA, the socket directory and /tmp (the state sidecar writes only to the socket directory\'s emptyDir)', () => {
+  test('writable paths are volumes: PGDATA, the socket directory and /tmp (the state sidecar writes only to the socket directory\'s emptyDir, the certificate-watch sidecar only to its own)', () => {
     const objs = synth();
     for (const { owner, spec } of podSpecs(objs)) {
-      for (const c of spec.containers.filter((container: any) => container.name !== 'state')) {
+      for (const c of spec.containers.filter((container: any) => !['state', 'certificate-watch'].includes(container.name))) {
         const mounts = c.volumeMounts.map((m: any) => m.mountPath);
         expect({ owner, container: c.name, tmp: mounts.includes('/tmp') }).toEqual({ owner, container: c.name, tmp: true });
       }
@@ -81,7 +81,7 @@ describe('service account tokens and RBAC', () => {
     for (const sa of byKind(objs, 'ServiceAccount')) expect(sa.automountServiceAccountToken).toBe(false);
   });
 
-  test('the only token of the PostgreSQL pods is a projected volume of the primary StatefulSet that only the state sidecar mounts', () => {
+  test('the only token of the PostgreSQL pods is a projected volume of the primary StatefulSet that only the state sidecar mounts; in FerretDB pods only the certificate-watch sidecar mounts one', () => {
     const primary = find(objs, 'StatefulSet', 'x-pg-primary').spec.template.spec;
     const replica = find(objs, 'StatefulSet', 'x-pg-replica').spec.template.spec;
     expect(tokenVolumes(replica)).toEqual([]);
@@ -96,14 +96,20 @@ describe('service account tokens and RBAC', () => {
     expect(source.expirationSeconds).toBeLessThanOrEqual(3607);
     // No permission for others (mode 0o440: owner and group only).
     expect(token.projected.defaultMode % 8).toBe(0);
-    for (const d of byKind(objs, 'Deployment')) expect(tokenVolumes(d.spec.template.spec)).toEqual([]);
+    for (const d of byKind(objs, 'Deployment')) {
+      const spec = d.spec.template.spec;
+      const names = tokenVolumes(spec).map((v: any) => v.name);
+      expect(names).toHaveLength(1);
+      const mounting = spec.containers.filter((c: any) => c.volumeMounts.some((m: any) => names.includes(m.name))).map((c: any) => c.name);
+      expect(mounting).toEqual(['certificate-watch']);
+    }
   });
 
-  test('only the bootstrap Job and the primary StatefulSet name a ServiceAccount, and each has exactly one Role through one RoleBinding', () => {
+  test('only the bootstrap Job, the primary StatefulSet and the FerretDB Deployments (certificate-watch) name a ServiceAccount, and each has exactly one Role through one RoleBinding', () => {
     const named = podSpecs(objs).filter((p) => p.spec.serviceAccountName !== undefined).map((p) => `${p.kind}/${p.owner}`);
-    expect(named.sort()).toEqual([`Job/${byKind(objs, 'Job')[0].metadata.name}`, 'StatefulSet/x-pg-primary']);
+    expect(named.sort()).toEqual(['Deployment/x-ferretdb-ro', 'Deployment/x-ferretdb-rw', `Job/${byKind(objs, 'Job')[0].metadata.name}`, 'StatefulSet/x-pg-primary']);
     const accounts = byKind(objs, 'ServiceAccount').map((sa) => sa.metadata.name).sort();
-    expect(accounts).toEqual(['x-credentials-bootstrap', 'x-pg-primary']);
+    expect(accounts).toEqual(['x-credentials-bootstrap', 'x-ferretdb-cert-watch', 'x-pg-primary']);
     for (const { spec } of podSpecs(objs).filter((p) => p.spec.serviceAccountName !== undefined)) {
       expect(accounts).toContain(spec.serviceAccountName);
     }
@@ -114,7 +120,7 @@ describe('service account tokens and RBAC', () => {
       expect(bindings[0].roleRef.kind).toBe('Role');
       find(objs, 'Role', bindings[0].roleRef.name);
     }
-    expect(byKind(objs, 'RoleBinding')).toHaveLength(2);
+    expect(byKind(objs, 'RoleBinding')).toHaveLength(3);
     expect(byKind(objs, 'ClusterRole')).toEqual([]);
     expect(byKind(objs, 'ClusterRoleBinding')).toEqual([]);
   });
@@ -169,7 +175,7 @@ describe('credentials', () => {
     for (const sts of byKind(objs, 'StatefulSet')) {
       expect(sts.spec.template.spec.volumes.find((v: any) => v.secret).secret.secretName).toBe(cluster.secretName);
     }
-    for (const { container } of containers(objs).filter((c) => c.kind === 'Deployment')) {
+    for (const { container } of containers(objs).filter((c) => c.kind === 'Deployment' && c.container.name === 'ferretdb')) {
       expect(container.env.find((e: any) => e.name === 'PGPASSWORD').valueFrom.secretKeyRef.name).toBe(cluster.secretName);
     }
   });
@@ -177,11 +183,11 @@ describe('credentials', () => {
   test('with Credentials.fromSecret no Job (nor its ServiceAccount, Role, RoleBinding) is synthesized and pods reference that Secret', () => {
     const { cluster, objs } = synthCluster({ credentials: Credentials.fromSecret('x') });
     for (const kind of ['Job', 'Secret']) expect(byKind(objs, kind)).toEqual([]);
-    // Only the state sidecar's.
+    // Only the state and certificate-watch sidecars'.
     for (const kind of ['Role', 'RoleBinding', 'ConfigMap']) {
-      expect(byKind(objs, kind).map((o) => o.metadata.name).filter((n) => n !== 'x-pg-primary-config')).toEqual(['x-pg-primary-state']);
+      expect(byKind(objs, kind).map((o) => o.metadata.name).filter((n) => n !== 'x-pg-primary-config')).toEqual(['x-pg-primary-state', 'x-ferretdb-cert-watch']);
     }
-    expect(byKind(objs, 'ServiceAccount').map((o) => o.metadata.name)).toEqual(['x-pg-primary']);
+    expect(byKind(objs, 'ServiceAccount').map((o) => o.metadata.name)).toEqual(['x-pg-primary', 'x-ferretdb-cert-watch']);
     expect(cluster.secretName).toBe('x');
     const refs: string[] = [];
     for (const { spec } of podSpecs(objs)) {
@@ -190,7 +196,8 @@ describe('credentials', () => {
         for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef) refs.push(e.valueFrom.secretKeyRef.name);
       }
     }
-    expect(refs.length).toBe(4);
+    // Two StatefulSet volumes, and in each FerretDB Deployment PGPASSWORD and the certificate-watch sidecar's password volume.
+    expect(refs.length).toBe(6);
     expect(new Set(refs)).toEqual(new Set(['x']));
   });
 

@@ -116,11 +116,18 @@ describe('FerretDB connects to PostgreSQL', () => {
   });
 
   test.each([
-    ['writer', 'x-ferretdb-rw', {}],
-    ['reader', 'x-ferretdb-ro', { default_transaction_read_only: 'on' }],
-  ])('the %s\'s pool is bounded: pool_max_conns=20 and pool_min_conns=2 by default (FerretDB\'s own defaults are 50 and 10)', (_side, deployment, extra) => {
+    ['writer', 'x-ferretdb-rw', { target_session_attrs: 'read-write' }],
+    ['reader', 'x-ferretdb-ro', { target_session_attrs: 'prefer-standby', default_transaction_read_only: 'on' }],
+  ])('the %s\'s pool is bounded: pool_max_conns=20 and pool_min_conns=2 by default (FerretDB\'s own defaults are 50 and 10), connections live 5-6 min, connects wait 5 s', (_side, deployment, extra) => {
     const url = new URL(envValue(ferretdbContainer(objs, deployment as string), 'FERRETDB_POSTGRESQL_URL').value);
-    expect(Object.fromEntries(url.searchParams)).toEqual({ pool_max_conns: '20', pool_min_conns: '2', ...extra });
+    expect(Object.fromEntries(url.searchParams)).toEqual({
+      pool_max_conns: '20', pool_min_conns: '2', pool_max_conn_lifetime: '5m', pool_max_conn_lifetime_jitter: '1m', connect_timeout: '5', ...extra,
+    });
+  });
+
+  test('writers accept only a server that takes writes; readers prefer a standby (pgx target_session_attrs)', () => {
+    const attrs = (d: string) => new URL(envValue(ferretdbContainer(objs, d), 'FERRETDB_POSTGRESQL_URL').value).searchParams.get('target_session_attrs');
+    expect([attrs('x-ferretdb-rw'), attrs('x-ferretdb-ro')]).toEqual(['read-write', 'prefer-standby']);
   });
 
   test.each([
@@ -163,13 +170,17 @@ describe('FerretDB connects to PostgreSQL', () => {
     }
   });
 
-  test('probes use /debug/readyz and /debug/livez on 8088', () => {
+  test('probes on 8088: startup on /debug/livez, readiness on /debug/readyz, liveness on /debug/readyz over 120 s (a pod unready that long restarts)', () => {
     for (const deployment of ['x-ferretdb-rw', 'x-ferretdb-ro']) {
       const c = ferretdbContainer(objs, deployment);
       const port = (p: any) => (typeof p === 'number' ? p : c.ports.find((cp: any) => cp.name === p)?.containerPort);
       expect(c.readinessProbe.httpGet.path).toBe('/debug/readyz');
       expect(port(c.readinessProbe.httpGet.port)).toBe(8088);
-      expect(c.livenessProbe.httpGet.path).toBe('/debug/livez');
+      expect(c.startupProbe.httpGet.path).toBe('/debug/livez');
+      expect(c.livenessProbe.httpGet.path).toBe('/debug/readyz');
+      expect(c.livenessProbe.periodSeconds * c.livenessProbe.failureThreshold).toBe(120);
+      // Readiness drops the pod from its Service long before liveness restarts it.
+      expect(c.readinessProbe.periodSeconds * c.readinessProbe.failureThreshold).toBeLessThan(120);
       expect(port(c.livenessProbe.httpGet.port)).toBe(8088);
       if (c.startupProbe) {
         expect(port(c.startupProbe.httpGet.port)).toBe(8088);
@@ -307,10 +318,10 @@ describe('currentPrimary', () => {
     // cannot exclude one pod); the reader side's connections can never write.
     const reader = find(objs, 'Deployment', 'x-ferretdb-ro');
     const url = reader.spec.template.spec.containers[0].env.find((e: any) => e.name === 'FERRETDB_POSTGRESQL_URL').value;
-    expect(url).toBe('postgres://ferretdb@x-pg-ro:5432/postgres?pool_max_conns=20&pool_min_conns=2&default_transaction_read_only=on');
+    expect(url).toBe('postgres://ferretdb@x-pg-ro:5432/postgres?pool_max_conns=20&pool_min_conns=2&pool_max_conn_lifetime=5m&pool_max_conn_lifetime_jitter=1m&connect_timeout=5&target_session_attrs=prefer-standby&default_transaction_read_only=on');
     const writer = find(objs, 'Deployment', 'x-ferretdb-rw');
     expect(writer.spec.template.spec.containers[0].env.find((e: any) => e.name === 'FERRETDB_POSTGRESQL_URL').value)
-      .toBe('postgres://ferretdb@x-pg-rw:5432/postgres?pool_max_conns=20&pool_min_conns=2');
+      .toBe('postgres://ferretdb@x-pg-rw:5432/postgres?pool_max_conns=20&pool_min_conns=2&pool_max_conn_lifetime=5m&pool_max_conn_lifetime_jitter=1m&connect_timeout=5&target_session_attrs=read-write');
   });
 
   test('naming the primary\'s own pod changes nothing', () => {

@@ -1,8 +1,9 @@
 #!/bin/sh
 # The `certificate-watch` sidecar of the FerretDB pods (a curl image, POSIX sh). FerretDB reads
-# its TLS files once, at start: its listener's certificate and key, and the CA certificate it
-# verifies PostgreSQL with (its driver reads sslrootcert when it parses the URL). A renewed file
-# would be used only after a restart, and a renewed CA not at all until then. Every few seconds
+# some files once, at start: its PostgreSQL password (PGPASSWORD, from the Secret this sidecar
+# alone mounts) and, with TLS, its listener's certificate and key and the CA certificate it
+# verifies PostgreSQL with (its driver reads sslrootcert when it parses the URL). A rotated
+# password or a renewed file would be used only after a restart. Every few seconds
 # this script fingerprints the files in $WATCH_FILES. When they differ from what the pod started
 # with, it sets the annotation ferretdb.cdk8s.io/certificates of its Deployment's pod template to
 # the new fingerprint: the Deployment controller then replaces the pods one at a time, as for
@@ -39,7 +40,7 @@ request_rollout() {
     --data "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"$ANNOTATION\":\"$1\"}}}}}" \
     -o /dev/null -w '%{http_code}' "$URL") || { log "cannot reach the Kubernetes API"; return 1; }
   [ "$response" = 200 ] || { log "patching Deployment $DEPLOYMENT failed with HTTP $response"; return 1; }
-  log "the certificates FerretDB read at start changed ($2 -> $1): asked Deployment $DEPLOYMENT to replace its pods"
+  log "the files FerretDB read at start (password, certificates) changed ($2 -> $1): asked Deployment $DEPLOYMENT to replace its pods"
 }
 
 # What FerretDB read at the pod's start: the first fingerprint this pod saw. It is kept in an

@@ -15,8 +15,19 @@ export const METRICS_PORT = 8088;
 export const MONGODB_TLS_PORT = 27018;
 /** Where the PostgreSQL CA certificate is mounted when the backend serves TLS. */
 export const CA_DIR = '/etc/ferretdb/postgres-ca';
+/**
+ * Where the certificate-watch sidecar (only it) mounts the password FerretDB reads as PGPASSWORD
+ * at start, to roll the pods when it changes.
+ */
+export const PASSWORD_WATCH_DIR = '/etc/ferretdb/postgres-password';
 /** Where the listener's certificate and key are mounted, with `ferretdbTls`. */
 export const LISTENER_TLS_DIR = '/etc/ferretdb/tls';
+/**
+ * How long a FerretDB pod may stay unready (its PostgreSQL unreachable through its pool) before
+ * the kubelet restarts it: longer than a failover (CloudNativePG promotes within seconds to a
+ * minute), so a normal failover restarts nothing.
+ */
+export const READINESS_RESTART_SECONDS = 120;
 export const DEFAULT_FERRETDB_RESOURCES: Resources = { cpuRequest: '100m', memoryRequest: '128Mi', memoryLimit: '512Mi' };
 
 export interface FerretDBDeploymentOptions {
@@ -44,21 +55,43 @@ export interface FerretDBDeploymentOptions {
    */
   readonly listenerTls?: { readonly secretName: string };
   /**
-   * Roll the Deployment when a TLS file FerretDB reads at start changes (needed with `tls` or
-   * `listenerTls`).
+   * Roll the Deployment when a file FerretDB reads at start changes: its PostgreSQL password
+   * (PGPASSWORD) and, with `tls` or `listenerTls`, its TLS files.
    */
-  readonly certificateWatch?: CertificateWatch;
+  readonly certificateWatch: CertificateWatch;
   readonly telemetry: boolean;
   readonly resources?: Resources;
   readonly scheduling?: Scheduling;
 }
 
 /**
- * FerretDB's PostgreSQL URL: no password (PGPASSWORD), a bounded pool, read-only on the reader
+ * How FerretDB's driver (pgx 5.7) connects, whatever the backend:
+ * - `connect_timeout`: a connection attempt to an unreachable server (a lost node, dropped
+ *   packets) fails after this many seconds instead of waiting for TCP's retransmissions;
+ * - `pool_max_conn_lifetime` (+ jitter, so the pool is not emptied at once): every connection is
+ *   replaced within this bound, through the Service again, so readers move back to standbys
+ *   that rejoined `-ro` and writers leave a server that is no longer the primary; pgxpool's own
+ *   default is an hour;
+ * - `target_session_attrs`: writers accept only a server that takes writes (`read-write`: a
+ *   demoted or not yet promoted server behind `-rw` is refused, and the pool retries), readers
+ *   prefer a standby (`prefer-standby`).
+ */
+export const POSTGRES_CONNECT_TIMEOUT_SECONDS = 5;
+export const POSTGRES_CONN_LIFETIME = '5m';
+export const POSTGRES_CONN_LIFETIME_JITTER = '1m';
+
+/**
+ * FerretDB's PostgreSQL URL: no password (PGPASSWORD), a bounded pool of connections that live
+ * a bounded time, a bounded connect, the server role each side needs, read-only on the reader
  * side, and the server's certificate verified against the mounted CA when TLS is on.
  */
 export function postgresUrl(o: Pick<FerretDBDeploymentOptions, 'postgresUser' | 'postgresHost' | 'poolSize' | 'readOnly' | 'tls'>): string {
-  const query = [`pool_max_conns=${o.poolSize}`, `pool_min_conns=${Math.min(o.poolSize, 2)}`];
+  const query = [
+    `pool_max_conns=${o.poolSize}`, `pool_min_conns=${Math.min(o.poolSize, 2)}`,
+    `pool_max_conn_lifetime=${POSTGRES_CONN_LIFETIME}`, `pool_max_conn_lifetime_jitter=${POSTGRES_CONN_LIFETIME_JITTER}`,
+    `connect_timeout=${POSTGRES_CONNECT_TIMEOUT_SECONDS}`,
+    `target_session_attrs=${o.readOnly ? 'prefer-standby' : 'read-write'}`,
+  ];
   if (o.readOnly) query.push('default_transaction_read_only=on');
   if (o.tls) query.push('sslmode=verify-full', `sslrootcert=${CA_DIR}/${o.tls.caKey}`);
   return `postgres://${o.postgresUser}@${o.postgresHost}:5432/postgres?${query.join('&')}`;
@@ -77,7 +110,16 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
     failureThreshold,
   });
   const tlsFiles = ferretdbTlsFiles(o);
-  const watch = tlsFiles.files.length === 0 ? undefined : certificateWatchPodParts(mustWatch(o), { deployment: o.name, ...tlsFiles });
+  // PGPASSWORD is read once, at start, too: the sidecar alone mounts the password's key.
+  const passwordVolume: k8s.Volume = {
+    name: 'postgres-password',
+    secret: { secretName: o.secretName, defaultMode: 0o440, items: [{ key: o.passwordKey, path: 'password' }] },
+  };
+  const watch = certificateWatchPodParts(o.certificateWatch, {
+    deployment: o.name,
+    files: [...tlsFiles.files, `${PASSWORD_WATCH_DIR}/password`],
+    mounts: [...tlsFiles.mounts, { name: passwordVolume.name, mountPath: PASSWORD_WATCH_DIR, readOnly: true }],
+  });
   const deployment = new k8s.KubeDeployment(scope, id, {
     metadata: { name: o.name, labels: o.metadataLabels },
     spec: {
@@ -88,7 +130,7 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
         metadata: { labels: { ...o.podLabels, ...o.selector } },
         spec: {
           automountServiceAccountToken: false,
-          serviceAccountName: watch && o.certificateWatch?.serviceAccountName,
+          serviceAccountName: o.certificateWatch.serviceAccountName,
           enableServiceLinks: false,
           securityContext: podSecurityContext(FERRETDB_UID),
           containers: [{
@@ -108,18 +150,21 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
               { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
             ],
             startupProbe: probe('/debug/livez', 2, 30),
-            livenessProbe: probe('/debug/livez', 10, 3),
             // readyz pings PostgreSQL and DocumentDB: not ready while its server is unreachable.
             readinessProbe: probe('/debug/readyz', 5, 2),
+            // Liveness is readiness over a longer bound: a pod whose pool stays stuck (pings on
+            // connections to a lost server can wait for TCP's retransmissions, about 15 minutes)
+            // is restarted with a fresh pool after READINESS_RESTART_SECONDS of failed readiness.
+            // It also catches a hung process, as livez would (which never looks at PostgreSQL).
+            livenessProbe: probe('/debug/readyz', 10, READINESS_RESTART_SECONDS / 10),
             resources: renderResources(o.resources, DEFAULT_FERRETDB_RESOURCES),
             securityContext: containerSecurityContext(),
             volumeMounts: [
               { name: 'state', mountPath: '/state' }, { name: 'tmp', mountPath: '/tmp' }, ...tlsFiles.mounts,
             ],
-          }, ...watch ? [watch.container] : []],
+          }, watch.container],
           volumes: [
-            { name: 'state', emptyDir: {} }, { name: 'tmp', emptyDir: {} }, ...tlsFiles.volumes,
-            ...watch ? watch.volumes : [],
+            { name: 'state', emptyDir: {} }, { name: 'tmp', emptyDir: {} }, ...tlsFiles.volumes, passwordVolume, ...watch.volumes,
           ],
           nodeSelector: scheduling.nodeSelector,
           tolerations: scheduling.tolerations,
@@ -159,11 +204,6 @@ function ferretdbTlsFiles(o: FerretDBDeploymentOptions): { files: string[]; moun
     volumes.push({ name: 'listener-tls', secret: { secretName: o.listenerTls.secretName, defaultMode: 0o440, items: keys.map((key) => ({ key, path: key })) } });
   }
   return { files, mounts, volumes };
-}
-
-function mustWatch(o: FerretDBDeploymentOptions): CertificateWatch {
-  if (!o.certificateWatch) throw new Error(`FerretDB Deployment ${o.name}: TLS files without a certificateWatch`);
-  return o.certificateWatch;
 }
 
 /**

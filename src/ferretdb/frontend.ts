@@ -52,8 +52,8 @@ export function ferretdbLabels(name: string, component: string, labels?: { [key:
 }
 
 /**
- * The writer and reader Deployments, the write Service and the ReadService, and with TLS the
- * listener's Certificate and the certificate-watch sidecars' access, all in `scope`.
+ * The writer and reader Deployments, the write Service and the ReadService, the
+ * certificate-watch sidecars' access and, with TLS, the listener's Certificate, all in `scope`.
  */
 export function ferretdbFrontend(scope: Construct, o: FrontendOptions): Frontend {
   const labelsOf = (component: string) => ferretdbLabels(o.name, component, o.labels);
@@ -73,10 +73,11 @@ export function ferretdbFrontend(scope: Construct, o: FrontendOptions): Frontend
       dnsNames: () => serviceHostNames([writeServiceName, readServiceName], Chart.of(scope).namespace),
     }),
   };
-  // FerretDB reads its TLS files once: a changed one rolls its pods (see certificate-watch.sh).
-  const certificateWatch = tls || listenerTls
-    ? certificateWatchAccess(scope, { name: `${o.name}-ferretdb-cert-watch`, deployments, metadata: { labels: labelsOf('ferretdb') } })
-    : undefined;
+  // FerretDB reads its password and TLS files once: a changed one rolls its pods (see
+  // certificate-watch.sh).
+  const certificateWatch = certificateWatchAccess(scope, {
+    name: `${o.name}-ferretdb-cert-watch`, deployments, metadata: { labels: labelsOf('ferretdb') },
+  });
   const side = (component: string, deploymentName: string, postgresHost: string, count: number) => {
     const selector = { [GROUP_LABEL]: deploymentName };
     const objectLabels = labelsOf(component);

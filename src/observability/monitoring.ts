@@ -80,8 +80,9 @@ export interface MonitoringOptions {
    */
   readonly dashboard?: boolean;
   /**
-   * Extra labels of the PodMonitors, the PrometheusRule and the dashboard ConfigMap (for
-   * example the label your Prometheus selects rules by, such as `release: kube-prometheus-stack`).
+   * Extra labels of the PodMonitors (on both backends), the PrometheusRule and the dashboard
+   * ConfigMap (for example the label your Prometheus selects rules by, such as
+   * `release: kube-prometheus-stack`).
    *
    * @default - none
    */

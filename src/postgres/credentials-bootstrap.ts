@@ -19,6 +19,10 @@ export interface CredentialsBootstrapProps {
    * instead of the cluster's two-password Secret.
    */
   readonly basicAuthUsername?: string;
+  /**
+   * Labels of the Secret besides `metadata`'s (for example CloudNativePG's `cnpg.io/reload`).
+   */
+  readonly secretLabels?: { [key: string]: string };
 }
 
 /**
@@ -63,7 +67,7 @@ export class CredentialsBootstrap extends Construct {
           command: ['sh', '/scripts/create-secret.sh'],
           env: [
             { name: 'SECRET_NAME', value: props.secretName },
-            { name: 'SECRET_LABELS', value: JSON.stringify(props.metadata.labels ?? {}) },
+            { name: 'SECRET_LABELS', value: JSON.stringify({ ...props.metadata.labels, ...props.secretLabels }) },
             ...props.basicAuthUsername !== undefined ? [{ name: 'SECRET_USERNAME', value: props.basicAuthUsername }] : [],
           ],
           volumeMounts: [

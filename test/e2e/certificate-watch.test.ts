@@ -1,5 +1,5 @@
 /**
- * The certificate-watch sidecar of the FerretDB pods (ferretdbTls, postgresTls), run for real: the script,
+ * The certificate-watch sidecar of the FerretDB pods (ferretdbTls, postgresTls, the password), run for real: the script,
  * env and mounts exactly as synthesized, Debian's sh and curl, certificates made with openssl,
  * Secret volume updates done as the kubelet does them (an atomic swap of the `..data` symlink),
  * and the harness's fake API server (HTTPS, ServiceAccount tokens) enforcing the synthesized Role.
@@ -34,9 +34,13 @@ const deploymentNames = ofKind('Deployment').map((d) => d.metadata.name);
 const role = ofKind('Role').find((r) => r.rules.some((rule: any) => rule.resources.includes('deployments')));
 const script = ofKind('ConfigMap').find((c) => c.data?.['certificate-watch.sh'])?.data['certificate-watch.sh'];
 
-/** sha256 of the PostgreSQL CA, then the listener's tls.crt and tls.key: first 32 hex digits (WATCH_FILES' order). */
-function fingerprint(ca: string, cert: { crt: string; key: string }): string {
-  return crypto.createHash('sha256').update(ca + cert.crt + cert.key).digest('hex').slice(0, 32);
+/** FerretDB's PostgreSQL password (PGPASSWORD) as the pods start with it, and as rotated. */
+const PASSWORD = 'first-password';
+const ROTATED_PASSWORD = 'rotated-password';
+
+/** sha256 of the PostgreSQL CA, the listener's tls.crt and tls.key, then the password: first 32 hex digits (WATCH_FILES' order). */
+function fingerprint(ca: string, cert: { crt: string; key: string }, password = PASSWORD): string {
+  return crypto.createHash('sha256').update(ca + cert.crt + cert.key + password).digest('hex').slice(0, 32);
 }
 
 /** A self-signed server certificate made with openssl (the sidecar only fingerprints it). */
@@ -147,6 +151,7 @@ function newPod(name: string, deployment: string, cert: { crt: string; key: stri
   const pod = new WatchPod(root, name, deployment);
   writeSecretVolume(pod.dirs['listener-tls'], { 'tls.crt': cert.crt, 'tls.key': cert.key });
   writeSecretVolume(pod.dirs['postgres-ca'], { 'ca.crt': ca });
+  writeSecretVolume(pod.dirs['postgres-password'], { password: PASSWORD });
   writeSecretVolume(pod.dirs['api-token'], {
     'token': api.token(NAMESPACE, role.metadata.name), 'ca.crt': api.caCrt, 'namespace': NAMESPACE,
   });
@@ -191,11 +196,11 @@ afterAll(async () => {
   if (root) fs.rmSync(root, { recursive: true, force: true });
 });
 
-test('the synthesized cluster has the sidecar in both FerretDB Deployments, watching the CA and the listener\'s files, and a Role for exactly those', () => {
+test('the synthesized cluster has the sidecar in both FerretDB Deployments, watching the CA, the listener\'s files and the password, and a Role for exactly those', () => {
   expect(deploymentNames.sort()).toEqual(['fdb-ferretdb-ro', 'fdb-ferretdb-rw']);
   for (const d of ofKind('Deployment')) {
     const sidecar = d.spec.template.spec.containers.find((c: any) => c.name === 'certificate-watch');
-    expect(sidecar.env.find((e: any) => e.name === 'WATCH_FILES').value).toBe('/etc/ferretdb/postgres-ca/ca.crt /etc/ferretdb/tls/tls.crt /etc/ferretdb/tls/tls.key');
+    expect(sidecar.env.find((e: any) => e.name === 'WATCH_FILES').value).toBe('/etc/ferretdb/postgres-ca/ca.crt /etc/ferretdb/tls/tls.crt /etc/ferretdb/tls/tls.key /etc/ferretdb/postgres-password/password');
   }
   expect(role.rules).toEqual([{ apiGroups: ['apps'], resources: ['deployments'], resourceNames: ['fdb-ferretdb-rw', 'fdb-ferretdb-ro'], verbs: ['patch'] }]);
 });
@@ -234,7 +239,7 @@ test('a renewed certificate (the kubelet\'s atomic swap) sets each Deployment\'s
     expect(template(name)).toEqual({ ...t, metadata: { ...t.metadata, annotations: { [ANNOTATION]: expected } } });
   }
   expect(template('unrelated')).toEqual(before.unrelated);
-  expect(pods[0].log()).toContain(`the certificates FerretDB read at start changed (${fingerprint(oldCa, first)} -> ${expected}): `
+  expect(pods[0].log()).toContain(`the files FerretDB read at start (password, certificates) changed (${fingerprint(oldCa, first)} -> ${expected}): `
     + 'asked Deployment fdb-ferretdb-rw to replace its pods');
 });
 
@@ -265,6 +270,17 @@ test('a renewed PostgreSQL CA (FerretDB\'s driver read the old one at start) ask
   writeSecretVolume(pod.dirs['postgres-ca'], { 'ca.crt': newCa });
   const expected = fingerprint(newCa, second);
   await waitFor('the reader Deployment annotated with the new CA', 15_000, () => template('fdb-ferretdb-ro').metadata.annotations?.[ANNOTATION] === expected);
+  expect(patches().slice(count).map((r) => `${r.path} ${r.code}`)).toEqual([`/apis/apps/v1/namespaces/${NAMESPACE}/deployments/fdb-ferretdb-ro 200`]);
+});
+
+test('a rotated password (FerretDB read PGPASSWORD at start) asks for a rollout too', async () => {
+  const count = patches().length;
+  const pod = pods[2];
+  expect(pod.name).toBe('fdb-ferretdb-ro-a');
+  writeSecretVolume(pod.dirs['postgres-password'], { password: ROTATED_PASSWORD });
+  const expected = fingerprint(newCa, second, ROTATED_PASSWORD);
+  await waitFor('the reader Deployment annotated with the new password\'s fingerprint', 15_000,
+    () => template('fdb-ferretdb-ro').metadata.annotations?.[ANNOTATION] === expected);
   expect(patches().slice(count).map((r) => `${r.path} ${r.code}`)).toEqual([`/apis/apps/v1/namespaces/${NAMESPACE}/deployments/fdb-ferretdb-ro 200`]);
 });
 

@@ -150,7 +150,7 @@ test('replication, member checks and FerretDB\'s role run over verified TLS only
   for (const u of urls) {
     const url = new URL(u);
     expect(url.searchParams.get('sslmode')).toBe('verify-full');
-    for (const name of ['pool_max_conns', 'pool_min_conns', 'default_transaction_read_only']) url.searchParams.delete(name);
+    for (const name of [...url.searchParams.keys()].filter((n) => n.startsWith('pool_') || n === 'default_transaction_read_only')) url.searchParams.delete(name);
     url.searchParams.set('sslrootcert', `${TLS_DIR}/ca.crt`);
     const r = await c.h.exec(STANDBY, 'postgres', ['bash', '-c',
       'PGPASSWORD=$(cat "$SECRET_DIR/ferretdb-password") psql -X -A -t -q -d "$1" -c "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"',

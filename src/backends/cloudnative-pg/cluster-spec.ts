@@ -1,8 +1,10 @@
 // Pure renderers of the CloudNativePG objects (no constructs here): the Cluster spec, its
 // settings, pg_hba rules and bootstrap SQL.
-import { Resources, Scheduling, StorageSettings } from '../../common';
+import { DataDurability } from './options';
+import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
 import {
-  ClusterSpec, ClusterSpecPostgresqlSynchronousMethod, ClusterSpecPrimaryUpdateMethod, ClusterSpecPrimaryUpdateStrategy,
+  ClusterSpec, ClusterSpecPostgresqlSynchronousDataDurability, ClusterSpecPostgresqlSynchronousMethod,
+  ClusterSpecPrimaryUpdateMethod, ClusterSpecPrimaryUpdateStrategy,
   ClusterSpecResourcesLimits, ClusterSpecResourcesRequests, ClusterSpecManagedRoles, ClusterSpecManagedRolesEnsure,
   ClusterSpecProbesReadinessMaximumLag, ClusterSpecProbesReadinessType,
 } from '../../imports/cnpg-cluster-postgresql.cnpg.io';
@@ -20,6 +22,8 @@ export const BARMAN_CLOUD_PLUGIN = 'barman-cloud.cloudnative-pg.io';
 export const CNPG_CLUSTER_LABEL = 'cnpg.io/cluster';
 /** Label CloudNativePG puts on instance pods (value "instance"). */
 export const CNPG_POD_ROLE_LABEL = 'cnpg.io/podRole';
+/** Label of a Secret CloudNativePG re-reads as soon as it changes (value "true"). */
+export const CNPG_RELOAD_LABEL = 'cnpg.io/reload';
 /** Ports of every CloudNativePG instance: PostgreSQL, the instance manager's status, the exporter. */
 export const CNPG_PORTS = { postgresql: 5432, status: 8000, metrics: 9187 };
 
@@ -53,10 +57,13 @@ const CNPG_OWNED = new Set([
   'syslog_sequence_numbers', 'syslog_split_messages',
 ]);
 
+/** pg_failover_slots' settings: CloudNativePG writes them (replicationSlots.highAvailability). */
+const CNPG_OWNED_PREFIX = 'pg_failover_slots.';
+
 /** Validates WAL settings and parameters for a CloudNativePG cluster; throws an error naming prop and value. */
 export function checkCnpgSettings(wal: WalSettings, parameters: { [name: string]: string }, volumeBytes: number): void {
   for (const [name, value] of Object.entries(parameters ?? {})) {
-    if (CNPG_OWNED.has(name.toLowerCase())) {
+    if (CNPG_OWNED.has(name.toLowerCase()) || name.toLowerCase().startsWith(CNPG_OWNED_PREFIX)) {
       throw invalid(`parameters[${JSON.stringify(name)}]`, value, `no value: CloudNativePG manages ${name}`);
     }
     if (DOCUMENTDB_SETTINGS[name] !== undefined) {
@@ -172,11 +179,15 @@ export interface CnpgClusterSpecInput {
   readonly name: string;
   readonly instances: number;
   readonly image: string;
-  readonly volumeBytes: number;
+  /** Size of the volume holding pg_wal (the WAL bounds follow it). */
+  readonly walVolumeBytes: number;
   readonly storage: StorageSettings;
+  readonly walStorage?: StorageSettings;
   readonly resources?: Resources;
   readonly scheduling?: Scheduling;
   readonly replicationMode: ReplicationMode;
+  /** What a synchronous quorum does with fewer healthy standbys (unused when asynchronous). */
+  readonly dataDurability: DataDurability;
   readonly wal: WalSettings;
   readonly parameters: { [name: string]: string };
   /** `max_connections`, already checked against what the clients need. */
@@ -188,6 +199,8 @@ export interface CnpgClusterSpecInput {
   readonly secretName: string;
   readonly failoverDelaySeconds: number;
   readonly switchoverDelaySeconds: number;
+  readonly stopDelaySeconds: number;
+  readonly smartShutdownTimeoutSeconds: number;
   /** The ObjectStore WAL and backups go to. */
   readonly backupObjectStore?: string;
   /** Bootstrap from another cluster's backups. */
@@ -215,11 +228,24 @@ export function cnpgClusterSpec(i: CnpgClusterSpecInput): ClusterSpec {
     primaryUpdateMethod: ClusterSpecPrimaryUpdateMethod.SWITCHOVER,
     failoverDelay: i.failoverDelaySeconds,
     switchoverDelay: i.switchoverDelaySeconds,
+    stopDelay: i.stopDelaySeconds,
+    smartShutdownTimeout: i.smartShutdownTimeoutSeconds,
     postgresql: {
       sharedPreloadLibraries: DOCUMENTDB_PRELOAD,
-      parameters: cnpgParameters(i.wal, i.parameters, i.volumeBytes, i.maxConnections),
+      parameters: cnpgParameters(i.wal, i.parameters, i.walVolumeBytes, i.maxConnections),
       pgHba: cnpgPgHba(),
-      synchronous: quorum > 0 ? { method: ClusterSpecPostgresqlSynchronousMethod.ANY, number: quorum } : undefined,
+      // failoverQuorum: a standby is promoted only when the quorum the primary last published
+      // proves it holds every acknowledged commit (otherwise the operator waits).
+      synchronous: quorum > 0
+        ? {
+          method: ClusterSpecPostgresqlSynchronousMethod.ANY,
+          number: quorum,
+          dataDurability: i.dataDurability === DataDurability.PREFERRED
+            ? ClusterSpecPostgresqlSynchronousDataDurability.PREFERRED
+            : ClusterSpecPostgresqlSynchronousDataDurability.REQUIRED,
+          failoverQuorum: true,
+        }
+        : undefined,
     },
     replicationSlots: { highAvailability: { enabled: true } },
     // The instance manager's `streaming` readiness check: a standby is Ready only while its WAL
@@ -253,7 +279,8 @@ export function cnpgClusterSpec(i: CnpgClusterSpecInput): ClusterSpec {
       ? [{ name: BARMAN_CLOUD_PLUGIN, isWalArchiver: true, parameters: { barmanObjectName: i.backupObjectStore } }]
       : undefined,
     managed: { roles: [cnpgManagedRole(i.ferretdbUser, i.secretName)] },
-    storage: { size: i.storage.size ?? '10Gi', storageClass: i.storage.storageClassName },
+    storage: { size: i.storage.size ?? DEFAULT_STORAGE_SIZE, storageClass: i.storage.storageClassName },
+    walStorage: i.walStorage && { size: i.walStorage.size ?? DEFAULT_STORAGE_SIZE, storageClass: i.walStorage.storageClassName },
     resources: {
       requests: quantities(resources.requests as any, (v) => ClusterSpecResourcesRequests.fromString(v)),
       limits: quantities(resources.limits as any, (v) => ClusterSpecResourcesLimits.fromString(v)),

@@ -2,9 +2,8 @@ import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { checkCnpgClusterProps, maxConnectionsErrors } from './cluster-props';
-import {
-  BARMAN_CLOUD_PLUGIN, CNPG_CLUSTER_LABEL, CNPG_POD_ROLE_LABEL, CNPG_PORTS, cnpgClusterSpec,
-} from './cluster-spec';
+import { BARMAN_CLOUD_PLUGIN, CNPG_CLUSTER_LABEL, CNPG_POD_ROLE_LABEL, CNPG_RELOAD_LABEL, cnpgClusterSpec } from './cluster-spec';
+import { cnpgNetworkPolicySpec } from './network-policy';
 import { objectStoreSpec } from './object-store';
 import { CloudNativePGOptions } from './options';
 import { Resources, Scheduling, StorageSettings } from '../../common';
@@ -113,9 +112,10 @@ export interface CloudNativePGClusterProps extends CloudNativePGOptions {
   /**
    * A standby is Ready (and behind the `-ro` Service) only while its WAL receiver is connected
    * and it has replayed the WAL it received to within this distance (CloudNativePG's `streaming`
-   * readiness probe, `maximumLag`). A PostgreSQL size ("64MB", "1GB").
+   * readiness probe, `maximumLag`). A PostgreSQL size ("64MB", "1GB"). The default rides out
+   * the replay backlog of bulk loads (see the README's CloudNativePG section).
    *
-   * @default "64MB"
+   * @default "1GB"
    */
   readonly maxReplicationLag?: string;
   /**
@@ -127,11 +127,19 @@ export interface CloudNativePGClusterProps extends CloudNativePGOptions {
    */
   readonly networkPolicy?: boolean;
   /**
-   * Who may scrape the instances' exporter (9187).
+   * Who may scrape the instances' exporter (9187). Required with `podMonitor` while
+   * `networkPolicy` is on: the PodMonitor would scrape nothing otherwise.
    *
    * @default - nobody
    */
   readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
+  /**
+   * Extra labels of the PodMonitor (for example the label your Prometheus selects PodMonitors
+   * by, such as `release: kube-prometheus-stack`).
+   *
+   * @default - none
+   */
+  readonly podMonitorLabels?: { [key: string]: string };
   /**
    * The `app.kubernetes.io/instance` label of this construct's objects.
    *
@@ -204,6 +212,8 @@ export class CloudNativePGCluster extends Construct {
         metadata: metadata('credentials'),
         scheduling: c.scheduling,
         basicAuthUsername: this.ferretdbUser,
+        // The operator re-reads a Secret so labelled at once: a changed password reaches the role.
+        secretLabels: { [CNPG_RELOAD_LABEL]: 'true' },
       });
     }
 
@@ -211,7 +221,7 @@ export class CloudNativePGCluster extends Construct {
       this.backupObjectStoreName = `${this.name}-backup`;
       new ObjectStore(this, 'BackupStore', {
         metadata: { ...metadata('backup'), name: this.backupObjectStoreName },
-        spec: objectStoreSpec(c.backup.store, c.backup.retention.value),
+        spec: objectStoreSpec(c.backup.store, c.backup.retention.value, c.backup.walMaxParallel),
       });
       new ScheduledBackup(this, 'ScheduledBackup', {
         metadata: { ...metadata('backup'), name: `${this.name}-backup` },
@@ -243,11 +253,13 @@ export class CloudNativePGCluster extends Construct {
         name: this.name,
         instances: this.instances,
         image: c.image,
-        volumeBytes: c.volumeBytes,
+        walVolumeBytes: c.walVolumeBytes,
+        walStorage: c.walStorage,
         storage: c.storage,
         resources: c.resources,
         scheduling: c.scheduling,
         replicationMode: c.replicationMode,
+        dataDurability: c.dataDurability,
         wal: c.wal,
         parameters: c.parameters,
         maxConnections: c.maxConnections,
@@ -256,42 +268,34 @@ export class CloudNativePGCluster extends Construct {
         secretName: this.secretName,
         failoverDelaySeconds: c.failoverDelaySeconds,
         switchoverDelaySeconds: c.switchoverDelaySeconds,
+        stopDelaySeconds: c.stopDelaySeconds,
+        smartShutdownTimeoutSeconds: c.smartShutdownTimeoutSeconds,
         backupObjectStore: this.backupObjectStoreName,
         restore,
       }),
     });
 
-    const instanceLabels = { [CNPG_CLUSTER_LABEL]: this.name };
     if (c.podMonitor) {
       new PodMonitor(this, 'PodMonitor', {
-        metadata: { ...metadata('metrics'), name: this.name },
+        metadata: { name: this.name, labels: { ...c.podMonitorLabels, ...metadata('metrics').labels } },
         spec: {
-          selector: { matchLabels: { ...instanceLabels, [CNPG_POD_ROLE_LABEL]: 'instance' } },
+          selector: { matchLabels: { [CNPG_CLUSTER_LABEL]: this.name, [CNPG_POD_ROLE_LABEL]: 'instance' } },
           podMetricsEndpoints: [{ port: 'metrics' }],
         },
       });
     }
 
     if (c.networkPolicy) {
-      const tcp = (...ports: number[]) => ports.map((port) => ({ protocol: 'TCP', port: k8s.IntOrString.fromNumber(port) }));
-      const ingress: k8s.NetworkPolicyIngressRule[] = [
-        { from: [{ podSelector: { matchLabels: this.clientLabels } }], ports: tcp(CNPG_PORTS.postgresql) },
-        // Instances (streaming, pg_rewind, status) and the operator's Jobs (initdb, join) of this cluster.
-        { from: [{ podSelector: { matchLabels: instanceLabels } }], ports: tcp(CNPG_PORTS.postgresql, CNPG_PORTS.status) },
-        {
-          from: [{
-            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': c.networkPolicy.operatorNamespace } },
-            podSelector: { matchLabels: c.networkPolicy.operatorLabels },
-          }],
-          ports: tcp(CNPG_PORTS.status, CNPG_PORTS.postgresql),
-        },
-      ];
-      if (c.metricsScrapers && c.metricsScrapers.length > 0) {
-        ingress.push({ from: c.metricsScrapers, ports: tcp(CNPG_PORTS.metrics) });
-      }
       new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
         metadata: { ...metadata('postgresql'), name: `${this.name}-postgresql` },
-        spec: { podSelector: { matchLabels: instanceLabels }, policyTypes: ['Ingress'], ingress },
+        spec: cnpgNetworkPolicySpec({
+          clusterName: this.name,
+          clientLabels: this.clientLabels,
+          operatorNamespace: c.networkPolicy.operatorNamespace,
+          operatorLabels: c.networkPolicy.operatorLabels,
+          metricsScrapers: c.metricsScrapers,
+          statusClients: c.statusClients,
+        }),
       });
     }
 

@@ -3,7 +3,7 @@ import { ObjectStoreSettings } from './options';
 import {
   ObjectStoreSpec, ObjectStoreSpecConfigurationDataCompression, ObjectStoreSpecConfigurationWalCompression,
 } from '../../imports/barman-objectstore-barmancloud.cnpg.io';
-import { invalid } from '../../private/validation';
+import { checkSecretName, invalid } from '../../private/validation';
 
 /** Checks object store settings; `prop` is where they were given (`backup.objectStore`, ...). */
 export function checkObjectStore(prop: string, s: ObjectStoreSettings | undefined): ObjectStoreSettings {
@@ -25,22 +25,34 @@ export function checkObjectStore(prop: string, s: ObjectStoreSettings | undefine
       throw invalid(`${prop}.${key}`, value, 'a Secret key (letters, digits, "-", "_" and ".")');
     }
   }
+  if (s.endpointCA !== undefined) {
+    const ca = s.endpointCA;
+    if (ca === null || typeof ca !== 'object') throw invalid(`${prop}.endpointCA`, ca, 'a CA Secret ({ secretName, key })');
+    checkSecretName(`${prop}.endpointCA.secretName`, ca.secretName);
+    if (ca.key !== undefined && (typeof ca.key !== 'string' || !/^[-._a-zA-Z0-9]{1,253}$/.test(ca.key))) {
+      throw invalid(`${prop}.endpointCA.key`, ca.key, 'a Secret key (letters, digits, "-", "_" and ".")');
+    }
+    if (s.endpointUrl !== undefined && !s.endpointUrl.startsWith('https://')) {
+      throw invalid(`${prop}.endpointUrl`, s.endpointUrl, 'an https:// URL when endpointCA is given (the CA verifies a TLS endpoint)');
+    }
+  }
   return s;
 }
 
 /** The `spec` of a Barman Cloud ObjectStore. */
-export function objectStoreSpec(s: ObjectStoreSettings, retention?: string): ObjectStoreSpec {
+export function objectStoreSpec(s: ObjectStoreSettings, retention?: string, walMaxParallel?: number): ObjectStoreSpec {
   const credentials = s.credentialsSecret;
   return {
     configuration: {
       destinationPath: s.destinationPath,
       endpointUrl: s.endpointUrl,
+      endpointCa: s.endpointCA && { name: s.endpointCA.secretName, key: s.endpointCA.key ?? 'ca.crt' },
       s3Credentials: {
         accessKeyId: { name: credentials, key: s.accessKeyIdKey ?? 'ACCESS_KEY_ID' },
         secretAccessKey: { name: credentials, key: s.secretAccessKeyKey ?? 'ACCESS_SECRET_KEY' },
         region: s.regionKey !== undefined ? { name: credentials, key: s.regionKey } : undefined,
       },
-      wal: { compression: ObjectStoreSpecConfigurationWalCompression.GZIP },
+      wal: { compression: ObjectStoreSpecConfigurationWalCompression.GZIP, maxParallel: walMaxParallel },
       data: { compression: ObjectStoreSpecConfigurationDataCompression.GZIP },
     },
     retentionPolicy: retention,

@@ -1,4 +1,6 @@
 import { Duration } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-28';
+import { StorageSettings } from '../../common';
 import { invalid } from '../../private/validation';
 
 /**
@@ -21,6 +23,20 @@ export interface CloudNativePGOperator {
 }
 
 /**
+ * A CA certificate in a Secret (for example an object store's private CA).
+ */
+export interface CaCertificateSecret {
+  /** The Secret, in the cluster's namespace. */
+  readonly secretName: string;
+  /**
+   * The key holding the PEM certificate(s).
+   *
+   * @default "ca.crt"
+   */
+  readonly key?: string;
+}
+
+/**
  * An S3-compatible object store for the Barman Cloud plugin (WAL archive and base backups).
  */
 export interface ObjectStoreSettings {
@@ -34,6 +50,15 @@ export interface ObjectStoreSettings {
    * @default - AWS S3
    */
   readonly endpointUrl?: string;
+  /**
+   * The CA that signed the endpoint's certificate, when it is not one the plugin's image trusts
+   * (an in-cluster MinIO or Ceph behind a private CA, for example). Without it, archiving to
+   * such an endpoint fails, and WAL that is not archived is never removed from the primary's
+   * volume.
+   *
+   * @default - the public CAs of the plugin's image
+   */
+  readonly endpointCA?: CaCertificateSecret;
   /**
    * The Secret with the access keys, in the cluster's namespace.
    */
@@ -148,6 +173,14 @@ export interface BackupSettings {
    * @default RetentionPolicy.days(30)
    */
   readonly retention?: RetentionPolicy;
+  /**
+   * WAL files archived (and, in a restore, fetched) in parallel (`configuration.wal.maxParallel`
+   * of the ObjectStore): raise it when writes outpace archiving one file at a time, since WAL
+   * waiting for the archive stays on the primary's volume.
+   *
+   * @default 1
+   */
+  readonly walMaxParallel?: number;
 }
 
 /**
@@ -207,6 +240,25 @@ export interface RestoreSettings {
 }
 
 /**
+ * What a synchronous quorum does when fewer standbys are healthy than it counts
+ * (`postgresql.synchronous.dataDurability`).
+ */
+export enum DataDurability {
+  /**
+   * Commits wait until the quorum's number of standbys confirm them, however many are down:
+   * no acknowledged commit exists on fewer standbys than the quorum.
+   */
+  REQUIRED = 'required',
+  /**
+   * The quorum shrinks to the healthy standbys while some are down (with none, commits return
+   * once durable on the primary) and grows back as they return: writes go on through a standby
+   * restart, a rolling update or a drain, at the cost of commits that fewer standbys confirmed
+   * meanwhile.
+   */
+  PREFERRED = 'preferred',
+}
+
+/**
  * What is specific to the CloudNativePG backend.
  */
 export interface CloudNativePGOptions {
@@ -225,15 +277,58 @@ export interface CloudNativePGOptions {
    */
   readonly switchoverDelay?: Duration;
   /**
+   * How long an instance may take to shut down cleanly (`stopDelay`, whole seconds): a smart
+   * shutdown first (`smartShutdownTimeout`), then a fast one for the rest of it. The pods'
+   * termination grace period follows it.
+   *
+   * @default Duration.seconds(1800)
+   */
+  readonly stopDelay?: Duration;
+  /**
+   * The part of `stopDelay` a smart shutdown may take (waiting for sessions to end) before the
+   * instance manager asks for a fast one (`smartShutdownTimeout`, whole seconds). Must leave
+   * `stopDelay` time for the fast shutdown.
+   *
+   * @default Duration.seconds(180)
+   */
+  readonly smartShutdownTimeout?: Duration;
+  /**
+   * A separate volume for the WAL (`walStorage`): WAL writes no longer compete with the data
+   * files, and a WAL backlog (a failing archive, a lagging slot) fills this volume, not the data
+   * volume. The WAL bounds (`max_slot_wal_keep_size` a quarter of the volume, `wal.*` checks) then
+   * follow this volume's size.
+   *
+   * @default - the WAL on the data volume
+   */
+  readonly walStorage?: StorageSettings;
+  /**
+   * With `ReplicationMode.synchronousQuorum(k)`: whether commits keep waiting for `k` standbys
+   * while fewer are healthy. `REQUIRED` needs `k` below the number of replicas, so that one
+   * standby may restart (a rolling update, a drain) without stopping every write.
+   *
+   * @default DataDurability.REQUIRED
+   */
+  readonly dataDurability?: DataDurability;
+  /**
    * @default - namespace "cnpg-system", pods labelled app.kubernetes.io/name=cloudnative-pg
    */
   readonly operator?: CloudNativePGOperator;
   /**
-   * A PodMonitor (prometheus-operator) for the instances' exporter (9187).
+   * A PodMonitor (prometheus-operator) for the instances' exporter (9187). With the
+   * NetworkPolicy on, `metricsScrapers` must name the scrapers.
    *
    * @default false
    */
   readonly podMonitor?: boolean;
+  /**
+   * Who else may reach the instance manager's status port (8000) through the NetworkPolicy.
+   * `kubectl cnpg status` reads each instance's status through the API server's `pods/proxy`,
+   * so those requests come from the API server: admit its addresses here (an `ipBlock`; they
+   * depend on the platform) for that part of the report.
+   *
+   * @default - only the cluster's own pods and the operator
+   */
+  readonly statusClients?: k8s.NetworkPolicyPeer[];
   /**
    * WAL archiving and scheduled base backups to an object store.
    *
