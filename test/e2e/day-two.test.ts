@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { insert, NAME, PgCluster, PRIMARY, PRIMARY_STS, replica, REPLICA_STS, synthCluster, TABLE } from './fixture';
+import { insert, NAME, PgCluster, PRIMARY, PRIMARY_STS, replica, REPLICA_STS, synthCluster, TABLE, writeContinuously } from './fixture';
 import { Cluster } from './harness';
 import { FerretDBClusterProps, ReplicationMode } from '../../src';
 
@@ -188,24 +188,6 @@ test('fencing: the leader key moves while the old primary runs; it stops taking 
   await c.waitCount(PRIMARY, 't', 110);
   expect(c.h.isReady(PRIMARY)).toBe(true);
 });
-
-/** Inserts one row per transaction (ids from `first` on) through the pod's socket until stopped; returns the acknowledged ids. */
-function writeContinuously(c: PgCluster, pod: string, first = 1): { acked: number[]; stop: () => Promise<number[]>; done: () => Promise<number[]> } {
-  let running = true;
-  const acked: number[] = [];
-  const loop = (async () => {
-    for (let id = first; running; id++) {
-      const r = await c.trySql(pod, `INSERT INTO t VALUES (${id}, 'w')`, 5_000);
-      if (r.code !== 0) break;
-      acked.push(id);
-    }
-  })();
-  return {
-    acked,
-    stop: async () => { running = false; await loop; return acked; },
-    done: async () => { await loop; return acked; },
-  };
-}
 
 test('planned switchover under continuous writes, asynchronous: the named standby streams until the old primary has stopped, so no acknowledged commit is lost', async () => {
   const c = await boot();

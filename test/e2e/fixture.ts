@@ -176,3 +176,35 @@ export class PgCluster {
     await this.h.destroy();
   }
 }
+
+/** A writer that inserts one row per transaction into `t`; see writeContinuously. */
+export interface ContinuousWriter {
+  /** The acknowledged ids so far (grows as commits return). */
+  readonly acked: number[];
+  /** Stops after the current insert; the acknowledged ids. */
+  stop(): Promise<number[]>;
+  /** Waits for the first failed insert; the acknowledged ids. */
+  done(): Promise<number[]>;
+}
+
+/**
+ * Inserts one row per transaction (ids from `first` on) through the pod's socket until an insert
+ * fails or `stop` is called. `onStart` receives a function that stops it (for afterEach).
+ */
+export function writeContinuously(c: PgCluster, pod: string, first = 1, onStart?: (halt: () => void) => void): ContinuousWriter {
+  let running = true;
+  onStart?.(() => { running = false; });
+  const acked: number[] = [];
+  const loop = (async () => {
+    for (let id = first; running; id++) {
+      const r = await c.trySql(pod, `INSERT INTO t VALUES (${id}, 'w')`, 5_000);
+      if (r.code !== 0) break;
+      acked.push(id);
+    }
+  })();
+  return {
+    acked,
+    stop: async () => { running = false; await loop; return acked; },
+    done: async () => { await loop; return acked; },
+  };
+}

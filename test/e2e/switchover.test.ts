@@ -5,7 +5,9 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { insert, PgCluster, PRIMARY, replica, RW_SERVICE, synthCluster, TABLE, toolWrappers } from './fixture';
+import {
+  ContinuousWriter, insert, PgCluster, PRIMARY, replica, RW_SERVICE, synthCluster, TABLE, toolWrappers, writeContinuously as writeFromFixture,
+} from './fixture';
 import { FerretDBClusterProps } from '../../src';
 
 jest.setTimeout(420_000);
@@ -28,23 +30,9 @@ async function boot(props: FerretDBClusterProps = {}): Promise<PgCluster> {
   return pg;
 }
 
-/** Inserts one row per transaction through the pod's socket until a write fails or `stop`; `acked` grows as commits return. */
-function writeContinuously(c: PgCluster, pod: string): { acked: number[]; stop: () => Promise<number[]>; done: () => Promise<number[]> } {
-  let running = true;
-  halts.push(() => { running = false; });
-  const acked: number[] = [];
-  const loop = (async () => {
-    for (let id = 1; running; id++) {
-      const r = await c.trySql(pod, `INSERT INTO t VALUES (${id}, 'w')`, 5_000);
-      if (r.code !== 0) break;
-      acked.push(id);
-    }
-  })();
-  return {
-    acked,
-    stop: async () => { running = false; await loop; return acked; },
-    done: async () => { await loop; return acked; },
-  };
+/** The fixture's writer, halted by afterEach if a test fails before stopping it. */
+function writeContinuously(c: PgCluster, pod: string): ContinuousWriter {
+  return writeFromFixture(c, pod, 1, (halt) => halts.push(halt));
 }
 
 /**
