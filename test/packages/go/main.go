@@ -83,6 +83,7 @@ func cloudNativePGChart(scope constructs.Construct, id string, namespace string)
 				ObjectStore: &cdk8sferretdb.ObjectStoreSettings{
 					DestinationPath:   jsii.String("s3://ferretdb-backups/catalog"),
 					EndpointUrl:       jsii.String("https://minio.storage.svc:9000"),
+					EndpointCA:        &cdk8sferretdb.CaCertificateSecret{SecretName: jsii.String("minio-ca")},
 					CredentialsSecret: jsii.String("backup-s3"),
 				},
 				Schedule:  cdk8sferretdb.BackupSchedule_Daily(jsii.Number(2)),

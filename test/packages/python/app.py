@@ -14,6 +14,7 @@ from constructs import Construct
 from cdk8s_ferretdb import (
     BackupSchedule,
     BackupSettings,
+    CaCertificateSecret,
     Credentials,
     FerretDBCluster,
     FerretDBTls,
@@ -89,6 +90,7 @@ class CloudNativePGChart(Chart):
                     object_store=ObjectStoreSettings(
                         destination_path="s3://ferretdb-backups/catalog",
                         endpoint_url="https://minio.storage.svc:9000",
+                        endpoint_ca=CaCertificateSecret(secret_name="minio-ca"),
                         credentials_secret="backup-s3",
                     ),
                     schedule=BackupSchedule.daily(2),

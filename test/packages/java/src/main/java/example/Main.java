@@ -2,6 +2,7 @@ package example;
 
 import io.github.cdk8sferretdb.BackupSchedule;
 import io.github.cdk8sferretdb.BackupSettings;
+import io.github.cdk8sferretdb.CaCertificateSecret;
 import io.github.cdk8sferretdb.CloudNativePGOptions;
 import io.github.cdk8sferretdb.Credentials;
 import io.github.cdk8sferretdb.FerretDBCluster;
@@ -102,6 +103,7 @@ public final class Main {
                   .objectStore(ObjectStoreSettings.builder()
                       .destinationPath("s3://ferretdb-backups/catalog")
                       .endpointUrl("https://minio.storage.svc:9000")
+                      .endpointCa(CaCertificateSecret.builder().secretName("minio-ca").build())
                       .credentialsSecret("backup-s3")
                       .build())
                   .schedule(BackupSchedule.daily(2))
