@@ -17,9 +17,11 @@ export const replica = (i: number): string => `${REPLICA_STS}-${i}`;
 /**
  * The objects of a real synth, used unchanged. The one environment difference is a normal prop:
  * DOCUMENTDB_TEST_PARAMETERS (Debian's pg_cron cannot take DocumentDB's second-based index-build
- * schedule; see ./documentdb.ts), merged under the test's own parameters.
+ * schedule; see ./documentdb.ts), merged under the test's own parameters; `{}` in the userlands,
+ * whose pg_cron 1.6 takes it.
  */
-export function synthCluster(props: FerretDBClusterProps = {}, deviation: { readonly [name: string]: string } = DOCUMENTDB_TEST_PARAMETERS): unknown[] {
+export function synthCluster(props: FerretDBClusterProps = {},
+  deviation: { readonly [name: string]: string } = DOCUMENTDB_TEST_PARAMETERS): unknown[] {
   const chart = Testing.chart();
   new FerretDBCluster(chart, 'db', { name: NAME, ...props, parameters: { ...deviation, ...props.parameters } });
   return Testing.synth(chart);

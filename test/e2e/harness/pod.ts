@@ -409,11 +409,7 @@ export class ContainerRuntime {
     const id = ++this.runCounter;
     const marker = path.join(this.dir, `started.${id}`);
     const root = (image as Partial<UserlandImage>).root;
-    const rootfs = root === undefined ? undefined : userlandSpec({
-      image: image as UserlandImage, pod: this.pod.spec, container: this.spec, stateDir: path.join(this.dir, `rootfs.${id}`),
-      mounts: mounts.map((m) => ({ ...m, src: path.resolve(host.root, m.src) })), resolvTarget: this.pod.resolvTarget,
-      ...identity, workingDir, hostname: this.pod.hostname, netns: this.pod.netns!, startedFile: marker,
-    });
+    const rootfs = root === undefined ? undefined : this.rootfsSpec(image as UserlandImage, id, mounts, identity, workingDir, marker);
     const proc = rootfs ? this.spawnInRoot(rootfs, argv, env) : this.spawnOnHost(id, mounts, identity, workingDir, marker, argv, env);
     proc.unref();
     let resolveExit!: (e: ExitInfo) => void;
@@ -482,6 +478,23 @@ export class ContainerRuntime {
     }
     const exit = await exited;
     return exit;
+  }
+
+  /** ClusterOptions.userlands: this start of the container in its image's root (userland.ts). */
+  private rootfsSpec(image: UserlandImage, id: number, mounts: Mount[], identity: Identity, workingDir: string, marker: string): RootfsSpec {
+    const pod = this.pod;
+    return userlandSpec({
+      image,
+      container: this.spec,
+      stateDir: path.join(this.dir, `rootfs.${id}`),
+      mounts: mounts.map((m) => ({ ...m, src: path.resolve(pod.host.root, m.src) })),
+      resolvTarget: pod.resolvTarget,
+      ...identity,
+      workingDir,
+      hostname: pod.hostname,
+      netns: pod.netns!,
+      startedFile: marker,
+    });
   }
 
   /** Starts the container on the host's binaries: the setup script bind-mounts, then execs argv. */

@@ -63,7 +63,6 @@ export interface UserlandMount {
 
 export interface UserlandContainer {
   readonly image: UserlandImage;
-  readonly pod: PodSpec;
   readonly container: Container;
   /** Host directory for this start's writable layer (fresh: a new container each start). */
   readonly stateDir: string;
