@@ -23,7 +23,13 @@ export function ferretDbRoot(): string {
   const tmp = fs.mkdtempSync(`${root}.tmp-`);
   fs.chmodSync(tmp, 0o755);
   fs.linkSync(bin, path.join(tmp, 'ferretdb'));
-  fs.renameSync(tmp, root);
+  try {
+    fs.renameSync(tmp, root);
+  } catch (e) {
+    // Another test process made it meanwhile: use that one.
+    fs.rmSync(tmp, { recursive: true, force: true });
+    if (!fs.existsSync(path.join(root, 'ferretdb'))) throw e;
+  }
   return root;
 }
 

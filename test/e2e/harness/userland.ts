@@ -1,3 +1,4 @@
+import * as fs from 'fs';
 import { ImageSpec } from './pod';
 import { RootfsSpec, RootfsVolume } from './rootfs';
 import { Container, PodSpec } from './types';
@@ -40,12 +41,17 @@ function podSpecs(objects: readonly any[]): PodSpec[] {
   return specs;
 }
 
-/** Throws, naming them, when images of the objects' pod templates are not in the table. */
+/**
+ * Throws, naming them, when images of the objects' pod templates are not in the table or their
+ * root directory is missing.
+ */
 export function checkUserlands(table: Readonly<Record<string, UserlandImage>>, objects: readonly unknown[]): void {
   const missing = new Set<string>();
   for (const spec of podSpecs(objects)) {
     for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
-      if (!table[imageRepo(c.image)]) missing.add(c.image ?? '(none)');
+      const entry = table[imageRepo(c.image)];
+      if (!entry) missing.add(c.image ?? '(none)');
+      else if (!fs.existsSync(entry.root)) throw new Error(`the root of image ${c.image} is missing: ${entry.root}`);
     }
   }
   if (missing.size > 0) {
