@@ -3,6 +3,7 @@ import * as path from 'path';
 import { Testing } from 'cdk8s';
 import { DOCUMENTDB_TEST_PARAMETERS, ensureDocumentDb } from './documentdb';
 import { Cluster, ClusterOptions, DEFAULT_IMAGE, ExecResult } from './harness';
+import { imageUserlands } from './userlands';
 import { FerretDBCluster, FerretDBClusterProps, slotNameForPod } from '../../src';
 
 /** Every scenario synthesizes a real FerretDBCluster named `fdb`. */
@@ -16,13 +17,23 @@ export const replica = (i: number): string => `${REPLICA_STS}-${i}`;
 /**
  * The objects of a real synth, used unchanged. The one environment difference is a normal prop:
  * DOCUMENTDB_TEST_PARAMETERS (Debian's pg_cron cannot take DocumentDB's second-based index-build
- * schedule; see ./documentdb.ts), merged under the test's own parameters.
+ * schedule; see ./documentdb.ts), merged under the test's own parameters; `{}` in the userlands,
+ * whose pg_cron 1.6 takes it.
  */
-export function synthCluster(props: FerretDBClusterProps = {}): unknown[] {
+export function synthCluster(props: FerretDBClusterProps = {},
+  deviation: { readonly [name: string]: string } = DOCUMENTDB_TEST_PARAMETERS): unknown[] {
   const chart = Testing.chart();
-  new FerretDBCluster(chart, 'db', { name: NAME, ...props, parameters: { ...DOCUMENTDB_TEST_PARAMETERS, ...props.parameters } });
+  new FerretDBCluster(chart, 'db', { name: NAME, ...props, parameters: { ...deviation, ...props.parameters } });
   return Testing.synth(chart);
 }
+
+/**
+ * The harness options plus `userlands: true`: every container runs in its image's root
+ * (./userlands.ts: PostgreSQL 17, BusyBox, exporter 0.17.1, FerretDB) and the synth has no
+ * deviation (pg_cron 1.6 takes DocumentDB's default schedule). Default false: the host's
+ * PostgreSQL 15 with DOCUMENTDB_TEST_PARAMETERS.
+ */
+export type PgClusterOptions = Omit<ClusterOptions, 'userlands'> & { readonly userlands?: boolean };
 
 /**
  * A directory put first on the pods' PATH holding wrappers of PostgreSQL's programs (to make one
@@ -53,7 +64,7 @@ export class PgCluster {
    * Synthesizes, runs the credentials Job, then starts the primary and replica StatefulSets
    * in order, as `kubectl apply` would.
    */
-  public static async boot(props: FerretDBClusterProps = {}, options: ClusterOptions = {}): Promise<PgCluster> {
+  public static async boot(props: FerretDBClusterProps = {}, options: PgClusterOptions = {}): Promise<PgCluster> {
     const pg = await PgCluster.create(props, options);
     try {
       await pg.runCredentialsJob();
@@ -67,11 +78,12 @@ export class PgCluster {
   }
 
   /** The objects of a synth, loaded but nothing started. */
-  public static async create(props: FerretDBClusterProps = {}, options: ClusterOptions = {}): Promise<PgCluster> {
-    ensureDocumentDb();
-    const objects = synthCluster(props);
+  public static async create(props: FerretDBClusterProps = {}, options: PgClusterOptions = {}): Promise<PgCluster> {
+    const { userlands, ...harness } = options;
+    if (!userlands) ensureDocumentDb();
+    const objects = userlands ? synthCluster(props, {}) : synthCluster(props);
     const job = (objects as any[]).find((o) => o.kind === 'Job');
-    return new PgCluster(await Cluster.create(objects, options), job?.metadata?.name);
+    return new PgCluster(await Cluster.create(objects, userlands ? { ...harness, userlands: imageUserlands() } : harness), job?.metadata?.name);
   }
 
   constructor(public readonly h: Cluster, public readonly credentialsJob?: string) {}

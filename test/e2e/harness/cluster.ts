@@ -10,6 +10,7 @@ import { Network, NETNS_PREFIX, reapStaleNamespaces } from './netns';
 import { ExecOptions, ExecResult, ImageSpec, PodHost, PodInit, PodRuntime, Tools } from './pod';
 import { ProxyRule, ServiceProxy } from './service-proxy';
 import { Deployment, Job, KubeObject, PodSpec, Role, RoleBinding, Service, ServiceAccount, StatefulSet, StringMap, Volume } from './types';
+import { checkUserlands, UserlandImage, userlandImage } from './userland';
 import { hostEnv, readText, signal, sleep, waitFor, which } from './util';
 import { liveHarnessIds, registerHarness, releaseHarness } from './volumes';
 
@@ -40,6 +41,12 @@ export interface ClusterOptions {
    * merged over DEFAULT_IMAGE. Longest matching key wins.
    */
   readonly images?: Record<string, ImageSpec>;
+  /**
+   * Run every container inside its image's root (see userland.ts): key = image name without tag,
+   * exactly; replaces `images`. An image of the objects missing from it makes create/apply throw.
+   * Default: none (containers run the host's binaries).
+   */
+  readonly userlands?: Record<string, UserlandImage>;
   /** Run the fake API server (in-cluster `kubernetes` Service). Default true. */
   readonly fakeApi?: boolean;
   /**
@@ -129,6 +136,7 @@ export class Cluster implements PodHost {
     fs.mkdirSync(root, { recursive: true });
     fs.chmodSync(root, 0o755);
     const typed = flatten(objects);
+    if (options.userlands) checkUserlands(options.userlands, typed);
     const namespace = options.namespace
       ?? typed.find((o) => NAMESPACED.has(o.kind ?? '') && o.metadata?.namespace)?.metadata?.namespace ?? 'default';
     const id = crypto.randomBytes(3).toString('hex');
@@ -312,6 +320,7 @@ export class Cluster implements PodHost {
    */
   public async apply(objects: readonly unknown[], opts: { wait?: boolean; timeoutMs?: number } = {}): Promise<void> {
     const before = new Map([...this.deployments].map(([n, d]) => [n, `${d.replicas} ${templateHash(d.obj)}`]));
+    if (this.options.userlands) checkUserlands(this.options.userlands, flatten(objects));
     const changed = this.ingest(flatten(objects), false);
     await this.addServiceAddresses();
     this.refreshAllVolumes();
@@ -534,6 +543,7 @@ export class Cluster implements PodHost {
   // ---------------------------------------------------------------------------------------------
 
   public image(image: string | undefined): ImageSpec {
+    if (this.options.userlands) return userlandImage(this.options.userlands, image);
     const repo = (image ?? '').replace(/@.*$/, '').replace(/:[^/:]*$/, '');
     const specs = this.options.images ?? {};
     const key = Object.keys(specs).filter((k) => k !== '*' && repo.startsWith(k)).sort((a, b) => b.length - a.length)[0];

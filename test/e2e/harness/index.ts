@@ -3,3 +3,4 @@ export type { ClusterOptions, DeleteOptions, JobResult, PodInfo } from './cluste
 export type { ApiRequest } from './fakeapi';
 export type { ExecOptions, ExecResult, ImageSpec, PrivateDir } from './pod';
 export { expand } from './env';
+export type { UserlandImage } from './userland';

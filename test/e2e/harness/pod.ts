@@ -4,7 +4,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { expand, PodFacts, RefSource, resolveEnv } from './env';
 import { Network } from './netns';
+import { rootfsCommand, rootfsExecCommand, RootfsSpec } from './rootfs';
 import { Container, LifecycleHandler, PodSpec, Probe, StringMap, Volume, VolumeMount } from './types';
+import { UserlandImage, userlandSpec } from './userland';
 import { ConfigError, errorMessage, MissingRefError, readText, signal, sleep, sq, tail, tryRun } from './util';
 import {
   applyFsGroup, createWritableVolume, ensureHostMountpoint, renderVolume, serviceAccountPayload, ServiceAccountFiles,
@@ -123,6 +125,8 @@ interface Run {
   readonly env: Map<string, string>;
   readonly identity: Identity;
   readonly workingDir: string;
+  /** Set when the container runs in its image's root (ClusterOptions.userlands). */
+  readonly rootfs?: RootfsSpec;
   readonly exited: Promise<ExitInfo>;
   nsPid?: number;
   started: boolean;
@@ -404,20 +408,9 @@ export class ContainerRuntime {
     const workingDir = this.spec.workingDir ?? image.workingDir ?? '/';
     const id = ++this.runCounter;
     const marker = path.join(this.dir, `started.${id}`);
-    const script = this.setupScript(id, mounts, identity, workingDir, marker);
-    const scriptFile = path.join(this.dir, `setup.${id}.sh`);
-    fs.writeFileSync(scriptFile, script, { mode: 0o700 });
-    for (const m of mounts) {
-      const nested = mounts.some((o) => o !== m && !o.isFile && m.target.startsWith(`${path.resolve(o.target)}/`));
-      if (!nested && !fs.existsSync(m.target)) ensureHostMountpoint(m.target, m.isFile);
-    }
-    const runtimeLog = fs.openSync(path.join(this.dir, 'runtime.log'), 'a');
-    const t = host.tools;
-    const proc = spawn(t.ip, ['netns', 'exec', this.pod.netns!, t.unshare, '-m', '-u', '-p', '--fork', '--kill-child',
-      '--mount-proc', '--propagation', 'private', '--', '/bin/sh', path.relative(host.root, scriptFile), ...argv], {
-      cwd: host.root, detached: true, stdio: ['ignore', runtimeLog, runtimeLog], env: Object.fromEntries(env),
-    });
-    fs.closeSync(runtimeLog);
+    const root = (image as Partial<UserlandImage>).root;
+    const rootfs = root === undefined ? undefined : this.rootfsSpec(image as UserlandImage, id, mounts, identity, workingDir, marker);
+    const proc = rootfs ? this.spawnInRoot(rootfs, argv, env) : this.spawnOnHost(id, mounts, identity, workingDir, marker, argv, env);
     proc.unref();
     let resolveExit!: (e: ExitInfo) => void;
     const exited = new Promise<ExitInfo>((resolve) => {
@@ -429,6 +422,7 @@ export class ContainerRuntime {
       env,
       identity,
       workingDir,
+      rootfs,
       exited,
       started: false,
       terminating: false,
@@ -486,6 +480,53 @@ export class ContainerRuntime {
     return exit;
   }
 
+  /** ClusterOptions.userlands: this start of the container in its image's root (userland.ts). */
+  private rootfsSpec(image: UserlandImage, id: number, mounts: Mount[], identity: Identity, workingDir: string, marker: string): RootfsSpec {
+    const pod = this.pod;
+    return userlandSpec({
+      image,
+      container: this.spec,
+      stateDir: path.join(this.dir, `rootfs.${id}`),
+      mounts: mounts.map((m) => ({ ...m, src: path.resolve(pod.host.root, m.src) })),
+      resolvTarget: pod.resolvTarget,
+      ...identity,
+      workingDir,
+      hostname: pod.hostname,
+      netns: pod.netns!,
+      startedFile: marker,
+    });
+  }
+
+  /** Starts the container on the host's binaries: the setup script bind-mounts, then execs argv. */
+  private spawnOnHost(id: number, mounts: Mount[], identity: Identity, workingDir: string, marker: string,
+    argv: string[], env: Map<string, string>): ChildProcess {
+    const host = this.pod.host;
+    const script = this.setupScript(id, mounts, identity, workingDir, marker);
+    const scriptFile = path.join(this.dir, `setup.${id}.sh`);
+    fs.writeFileSync(scriptFile, script, { mode: 0o700 });
+    for (const m of mounts) {
+      const nested = mounts.some((o) => o !== m && !o.isFile && m.target.startsWith(`${path.resolve(o.target)}/`));
+      if (!nested && !fs.existsSync(m.target)) ensureHostMountpoint(m.target, m.isFile);
+    }
+    const runtimeLog = fs.openSync(path.join(this.dir, 'runtime.log'), 'a');
+    const t = host.tools;
+    const proc = spawn(t.ip, ['netns', 'exec', this.pod.netns!, t.unshare, '-m', '-u', '-p', '--fork', '--kill-child',
+      '--mount-proc', '--propagation', 'private', '--', '/bin/sh', path.relative(host.root, scriptFile), ...argv], {
+      cwd: host.root, detached: true, stdio: ['ignore', runtimeLog, runtimeLog], env: Object.fromEntries(env),
+    });
+    fs.closeSync(runtimeLog);
+    return proc;
+  }
+
+  /** Starts the container in its image's root (rootfs.ts); setup and container output go to its log. */
+  private spawnInRoot(spec: RootfsSpec, argv: string[], env: Map<string, string>): ChildProcess {
+    const [cmd, ...args] = rootfsCommand(spec, argv);
+    const log = fs.openSync(this.logFile, 'a');
+    const proc = spawn(cmd, args, { cwd: '/', detached: true, stdio: ['ignore', log, log], env: Object.fromEntries(env) });
+    fs.closeSync(log);
+    return proc;
+  }
+
   private setupScript(id: number, mounts: Mount[], identity: Identity, workingDir: string, marker: string): string {
     const host = this.pod.host;
     const rel = (p: string): string => sq(path.relative(host.root, p));
@@ -526,11 +567,12 @@ export class ContainerRuntime {
 
   private execIn(r: Run, argv: readonly string[], opts: ExecOptions): Promise<ExecResult> {
     const t = this.pod.host.tools;
-    const args = ['-t', String(r.nsPid), '-m', '-n', '-p', '-u', '--', '/bin/sh', '-c', 'cd "$1" 2>/dev/null || cd /; shift; exec "$@"',
-      'sh', r.workingDir, ...this.privDrop(r.identity), ...argv];
+    const [cmd, ...args] = r.rootfs ? rootfsExecCommand(r.rootfs, r.nsPid!, argv)
+      : [t.nsenter, '-t', String(r.nsPid), '-m', '-n', '-p', '-u', '--', '/bin/sh', '-c', 'cd "$1" 2>/dev/null || cd /; shift; exec "$@"',
+        'sh', r.workingDir, ...this.privDrop(r.identity), ...argv];
     const timeoutMs = opts.timeoutMs ?? 30_000;
     return new Promise((resolve) => {
-      const p = spawn(t.nsenter, args, { detached: true, env: Object.fromEntries(r.env), cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] });
+      const p = spawn(cmd, args, { detached: true, env: Object.fromEntries(r.env), cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] });
       const host = this.pod.host;
       if (p.pid) host.track(p.pid);
       const out: Buffer[] = [];
