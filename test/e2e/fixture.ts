@@ -40,7 +40,7 @@ export type PgClusterOptions = Omit<ClusterOptions, 'userlands'> & { readonly us
  * slow or fail on demand). Each wrapper is `sh` with `$REAL` set to the real program; the
  * directory is writable by the pods (flag files, call logs). `remove()` deletes it.
  */
-export function toolWrappers(wrappers: { [program: string]: string }): { dir: string; options: ClusterOptions; remove: () => void } {
+export function toolWrappers(wrappers: { [program: string]: string }): { dir: string; options: PgClusterOptions; remove: () => void } {
   // Not under /tmp: the pods mount a volume of their own there.
   const dir = fs.mkdtempSync('/var/tmp/fdb-tools-');
   fs.chmodSync(dir, 0o777);
