@@ -1,5 +1,8 @@
 export { Cluster, DEFAULT_IMAGE } from './cluster';
 export type { ClusterOptions, DeleteOptions, JobResult, PodInfo } from './cluster';
+export type { PartitionFrom } from './netns';
+export type { ProbeTiming } from './types';
 export type { ApiRequest } from './fakeapi';
 export type { ExecOptions, ExecResult, ImageSpec, PrivateDir } from './pod';
 export { expand } from './env';
+export * from './writability';
