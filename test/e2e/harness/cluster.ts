@@ -45,7 +45,8 @@ export interface ClusterOptions {
   /**
    * 'fast' (default): probe periodSeconds and initialDelaySeconds capped at 1 s, thresholds counted
    * in probes. 'scaled': same caps, but liveness/startup failureThreshold scaled so that the time
-   * to a restart stays failureThreshold x periodSeconds.
+   * to a restart stays failureThreshold x periodSeconds. 'synthesized': every probe (readiness
+   * included) every periodSeconds after initialDelaySeconds, as kubelet does.
    */
   readonly probeTiming?: ProbeTiming;
   /**
@@ -461,8 +462,9 @@ export class Cluster implements PodHost {
   /**
    * Cuts a pod off by silently dropping packets (no refusal, no ICMP: peers see timeouts): from
    * the fake API server (`'api'`), from other pods and ClusterIPs (`'pods'`), or both (`'all'`).
-   * Probes and Service-proxied connections (both from the node address) still arrive. Replaces an
-   * earlier partition of the pod; lasts until `heal()` or the pod is recreated.
+   * The node's probes (from `.1`) still arrive; Service-proxied connections (from the ClusterIP)
+   * are cut with 'pods'. Replaces an earlier partition of the pod; lasts until `heal()` or the pod
+   * is recreated. Pair with `holdConfig()` for a node cut off with its kubelet.
    */
   public async partition(pod: string, opts: { from: PartitionFrom }): Promise<void> {
     const p = this.pod(pod);
