@@ -6,13 +6,13 @@ import * as path from 'path';
 import { DeploymentController, DeploymentState, templateHash } from './deployments';
 import { RefSource } from './env';
 import { ApiRequest, DataObject, FakeApi, ObjectStore, RbacState, Resource } from './fakeapi';
-import { Network, NETNS_PREFIX, reapStaleNamespaces } from './netns';
+import { Network, NETNS_PREFIX, PartitionFrom, reapStaleNamespaces } from './netns';
 import { ExecOptions, ExecResult, ImageSpec, PodHost, PodInit, PodRuntime, Tools } from './pod';
 import { ProxyRule, ServiceProxy } from './service-proxy';
-import { Deployment, Job, KubeObject, PodSpec, Role, RoleBinding, Service, ServiceAccount, StatefulSet, StringMap, Volume } from './types';
+import { Deployment, Job, KubeObject, PodSpec, ProbeTiming, Role, RoleBinding, Service, ServiceAccount, StatefulSet, StringMap, Volume } from './types';
 import { checkUserlands, UserlandImage, userlandImage } from './userland';
 import { hostEnv, readText, signal, sleep, waitFor, which } from './util';
-import { liveHarnessIds, registerHarness, releaseHarness } from './volumes';
+import { ConfigDelivery, ConfigDeliveryOptions, liveHarnessIds, registerHarness, releaseHarness } from './volumes';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 
@@ -52,9 +52,16 @@ export interface ClusterOptions {
   /**
    * 'fast' (default): probe periodSeconds and initialDelaySeconds capped at 1 s, thresholds counted
    * in probes. 'scaled': same caps, but liveness/startup failureThreshold scaled so that the time
-   * to a restart stays failureThreshold x periodSeconds.
+   * to a restart stays failureThreshold x periodSeconds. 'synthesized': every probe (readiness
+   * included) every periodSeconds after initialDelaySeconds, as kubelet does.
    */
-  readonly probeTiming?: 'fast' | 'scaled';
+  readonly probeTiming?: ProbeTiming;
+  /**
+   * Per-pod delivery of ConfigMap/Secret volume updates: each pod's volumes follow a change after
+   * its own delay, drawn in [minMs, maxMs] (kubelets sync 60-90 s apart in real clusters; scale as
+   * the test needs). Default: every pod within ~0.5 s. `holdConfig()` stops a pod's delivery.
+   */
+  readonly configDelivery?: ConfigDeliveryOptions;
   /** Emulate kubelet's recursive fsGroup chgrp/chmod of emptyDir/PVC volumes. Default true. */
   readonly fsGroupOwnership?: boolean;
   /** Keep the temp root after destroy() (debugging). */
@@ -153,7 +160,7 @@ export class Cluster implements PodHost {
 
   public readonly network!: Network;
   public readonly refs: RefSource;
-  public readonly probeTiming: 'fast' | 'scaled';
+  public readonly probeTiming: ProbeTiming;
   public readonly fsGroupOwnership: boolean;
   public destroyed = false;
   private api?: FakeApi;
@@ -175,7 +182,7 @@ export class Cluster implements PodHost {
   private readonly ignoredKinds = new Set<string>();
   private timer?: NodeJS.Timeout;
   private kickScheduled = false;
-  private lastSignature = '';
+  private readonly delivery: ConfigDelivery;
   private destroying?: Promise<void>;
   private readonly exitHook: () => void;
 
@@ -190,6 +197,7 @@ export class Cluster implements PodHost {
   ) {
     this.probeTiming = options.probeTiming ?? 'fast';
     this.fsGroupOwnership = options.fsGroupOwnership !== false;
+    this.delivery = new ConfigDelivery(options.configDelivery);
     this.store = new ObjectStore(path.join(root, 'api', 'store'));
     this.refs = {
       configMap: (name) => asText(this.store.data('configmaps', this.namespace, name)),
@@ -446,6 +454,47 @@ export class Cluster implements PodHost {
   public setSecret(name: string, stringData: StringMap): void {
     this.store.put('secrets', this.namespace, { metadata: { name }, stringData });
     this.refreshAllVolumes();
+  }
+
+  /** Stops delivering ConfigMap/Secret volume updates to a pod (its kubelet stops syncing). */
+  public holdConfig(pod: string): void {
+    this.delivery.hold(pod);
+    this.event(`${pod}: config delivery held`);
+  }
+
+  /** Resumes delivery to a held pod: it gets the current content at the next sync (~0.5 s). */
+  public releaseConfig(pod: string): void {
+    this.delivery.release(pod);
+    this.event(`${pod}: config delivery released`);
+  }
+
+  /**
+   * Cuts a pod off by silently dropping packets (no refusal, no ICMP: peers see timeouts): from
+   * the fake API server (`'api'`), from other pods and ClusterIPs (`'pods'`), or both (`'all'`).
+   * The node's probes (from `.1`) still arrive; Service-proxied connections (from the ClusterIP)
+   * are cut with 'pods'. Replaces an earlier partition of the pod; lasts until `heal()` or the pod
+   * is recreated. Pair with `holdConfig()` for a node cut off with its kubelet.
+   */
+  public async partition(pod: string, opts: { from: PartitionFrom }): Promise<void> {
+    const p = this.pod(pod);
+    if (!p.netns) throw new Error(`pod ${pod} has no network yet`);
+    await this.network.partition(p.netns, opts.from);
+    this.event(`${pod}: partitioned from ${opts.from}`);
+  }
+
+  /** Drops every packet a pod receives on eth0, the node's (probes, Service proxy) included. */
+  public async blackhole(pod: string): Promise<void> {
+    const p = this.pod(pod);
+    if (!p.netns) throw new Error(`pod ${pod} has no network yet`);
+    await this.network.partition(p.netns, 'blackhole');
+    this.event(`${pod}: blackholed`);
+  }
+
+  /** Removes a pod's partition or blackhole. */
+  public async heal(pod: string): Promise<void> {
+    const p = this.pod(pod);
+    if (p.netns) await this.network.heal(p.netns);
+    this.event(`${pod}: healed`);
   }
 
   /** A Secret's data decoded as UTF-8 as the API serves it now, or undefined. */
@@ -1010,16 +1059,20 @@ export class Cluster implements PodHost {
     }
   }
 
+  /** kubelet's volume sync: the pods whose delivery is due (all but held ones, by default). */
   private refreshAllVolumes(): void {
-    for (const p of this.podMap.values()) p.refreshVolumes();
-    this.lastSignature = this.store.signature();
+    const signature = this.store.signature();
+    for (const name of this.delivery.duePods([...this.podMap.keys()], signature, Date.now())) {
+      this.podMap.get(name)?.refreshVolumes();
+      this.delivery.rendered(name, signature);
+    }
   }
 
   /** Every 500 ms: the root-ca publisher, and kubelet's sync of volumes with changed sources. */
   private tick(): void {
     if (this.destroyed) return;
     this.publishRootCa();
-    if (this.store.signature() !== this.lastSignature) this.refreshAllVolumes();
+    this.refreshAllVolumes();
     this.kick();
   }
 

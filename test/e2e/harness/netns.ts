@@ -7,6 +7,12 @@ let counter = 0;
 const FIRST_POD_HOST = 50;
 const MAX_SERVICE_IPS = FIRST_POD_HOST - 2;
 
+/** What a partition cuts a pod from (see Network.partition). */
+export type PartitionFrom = 'api' | 'pods' | 'all';
+
+/** ip rule preferences of partition rules: below 1000, where the `local` table is moved to. */
+const RULE_PREFS = [100, 200, 300];
+
 /** Network namespace names of every harness: `fdbe2e-<harness id>-...`. */
 export const NETNS_PREFIX = 'fdbe2e';
 
@@ -84,6 +90,46 @@ export class Network {
       throw e;
     }
     return { netns, ip };
+  }
+
+  /**
+   * Drops, silently, what a pod receives on eth0 from the fake API server (`.1:443`, 'api'), from
+   * other pods and ClusterIPs ('pods'), both ('all'), or everything ('blackhole', the node's
+   * probes and Service proxy included). Done with policy routing in the pod's namespace: input
+   * packets matching a `blackhole` rule are discarded without an ICMP, so both ends of a TCP
+   * connection only see retransmissions time out (the pod's own packets still leave, the
+   * answers never come back). The `local` table rule is moved behind these rules (pref 1000),
+   * else packets to the pod's address would be accepted before them.
+   */
+  public async partition(netns: string, from: PartitionFrom | 'blackhole'): Promise<void> {
+    await this.heal(netns);
+    const rules = await run('ip', ['-n', netns, 'rule', 'list']);
+    if (!/^1000:/m.test(rules)) {
+      await run('ip', ['-n', netns, 'rule', 'add', 'pref', '1000', 'lookup', 'local']);
+      await run('ip', ['-n', netns, 'rule', 'del', 'pref', '0']);
+    }
+    const add = (pref: number, sel: string[]): Promise<unknown> =>
+      run('ip', ['-n', netns, 'rule', 'add', 'pref', String(pref), 'iif', 'eth0', ...sel, 'blackhole']);
+    const gw = `${this.gateway}/32`;
+    if (from === 'blackhole') {
+      await add(RULE_PREFS[0], []);
+      return;
+    }
+    if (from === 'api' || from === 'all') await add(RULE_PREFS[0], ['from', gw, 'ipproto', 'tcp', 'sport', '443']);
+    if (from === 'pods' || from === 'all') {
+      // The node's address (probes, Service proxy) passes; the rest of the /24 is dropped.
+      await run('ip', ['-n', netns, 'rule', 'add', 'pref', String(RULE_PREFS[1]), 'iif', 'eth0', 'from', gw, 'lookup', 'local']);
+      await add(RULE_PREFS[2], ['from', `${this.subnet}.0/24`]);
+    }
+  }
+
+  /** Removes a partition (idempotent). */
+  public async heal(netns: string): Promise<void> {
+    for (const pref of RULE_PREFS) {
+      while ((await tryRun('ip', ['-n', netns, 'rule', 'del', 'pref', String(pref)])).code === 0) {
+        // a preference may hold several rules
+      }
+    }
   }
 
   /** Deletes a pod's namespace (its veth pair goes with it) and frees its IP. */

@@ -20,8 +20,8 @@ export interface ProxyRule {
  * connects to the next endpoint (round robin per connection; an endpoint that refuses or does
  * not answer within 3 s is skipped) and copies bytes both ways. A port without endpoints does
  * not listen, so a client is refused at once (kube-proxy's REJECT). When the endpoints change,
- * new connections follow; existing ones are left alone. Backends see the switch's address as
- * the client (as with the userspace proxy; iptables mode keeps the pod's).
+ * new connections follow; existing ones are left alone. Backends see the Service's ClusterIP as
+ * the client (the userspace proxy shows the node's address, iptables mode the pod's).
  */
 const PROXY_JS = String.raw`'use strict';
 const fs = require('fs');
@@ -37,7 +37,9 @@ function connectUpstream(state, client, tried) {
   if (tried >= eps.length) { client.destroy(); return; }
   const ep = eps[state.next++ % eps.length];
   const i = ep.lastIndexOf(':');
-  const up = net.connect({ host: ep.slice(0, i), port: Number(ep.slice(i + 1)), allowHalfOpen: true });
+  // From the ClusterIP, not the node's address (.1): a partition of the backend cuts Service
+  // traffic while the node's probes still pass.
+  const up = net.connect({ host: ep.slice(0, i), port: Number(ep.slice(i + 1)), localAddress: state.rule.ip, allowHalfOpen: true });
   up.setTimeout(3000, () => up.destroy(new Error('connect timeout')));
   up.once('error', (e) => { log(state.rule.name + ': ' + ep + ': ' + e.message); connectUpstream(state, client, tried + 1); });
   up.once('connect', () => {

@@ -286,3 +286,9 @@ export interface Job extends KubeObject {
     readonly template: PodTemplateSpec;
   };
 }
+
+/**
+ * 'fast': probe periods and initial delays capped at 1 s; 'scaled': the same, liveness/startup
+ * thresholds scaled to keep failureThreshold x periodSeconds; 'synthesized': as synthesized.
+ */
+export type ProbeTiming = 'fast' | 'scaled' | 'synthesized';

@@ -361,3 +361,79 @@ export function releaseHarness(id: string): void {
     // best effort
   }
 }
+
+/** Per-pod delay of ConfigMap/Secret volume updates, in ms (each pod draws its own in the range). */
+export interface ConfigDeliveryOptions {
+  readonly minMs: number;
+  readonly maxMs: number;
+}
+
+/**
+ * When each pod's kubelet syncs its configMap/secret/projected volumes after a change in the
+ * store. Without options every pod is refreshed at the next tick (within ~0.5 s of a change).
+ * With them, a pod that has not seen the latest change is refreshed once its own delay (drawn
+ * uniformly in [minMs, maxMs] when the change is first seen) has passed; later changes do not
+ * postpone a pending refresh (the sync renders what the store holds then). A held pod is never
+ * refreshed until released; a release delivers at the next tick.
+ */
+export class ConfigDelivery {
+  /** Pod name -> when its pending refresh is due (absent: nothing pending). */
+  private readonly due = new Map<string, number>();
+  private readonly held = new Set<string>();
+  /** Pod name -> the store signature its volumes were last rendered from. */
+  private readonly seen = new Map<string, string>();
+
+  public constructor(private readonly options: ConfigDeliveryOptions | undefined) {
+    if (options && !(options.minMs >= 0 && options.maxMs >= options.minMs)) {
+      throw new ConfigError(`configDelivery: need 0 <= minMs <= maxMs (got ${options.minMs}, ${options.maxMs})`);
+    }
+  }
+
+  public hold(pod: string): void {
+    this.held.add(pod);
+  }
+
+  public release(pod: string): void {
+    this.held.delete(pod);
+    if (this.due.has(pod)) this.due.set(pod, 0);
+  }
+
+  public isHeld(pod: string): boolean {
+    return this.held.has(pod);
+  }
+
+  /** Marks a pod as rendered from `signature` (pod start renders current sources). */
+  public rendered(pod: string, signature: string): void {
+    this.seen.set(pod, signature);
+    this.due.delete(pod);
+  }
+
+  public forget(pod: string): void {
+    this.seen.delete(pod);
+    this.due.delete(pod);
+  }
+
+  /**
+   * The pods (of `pods`) to refresh now for the store's `signature`. `immediate`: a change the
+   * caller made itself (apply, setSecret) with no delivery options: everyone not held, now.
+   */
+  public duePods(pods: readonly string[], signature: string, now: number): string[] {
+    const out: string[] = [];
+    for (const pod of pods) {
+      if (this.seen.get(pod) === signature) {
+        this.due.delete(pod);
+        continue;
+      }
+      if (!this.due.has(pod)) this.due.set(pod, now + this.draw());
+      if (this.held.has(pod) || this.due.get(pod)! > now) continue;
+      out.push(pod);
+    }
+    return out;
+  }
+
+  private draw(): number {
+    if (!this.options) return 0;
+    const { minMs, maxMs } = this.options;
+    return minMs + Math.floor(Math.random() * (maxMs - minMs + 1));
+  }
+}
