@@ -149,11 +149,17 @@ export class PgCluster {
     });
   }
 
-  /** The pods that run as writable primaries right now (asked over each pod's socket). */
+  /**
+   * The pods that run as writable primaries right now (asked over each pod's socket). A server
+   * postgres.sh runs while it prepares the data directory (initdb, the promotion's own local
+   * server, which stops for the real one a moment later) listens on the socket only and takes
+   * no client's writes: it does not count.
+   */
   public async writablePrimaries(pods: string[]): Promise<string[]> {
     const writable: string[] = [];
     for (const pod of pods) {
-      const r = await this.trySql(pod, 'SELECT pg_is_in_recovery()', 10_000);
+      const r = await this.h.exec(pod, 'postgres', ['sh', '-c',
+        '[ ! -e "$RUN_DIR/preparing" ] && exec psql -X -A -t -q -d postgres -c "SELECT pg_is_in_recovery()"'], { timeoutMs: 10_000 });
       if (r.code === 0 && r.stdout.trim() === 'f') writable.push(pod);
     }
     return writable;

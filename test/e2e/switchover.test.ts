@@ -117,9 +117,12 @@ test('max_connections lowered together with a switchover: the named standby repl
 
   const mark = c.logMark(replica(0));
   await c.h.apply(synthCluster({ maxConnections: lowered, currentPrimary: replica(0) }), { wait: false });
+  // Writable alone is not enough: the promotion's own socket-only server is writable too, just
+  // before it stops for the real one ("starting as primary").
   await c.h.waitUntil(`${replica(0)} promoted, or its recovery aborted`, 180_000, async () =>
     /insufficient parameter settings/.test(c.logsSince(replica(0), mark))
-    || (c.h.isReady(replica(0)) && (await c.writablePrimaries([replica(0)])).length === 1));
+    || (/starting as primary/.test(c.logsSince(replica(0), mark)) && c.h.isReady(replica(0))
+      && (await c.writablePrimaries([replica(0)])).length === 1));
   expect(c.logsSince(replica(0), mark)).not.toMatch(/insufficient parameter settings/);
   expect(c.logsSince(replica(0), mark)).toMatch(new RegExp(`max_connections: using the primary's ${before} instead of ${lowered}`));
   expect(await c.count(replica(0), 't')).toBe(10);
@@ -133,6 +136,7 @@ test('a stale re-clone request in the run directory of a standby named primary: 
   await c.sql(PRIMARY, `${TABLE}; ${insert(1, 10)}`);
   await c.waitCount(replica(0), 't', 10);
 
+  const mark = c.logMark(replica(0));
   await c.h.apply(synthCluster({ currentPrimary: replica(0) }), { wait: false });
   const leaderFile = path.join(c.h.volumePath(replica(0), 'config'), 'leader');
   await c.h.waitUntil(`${replica(0)} sees the leader key name it`, 60_000, () => fs.readFileSync(leaderFile, 'utf8').trim() === replica(0));
@@ -142,7 +146,8 @@ test('a stale re-clone request in the run directory of a standby named primary: 
   const marker = path.join(c.h.volumePath(replica(0), 'run'), 'reclone-needed');
 
   await c.h.waitUntil(`${replica(0)} promoted, Ready, and the request gone`, 180_000, async () =>
-    !fs.existsSync(marker) && c.h.isReady(replica(0)) && (await c.writablePrimaries([replica(0)])).length === 1);
+    !fs.existsSync(marker) && /starting as primary/.test(c.logsSince(replica(0), mark)) && c.h.isReady(replica(0))
+    && (await c.writablePrimaries([replica(0)])).length === 1);
   const live = await c.h.exec(replica(0), 'postgres', ['bash', '/etc/ferretdb-postgres/lifecycle.sh', 'live']);
   expect(live.code).toBe(0);
   await c.sql(replica(0), insert(11, 20));
