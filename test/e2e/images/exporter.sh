@@ -13,7 +13,7 @@ build_exporter() {
   step "exporter: apt-get install ${EXPORTER_PACKAGES[*]}" apt_install "$rt" "${EXPORTER_PACKAGES[@]}"
   # The image's entrypoint is /bin/postgres_exporter; Debian installs it as prometheus-postgres-exporter.
   ln -s /usr/bin/prometheus-postgres-exporter "$rt/bin/postgres_exporter"
-  version="$(in_root "$rt" postgres_exporter --version 2>&1 | head -n 1)"
+  version="$(in_root "$rt" postgres_exporter --version 2>&1 | sed -n 1p)"
   [[ $version == *"version 0.17.1"* ]] || die "exporter: postgres_exporter --version says: $version"
   slim "$rt"
   in_root "$rt" dpkg-query -W >"$rt.packages"
