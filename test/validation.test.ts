@@ -118,6 +118,7 @@ describe('invalid props fail with an Error naming the prop and the value', () =>
     ['maxReplicationLag "soon"', { maxReplicationLag: 'soon' }, 'maxReplicationLag', 'soon'],
     ['ferretdbUser postgres (the superuser the scripts connect as)', { ferretdbUser: 'postgres' }, 'ferretdbUser', 'postgres'],
     ['ferretdbUser equal to replicationUser', { ferretdbUser: 'replicator' }, 'ferretdbUser', 'replicator'],
+    ['replicationUser postgres (the superuser)', { replicationUser: 'postgres' }, 'replicationUser', 'postgres'],
     ['ferretdbUser postgres_exporter (the metrics exporter\'s role)', { ferretdbUser: 'postgres_exporter' }, 'ferretdbUser', 'postgres_exporter'],
   ])('PostgresPrimary with %s fails when constructed, naming the prop and the value', (_what, props, prop, value) => {
     expectInvalid(errorOf(() => new PostgresPrimary(Testing.chart(), 'pg', { name: 'pg', ...props })), prop, value);

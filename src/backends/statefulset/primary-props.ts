@@ -66,7 +66,8 @@ export function checkPrimaryProps(scope: Construct, props: PostgresPrimaryProps)
   const replicationMode = ReplicationMode._check('replicationMode', props.replicationMode ?? ReplicationMode.async());
   const replicationUser = checkRoleName('replicationUser', props.replicationUser ?? 'replicator');
   const ferretdbUser = checkRoleName('ferretdbUser', props.ferretdbUser ?? 'ferretdb');
-  if (replicationUser === ferretdbUser || [replicationUser, ferretdbUser].includes('postgres')) {
+  if (replicationUser === 'postgres') throw invalid('replicationUser', replicationUser, 'a role other than "postgres" (the superuser)');
+  if (ferretdbUser === 'postgres' || ferretdbUser === replicationUser) {
     throw invalid('ferretdbUser', ferretdbUser, 'a role different from replicationUser and from "postgres"');
   }
   for (const [prop, role] of [['replicationUser', replicationUser], ['ferretdbUser', ferretdbUser]]) {
