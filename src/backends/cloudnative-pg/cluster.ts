@@ -1,6 +1,7 @@
 import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { onDemandBackup } from './backup';
 import { checkCnpgClusterProps, maxConnectionsErrors } from './cluster-props';
 import { BARMAN_CLOUD_PLUGIN, CNPG_CLUSTER_LABEL, CNPG_POD_ROLE_LABEL, CNPG_RELOAD_LABEL, cnpgClusterSpec } from './cluster-spec';
 import { cnpgNetworkPolicySpec } from './network-policy';
@@ -190,6 +191,7 @@ export class CloudNativePGCluster extends Construct {
   public readonly cluster: ApiObject;
   /** The ObjectStore backups go to, when backups are on. */
   public readonly backupObjectStoreName?: string;
+  private readonly backupLabels: { [key: string]: string };
 
   constructor(scope: Construct, id: string, props: CloudNativePGClusterProps = {}) {
     super(scope, id);
@@ -204,6 +206,7 @@ export class CloudNativePGCluster extends Construct {
     this.caSecretName = `${this.name}-ca`;
     this.clientLabels = { [POSTGRES_CLIENT_LABEL]: this.name };
     const metadata = (component: string) => ({ labels: metadataLabels({ name: 'postgresql', instance: c.instance, component }, c.labels) });
+    this.backupLabels = metadata('backup').labels;
 
     this.secretName = c.secretName;
     if (c.credentials.generated) {
@@ -310,5 +313,22 @@ export class CloudNativePGCluster extends Construct {
       caKey: 'ca.crt',
       clientLabels: this.clientLabels,
     };
+  }
+
+  /**
+   * An on-demand base backup (a CloudNativePG `Backup` named `<name>-<suffix>`, through the
+   * Barman Cloud plugin, to the backup ObjectStore): for example before an upgrade. CloudNativePG
+   * takes it once, when the object is created; re-applying the same object changes nothing, so
+   * use a new suffix for each backup. Needs `backup`.
+   *
+   * @param suffix lower-case letters, digits and '-' (for example "before-upgrade-2026-05")
+   */
+  public addBackup(suffix: string): ApiObject {
+    return onDemandBackup(this, `Backup-${suffix}`, {
+      clusterName: this.name,
+      suffix,
+      backupConfigured: this.backupObjectStoreName !== undefined,
+      labels: this.backupLabels,
+    });
   }
 }
