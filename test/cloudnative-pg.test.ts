@@ -505,8 +505,14 @@ describe('monitoring on CloudNativePG', () => {
     expect(byKind(objs, 'PrometheusRule')).toEqual([]);
   });
 
+  test('monitoring.prometheusRule adds the CloudNativePG cluster\'s PrometheusRule, with monitoring.labels', () => {
+    const objs = cnpg({ monitoring: { podMonitor: true, prometheusRule: true, labels: { release: 'prom' } }, metricsScrapers: [{ namespaceSelector: { matchLabels: { team: 'monitoring' } } }] });
+    const rules = byKind(objs, 'PrometheusRule');
+    expect(rules.map((o) => [o.metadata.name, o.metadata.labels.release])).toEqual([['x-pg', 'prom']]);
+    expect(rules[0].spec.groups[0].rules.map((r: any) => r.alert)).toEqual(['FerretDBPostgresVolumeNearlyFull']);
+  });
+
   test.each([
-    ['prometheusRule', { prometheusRule: true }],
     ['dashboard', { dashboard: true }],
     ['exporterImage', { exporterImage: 'quay.io/prometheuscommunity/postgres-exporter:v0.17.1' }],
   ])('monitoring.%s is a StatefulSet-backend option: an error naming it', (key, monitoring) => {

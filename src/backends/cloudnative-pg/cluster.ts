@@ -14,6 +14,7 @@ import {
   ScheduledBackup, ScheduledBackupSpecBackupOwnerReference, ScheduledBackupSpecMethod,
 } from '../../imports/cnpg-scheduledbackup-postgresql.cnpg.io';
 import { PodMonitor } from '../../imports/prometheus-podmonitor-monitoring.coreos.com';
+import { cnpgPrometheusRule, CNPG_VOLUME_USED_FRACTION } from '../../observability/cnpg-alerts';
 import { POSTGRES_PORT } from '../../postgres/config';
 import { PostgresConnection } from '../../postgres/connection';
 import { Credentials } from '../../postgres/credentials';
@@ -141,6 +142,12 @@ export interface CloudNativePGClusterProps extends CloudNativePGOptions {
    * @default - none
    */
   readonly podMonitorLabels?: { [key: string]: string };
+  /**
+   * Extra labels of the PrometheusRule (for example the label your Prometheus selects rules by).
+   *
+   * @default - none
+   */
+  readonly prometheusRuleLabels?: { [key: string]: string };
   /**
    * The `app.kubernetes.io/instance` label of this construct's objects.
    *
@@ -286,6 +293,14 @@ export class CloudNativePGCluster extends Construct {
           podMetricsEndpoints: [{ port: 'metrics' }],
         },
       });
+    }
+
+    if (c.prometheusRule) {
+      cnpgPrometheusRule(this, 'PrometheusRule', {
+        clusterName: this.name,
+        backup: c.backup && { maxAgeSeconds: c.backup.maxAgeSeconds },
+        volumeUsedFraction: CNPG_VOLUME_USED_FRACTION,
+      }, { ...c.prometheusRuleLabels, ...metadata('alerts').labels });
     }
 
     if (c.networkPolicy) {
