@@ -168,9 +168,10 @@ export interface FerretDBClusterProps {
   /**
    * PostgreSQL metrics (a postgres_exporter sidecar in every PostgreSQL pod) and, opt-in,
    * PodMonitors, a PrometheusRule and a Grafana dashboard. See the README's "Metrics and alerts".
-   * With `PostgresBackend.cloudNativePG()` only `podMonitor` and `labels` apply (CloudNativePG
-   * runs its own exporter on 9187): PodMonitors for FerretDB and for the instances, which need
-   * `metricsScrapers` while `networkPolicy` is on.
+   * With `PostgresBackend.cloudNativePG()` only `podMonitor`, `prometheusRule` and `labels` apply
+   * (CloudNativePG runs its own exporter on 9187): PodMonitors for FerretDB and for the instances,
+   * which need `metricsScrapers` while `networkPolicy` is on, and the CloudNativePG cluster's
+   * PrometheusRule (its backups, WAL archiving and volumes; README "CloudNativePG alerts").
    *
    * @default - no exporter, no monitoring objects
    */

@@ -172,13 +172,14 @@ function bindCloudNativePG(scope: Construct, ctx: BackendContext, options: Cloud
     throw invalid('postgresTls', ctx.tls,
       'no value with PostgresBackend.cloudNativePG(): CloudNativePG always serves TLS with its own CA (FerretDB verifies it)');
   }
-  // CloudNativePG runs its own exporter (9187) with its own metrics: the alerts and dashboard
-  // are written for this library's exporter queries.
-  for (const key of ['exporterImage', 'exporterResources', 'prometheusRule', 'dashboard', 'alertThresholds'] as const) {
+  // CloudNativePG runs its own exporter (9187) with its own metrics: the dashboard and the
+  // thresholds are written for this library's exporter queries; the PrometheusRule has the
+  // backend's own alerts (CloudNativePGCluster).
+  for (const key of ['exporterImage', 'exporterResources', 'dashboard', 'alertThresholds'] as const) {
     const value = ctx.monitoring?.[key];
     if (value !== undefined && value !== false) {
       throw invalid(`monitoring.${key}`, value,
-        'no value with PostgresBackend.cloudNativePG(): CloudNativePG runs its own exporter (only monitoring.podMonitor applies)');
+        'no value with PostgresBackend.cloudNativePG(): CloudNativePG runs its own exporter (only monitoring.podMonitor, prometheusRule and labels apply)');
     }
   }
   const cluster = new CloudNativePGCluster(scope, 'Postgres', {
@@ -186,6 +187,8 @@ function bindCloudNativePG(scope: Construct, ctx: BackendContext, options: Cloud
     ...sharedProps(ctx),
     podMonitor: (options.podMonitor ?? false) || (ctx.monitoring?.podMonitor ?? false),
     podMonitorLabels: ctx.monitoring?.labels,
+    prometheusRule: (options.prometheusRule ?? false) || (ctx.monitoring?.prometheusRule ?? false),
+    prometheusRuleLabels: ctx.monitoring?.labels,
     name: `${ctx.name}-pg`,
     replicas: ctx.replicas,
   });

@@ -1,5 +1,5 @@
-import { Duration } from 'cdk8s';
-import { FerretDBClusterProps, PostgresBackend } from '../src';
+import { Duration, Testing } from 'cdk8s';
+import { CloudNativePGCluster, FerretDBCluster, FerretDBClusterProps, PostgresBackend } from '../src';
 import { validateCustomResource } from './crd-schema';
 import { byKind, errorOf, find, synth } from './util';
 
@@ -68,5 +68,42 @@ describe('a separate WAL volume: walStorage', () => {
     expect(errorOf(() => cnpg({ storage: { size: '100Gi' }, wal: { walKeepSize: '10GB' } }, { walStorage: { size: '8Gi' } })))
       .toMatch(/^Invalid wal\.walKeepSize: "10GB"/);
     expect(errorOf(() => cnpg({}, { walStorage: { size: 'big' } }))).toMatch(/^Invalid walStorage\.size: "big"/);
+  });
+});
+
+describe('an on-demand backup: addBackup', () => {
+  const withBackups = () => new CloudNativePGCluster(Testing.chart(), 'pg', { name: 'pg', backup: { objectStore: STORE } });
+
+  test('a Backup of this cluster through the Barman Cloud plugin, named <name>-<suffix>, valid against the Backup CRD', () => {
+    const pg = withBackups();
+    pg.addBackup('before-upgrade');
+    const backup = find(Testing.synth(pg.node.scope as any), 'Backup', 'pg-before-upgrade');
+    expect(backup.spec).toEqual({ cluster: { name: 'pg' }, method: 'plugin', pluginConfiguration: { name: 'barman-cloud.cloudnative-pg.io' } });
+    expect(backup.metadata.labels['app.kubernetes.io/component']).toBe('backup');
+    expect(() => validateCustomResource(backup)).not.toThrow();
+  });
+
+  test('two suffixes give two Backups; none is synthesized unless asked for', () => {
+    const pg = withBackups();
+    expect(byKind(Testing.synth(pg.node.scope as any), 'Backup')).toEqual([]);
+    pg.addBackup('a');
+    pg.addBackup('b');
+    expect(byKind(Testing.synth(pg.node.scope as any), 'Backup').map((b) => b.metadata.name)).toEqual(['pg-a', 'pg-b']);
+  });
+
+  test('through FerretDBCluster.cloudNativePG', () => {
+    const chart = Testing.chart();
+    const db = new FerretDBCluster(chart, 'db', { name: 'x', backend: PostgresBackend.cloudNativePG({ backup: { objectStore: STORE } }) });
+    db.cloudNativePG!.addBackup('now');
+    expect(find(Testing.synth(chart), 'Backup', 'x-pg-now').spec.cluster).toEqual({ name: 'x-pg' });
+  });
+
+  test('without backup settings it fails, naming addBackup', () => {
+    const pg = new CloudNativePGCluster(Testing.chart(), 'pg', { name: 'pg' });
+    expect(errorOf(() => pg.addBackup('now'))).toMatch(/^Invalid addBackup: "now"\. Expected a cluster with backup settings/);
+  });
+
+  test.each(['', 'Now', '-now', 'now-', 'a_b', 'x'.repeat(61)])('suffix %j fails, naming it', (suffix) => {
+    expect(errorOf(() => withBackups().addBackup(suffix))).toMatch(/^Invalid addBackup suffix: /);
   });
 });

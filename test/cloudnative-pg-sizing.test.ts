@@ -1,6 +1,6 @@
 import { Testing } from 'cdk8s';
 import { CloudNativePGCluster, FerretDBCluster, FerretDBClusterProps, PostgresBackend } from '../src';
-import { byKind, errorOf, postgresqlConf, synth } from './util';
+import { byKind, errorOf, postgresqlConf, synth, parsePostgresUrl } from './util';
 
 function cnpg(props: FerretDBClusterProps = {}): any[] {
   return synth({ ...props, backend: PostgresBackend.cloudNativePG() });
@@ -14,7 +14,7 @@ function clusterSpec(objs: any[]): any {
 
 function urls(objs: any[]): { [deployment: string]: URL } {
   return Object.fromEntries(byKind(objs, 'Deployment').map((d) => [d.metadata.name,
-    new URL(d.spec.template.spec.containers[0].env.find((e: any) => e.name === 'FERRETDB_POSTGRESQL_URL').value)]));
+    parsePostgresUrl(d.spec.template.spec.containers[0].env.find((e: any) => e.name === 'FERRETDB_POSTGRESQL_URL').value).url]));
 }
 
 describe('FerretDB pools and max_connections on CloudNativePG', () => {

@@ -8,6 +8,7 @@ import {
 import { isCustomResource, toJsonSchema, validateCustomResource } from './crd-schema';
 import {
   byKind, containers, errorOf, find, podsSelectedBy, podTemplates, postgresqlConf, selectorMatches, synth, synthCluster, validateAll,
+  parsePostgresUrl,
 } from './util';
 import { cnpgPgHba, cnpgPostInitSql } from '../src/backends/cloudnative-pg/cluster';
 
@@ -30,7 +31,7 @@ function ferretdbEnv(objs: any[], deployment: string, name: string): any {
 }
 
 function ferretdbUrl(objs: any[], deployment: string): URL {
-  return new URL(ferretdbEnv(objs, deployment, 'FERRETDB_POSTGRESQL_URL').value);
+  return parsePostgresUrl(ferretdbEnv(objs, deployment, 'FERRETDB_POSTGRESQL_URL').value).url;
 }
 
 const variants: [string, any[]][] = [
@@ -284,10 +285,14 @@ describe('FerretDB on CloudNativePG', () => {
     expect(writer.searchParams.get('default_transaction_read_only')).toBeNull();
   });
 
-  test('readers never reach the primary\'s Service', () => {
-    const reader = ferretdbUrl(objs, 'x-ferretdb-ro');
-    expect(reader.hostname).toBe(cluster.cloudNativePG!.readOnlyServiceName);
-    expect(['x-pg-rw', 'x-pg-r']).not.toContain(reader.hostname);
+  test('readers try the standbys\' Service first and the primary\'s only after it (pgx tries the hosts in order), read-only and preferring a standby', () => {
+    const url = ferretdbEnv(objs, 'x-ferretdb-ro', 'FERRETDB_POSTGRESQL_URL').value;
+    const pg = cluster.cloudNativePG!;
+    expect(parsePostgresUrl(url).hosts).toEqual([pg.readOnlyServiceName, pg.readWriteServiceName]);
+    expect(parsePostgresUrl(url).hosts).not.toContain('x-pg-r');
+    expect(parsePostgresUrl(url).url.searchParams.get('target_session_attrs')).toBe('prefer-standby');
+    expect(parsePostgresUrl(url).url.searchParams.get('default_transaction_read_only')).toBe('on');
+    expect(parsePostgresUrl(ferretdbEnv(objs, 'x-ferretdb-rw', 'FERRETDB_POSTGRESQL_URL').value).hosts).toEqual([pg.readWriteServiceName]);
   });
 
   test('the CA is mounted from <cluster>-ca, key ca.crt only (never the CA key)', () => {
@@ -505,8 +510,14 @@ describe('monitoring on CloudNativePG', () => {
     expect(byKind(objs, 'PrometheusRule')).toEqual([]);
   });
 
+  test('monitoring.prometheusRule adds the CloudNativePG cluster\'s PrometheusRule, with monitoring.labels', () => {
+    const objs = cnpg({ monitoring: { podMonitor: true, prometheusRule: true, labels: { release: 'prom' } }, metricsScrapers: [{ namespaceSelector: { matchLabels: { team: 'monitoring' } } }] });
+    const rules = byKind(objs, 'PrometheusRule');
+    expect(rules.map((o) => [o.metadata.name, o.metadata.labels.release])).toEqual([['x-pg', 'prom']]);
+    expect(rules[0].spec.groups[0].rules.map((r: any) => r.alert)).toEqual(['FerretDBPostgresVolumeNearlyFull']);
+  });
+
   test.each([
-    ['prometheusRule', { prometheusRule: true }],
     ['dashboard', { dashboard: true }],
     ['exporterImage', { exporterImage: 'quay.io/prometheuscommunity/postgres-exporter:v0.17.1' }],
   ])('monitoring.%s is a StatefulSet-backend option: an error naming it', (key, monitoring) => {

@@ -1,6 +1,6 @@
 import { Chart, Testing } from 'cdk8s';
 import { FerretDBCluster, FerretDBClusterProps, FerretDBTls, PostgresBackend, PostgresTls } from '../src';
-import { byKind, errorOf, find, synth, validateAll } from './util';
+import { byKind, errorOf, find, synth, validateAll, parsePostgresUrl } from './util';
 
 const CERT_DIR = '/etc/ferretdb/tls';
 const withTls = (props: FerretDBClusterProps = {}) => synth({ ferretdbTls: FerretDBTls.fromSecret('x-mongo-tls'), ...props });
@@ -134,7 +134,7 @@ describe('the certificate-watch sidecar watches every file FerretDB reads at sta
   /** The files FerretDB reads once: sslrootcert of its URL, its listener's certificate and key. */
   const readAtStart = (d: any): string[] => {
     const e = env(ferretdb(d));
-    const rootCert = new URL(e.FERRETDB_POSTGRESQL_URL).searchParams.get('sslrootcert');
+    const rootCert = parsePostgresUrl(e.FERRETDB_POSTGRESQL_URL).url.searchParams.get('sslrootcert');
     return [rootCert, e.FERRETDB_LISTEN_TLS_CERT_FILE, e.FERRETDB_LISTEN_TLS_KEY_FILE].filter((f): f is string => !!f);
   };
   const watched = (d: any): string[] => {

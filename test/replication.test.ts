@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Testing } from 'cdk8s';
 import { FerretDBCluster, FerretDBClusterProps, PostgresPrimary, ReplicationMode, StreamingReplica } from '../src';
-import { byKind, containers, errorOf, megabytes, postgresConfigMap, postgresqlConf, rawSetting, synth } from './util';
+import { byKind, containers, errorOf, megabytes, postgresConfigMap, postgresqlConf, rawSetting, synth, parsePostgresUrl } from './util';
 import { RESTART_SETTINGS } from '../src/backends/statefulset/config-files';
 import { DOCUMENTDB_IMAGE_SETTINGS } from '../src/postgres/config';
 import { slotNameForPod } from '../src/private/names';
@@ -234,7 +234,7 @@ describe('connection budget (max_connections)', () => {
     const objs = synth(props);
     const max = Number(postgresqlConf(objs).max_connections);
     for (const d of byKind(objs, 'Deployment')) {
-      const url = new URL(d.spec.template.spec.containers[0].env.find((e: any) => e.name === 'FERRETDB_POSTGRESQL_URL').value);
+      const url = parsePostgresUrl(d.spec.template.spec.containers[0].env.find((e: any) => e.name === 'FERRETDB_POSTGRESQL_URL').value).url;
       const peakPods = d.spec.replicas + d.spec.strategy.rollingUpdate.maxSurge;
       const needed = peakPods * Number(url.searchParams.get('pool_max_conns')) + 30;
       expect({ deployment: d.metadata.name, fits: needed <= max }).toEqual({ deployment: d.metadata.name, fits: true });

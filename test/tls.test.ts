@@ -3,7 +3,7 @@ import {
   FerretDBCluster, FerretDBClusterProps, PostgresBackend, PostgresPrimary, PostgresTls, StreamingReplica,
 } from '../src';
 import { isCustomResource, validateCustomResource } from './crd-schema';
-import { byKind, containers, errorOf, find, postgresConfigMap, postgresqlConf, synth, validateAll } from './util';
+import { byKind, containers, errorOf, find, postgresConfigMap, postgresqlConf, synth, validateAll, parsePostgresUrl } from './util';
 
 const TLS_DIR = '/etc/ferretdb-postgres-tls';
 const fromSecret = (props: FerretDBClusterProps = {}) => synth({ postgresTls: PostgresTls.fromSecret('x-pg-tls'), ...props });
@@ -76,7 +76,7 @@ describe('PostgreSQL TLS from a Secret (postgresTls: PostgresTls.fromSecret)', (
   test('FerretDB connects with sslmode=verify-full against the Secret\'s ca.crt, mounting only that key', () => {
     for (const d of byKind(objs, 'Deployment')) {
       const spec = d.spec.template.spec;
-      const url = new URL(env(spec.containers[0], 'FERRETDB_POSTGRESQL_URL'));
+      const url = parsePostgresUrl(env(spec.containers[0], 'FERRETDB_POSTGRESQL_URL')).url;
       expect(url.searchParams.get('sslmode')).toBe('verify-full');
       const ca = url.searchParams.get('sslrootcert')!;
       const mount = spec.containers[0].volumeMounts.find((m: any) => ca.startsWith(m.mountPath + '/'));
@@ -149,7 +149,7 @@ describe('PostgreSQL TLS from cert-manager (PostgresTls.certManager)', () => {
     // lib.sh member_host: <pod>.<pod without its ordinal>.
     const members = postgresConfigMap(objs).data.members.trim().split('\n');
     for (const m of members) hosts.add(`${m}.${m.replace(/-[0-9]+$/, '')}`);
-    for (const d of byKind(objs, 'Deployment')) hosts.add(new URL(env(d.spec.template.spec.containers[0], 'FERRETDB_POSTGRESQL_URL')).hostname);
+    for (const d of byKind(objs, 'Deployment')) hosts.add(parsePostgresUrl(env(d.spec.template.spec.containers[0], 'FERRETDB_POSTGRESQL_URL')).url.hostname);
     expect(hosts.size).toBe(members.length + 2);
     for (const h of hosts) expect({ h, named: names.has(h) }).toEqual({ h, named: true });
   });

@@ -1,8 +1,8 @@
 import { Duration, Testing } from 'cdk8s';
-import { FerretDBCluster, PostgresBackend, ReplicationMode, StreamingReplica } from '../src';
+import { FerretDBCluster, PostgresBackend, PostgresTls, ReplicationMode, StreamingReplica } from '../src';
 import {
   byKind, containers, errorOf, find, podsSelectedBy, podTemplates, postgresConfigMap, postgresqlConf, selectorOf, synth,
-  synthCluster,
+  synthCluster, parsePostgresUrl,
 } from './util';
 import { slotNameForPod } from '../src/private/names';
 
@@ -105,7 +105,7 @@ describe('FerretDB connects to PostgreSQL', () => {
     ['writer', 'x-ferretdb-rw', ['x-pg-primary-0']],
     ['reader', 'x-ferretdb-ro', ['x-pg-replica-0', 'x-pg-replica-1']],
   ])('the %s\'s FERRETDB_POSTGRESQL_URL points at the PostgreSQL Service of its side, without a password', (_side, deployment, pods) => {
-    const url = new URL(envValue(ferretdbContainer(objs, deployment as string), 'FERRETDB_POSTGRESQL_URL').value);
+    const url = parsePostgresUrl(envValue(ferretdbContainer(objs, deployment as string), 'FERRETDB_POSTGRESQL_URL').value).url;
     expect(url.protocol).toBe('postgres:');
     expect(url.password).toBe('');
     expect(url.username).toBe(cluster.username);
@@ -119,14 +119,14 @@ describe('FerretDB connects to PostgreSQL', () => {
     ['writer', 'x-ferretdb-rw', { target_session_attrs: 'read-write' }],
     ['reader', 'x-ferretdb-ro', { target_session_attrs: 'prefer-standby', default_transaction_read_only: 'on' }],
   ])('the %s\'s pool is bounded: pool_max_conns=20 and pool_min_conns=2 by default (FerretDB\'s own defaults are 50 and 10), connections live 5-6 min, connects wait 5 s', (_side, deployment, extra) => {
-    const url = new URL(envValue(ferretdbContainer(objs, deployment as string), 'FERRETDB_POSTGRESQL_URL').value);
+    const url = parsePostgresUrl(envValue(ferretdbContainer(objs, deployment as string), 'FERRETDB_POSTGRESQL_URL').value).url;
     expect(Object.fromEntries(url.searchParams)).toEqual({
       pool_max_conns: '20', pool_min_conns: '2', pool_max_conn_lifetime: '5m', pool_max_conn_lifetime_jitter: '1m', connect_timeout: '5', ...extra,
     });
   });
 
   test('writers accept only a server that takes writes; readers prefer a standby (pgx target_session_attrs)', () => {
-    const attrs = (d: string) => new URL(envValue(ferretdbContainer(objs, d), 'FERRETDB_POSTGRESQL_URL').value).searchParams.get('target_session_attrs');
+    const attrs = (d: string) => parsePostgresUrl(envValue(ferretdbContainer(objs, d), 'FERRETDB_POSTGRESQL_URL').value).url.searchParams.get('target_session_attrs');
     expect([attrs('x-ferretdb-rw'), attrs('x-ferretdb-ro')]).toEqual(['read-write', 'prefer-standby']);
   });
 
@@ -137,14 +137,28 @@ describe('FerretDB connects to PostgreSQL', () => {
   ])('ferretdbPoolSize %i gives pool_max_conns=%s and pool_min_conns=%s on both sides', (poolSize, max, min) => {
     const sized = synth({ ferretdbPoolSize: poolSize });
     for (const deployment of ['x-ferretdb-rw', 'x-ferretdb-ro']) {
-      const url = new URL(envValue(ferretdbContainer(sized, deployment), 'FERRETDB_POSTGRESQL_URL').value);
+      const url = parsePostgresUrl(envValue(ferretdbContainer(sized, deployment), 'FERRETDB_POSTGRESQL_URL').value).url;
       expect([url.searchParams.get('pool_max_conns'), url.searchParams.get('pool_min_conns')]).toEqual([max, min]);
     }
   });
 
   test('the writer uses the read-write Service and the reader the read-only Service', () => {
-    expect(new URL(envValue(ferretdbContainer(objs, 'x-ferretdb-rw'), 'FERRETDB_POSTGRESQL_URL').value).hostname).toBe('x-pg-rw');
-    expect(new URL(envValue(ferretdbContainer(objs, 'x-ferretdb-ro'), 'FERRETDB_POSTGRESQL_URL').value).hostname).toBe('x-pg-ro');
+    expect(parsePostgresUrl(envValue(ferretdbContainer(objs, 'x-ferretdb-rw'), 'FERRETDB_POSTGRESQL_URL').value).url.hostname).toBe('x-pg-rw');
+    expect(parsePostgresUrl(envValue(ferretdbContainer(objs, 'x-ferretdb-ro'), 'FERRETDB_POSTGRESQL_URL').value).url.hostname).toBe('x-pg-ro');
+  });
+
+  test('readers fall back to the primary: their URL lists the read-only Service, then the read-write one (pgx tries them in order); writers list only theirs', () => {
+    const hosts = (d: string) => parsePostgresUrl(envValue(ferretdbContainer(objs, d), 'FERRETDB_POSTGRESQL_URL').value).hosts;
+    expect({ writer: hosts('x-ferretdb-rw'), reader: hosts('x-ferretdb-ro') }).toEqual({ writer: ['x-pg-rw'], reader: ['x-pg-ro', 'x-pg-rw'] });
+    // The fallback host selects the primary, which the same clientLabels reach.
+    expect(selected(objs, 'x-pg-rw')).toEqual(['x-pg-primary-0']);
+  });
+
+  test('with TLS, the primary\'s certificate names both hosts of the readers\' URL (verify-full checks each against its own name)', () => {
+    const tls = synthCluster({ postgresTls: PostgresTls.fromSecret('x-tls') });
+    const reader = parsePostgresUrl(envValue(ferretdbContainer(tls.objs, 'x-ferretdb-ro'), 'FERRETDB_POSTGRESQL_URL').value);
+    expect(reader.url.searchParams.get('sslmode')).toBe('verify-full');
+    for (const host of reader.hosts) expect({ host, named: tls.cluster.primary.tlsDnsNames.includes(host) }).toEqual({ host, named: true });
   });
 
   test('PGPASSWORD comes from the ferretdb-password key of the cluster Secret', () => {
@@ -318,7 +332,7 @@ describe('currentPrimary', () => {
     // cannot exclude one pod); the reader side's connections can never write.
     const reader = find(objs, 'Deployment', 'x-ferretdb-ro');
     const url = reader.spec.template.spec.containers[0].env.find((e: any) => e.name === 'FERRETDB_POSTGRESQL_URL').value;
-    expect(url).toBe('postgres://ferretdb@x-pg-ro:5432/postgres?pool_max_conns=20&pool_min_conns=2&pool_max_conn_lifetime=5m&pool_max_conn_lifetime_jitter=1m&connect_timeout=5&target_session_attrs=prefer-standby&default_transaction_read_only=on');
+    expect(url).toBe('postgres://ferretdb@x-pg-ro:5432,x-pg-rw:5432/postgres?pool_max_conns=20&pool_min_conns=2&pool_max_conn_lifetime=5m&pool_max_conn_lifetime_jitter=1m&connect_timeout=5&target_session_attrs=prefer-standby&default_transaction_read_only=on');
     const writer = find(objs, 'Deployment', 'x-ferretdb-rw');
     expect(writer.spec.template.spec.containers[0].env.find((e: any) => e.name === 'FERRETDB_POSTGRESQL_URL').value)
       .toBe('postgres://ferretdb@x-pg-rw:5432/postgres?pool_max_conns=20&pool_min_conns=2&pool_max_conn_lifetime=5m&pool_max_conn_lifetime_jitter=1m&connect_timeout=5&target_session_attrs=read-write');

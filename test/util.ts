@@ -261,3 +261,14 @@ export function errorOf(fn: () => unknown): string {
   }
   throw new Error('expected an error, none was thrown');
 }
+
+/**
+ * A FerretDB PostgreSQL URL: its hosts in the order pgx tries them (readers list two) and the URL
+ * with only the first (the WHATWG URL parser takes a single host).
+ */
+export function parsePostgresUrl(value: string): { hosts: string[]; url: URL } {
+  const m = /^(postgres(?:ql)?:\/\/(?:[^@/]*@)?)([^/?]*)(.*)$/.exec(value);
+  if (!m) throw new Error(`not a PostgreSQL URL: ${value}`);
+  const authorities = m[2].split(',');
+  return { hosts: authorities.map((a) => a.replace(/:[0-9]+$/, '')), url: new URL(`${m[1]}${authorities[0]}${m[3]}`) };
+}

@@ -39,6 +39,11 @@ export interface FerretDBDeploymentOptions {
   readonly image: string;
   /** The PostgreSQL Service this side connects to (read-write or read-only). */
   readonly postgresHost: string;
+  /**
+   * A Service tried after `postgresHost` when no connection to it can be made (the readers:
+   * the primary's, while no standby is behind the read-only Service).
+   */
+  readonly postgresFallbackHost?: string;
   readonly postgresUser: string;
   /** `pool_max_conns`: connections this pod may open to PostgreSQL. */
   readonly poolSize: number;
@@ -74,7 +79,13 @@ export interface FerretDBDeploymentOptions {
  *   default is an hour;
  * - `target_session_attrs`: writers accept only a server that takes writes (`read-write`: a
  *   demoted or not yet promoted server behind `-rw` is refused, and the pool retries), readers
- *   prefer a standby (`prefer-standby`).
+ *   prefer a standby (`prefer-standby`);
+ * - readers list two hosts, `-ro` then `-rw`: pgx tries them in order for each new connection,
+ *   moving on when a host refuses, times out (`connect_timeout`) or fails the session check, and
+ *   with `prefer-standby` keeps a primary only when no host gave a standby. So while `-ro` has no
+ *   endpoint (every standby down or lagging) readers read from the primary, still read-only,
+ *   and their connections return to standbys within the connection lifetime once `-ro` has one.
+ *   (A wrong password or a missing database ends the attempt at the first host, as in libpq.)
  */
 export const POSTGRES_CONNECT_TIMEOUT_SECONDS = 5;
 export const POSTGRES_CONN_LIFETIME = '5m';
@@ -85,7 +96,9 @@ export const POSTGRES_CONN_LIFETIME_JITTER = '1m';
  * a bounded time, a bounded connect, the server role each side needs, read-only on the reader
  * side, and the server's certificate verified against the mounted CA when TLS is on.
  */
-export function postgresUrl(o: Pick<FerretDBDeploymentOptions, 'postgresUser' | 'postgresHost' | 'poolSize' | 'readOnly' | 'tls'>): string {
+export function postgresUrl(
+  o: Pick<FerretDBDeploymentOptions, 'postgresUser' | 'postgresHost' | 'postgresFallbackHost' | 'poolSize' | 'readOnly' | 'tls'>,
+): string {
   const query = [
     `pool_max_conns=${o.poolSize}`, `pool_min_conns=${Math.min(o.poolSize, 2)}`,
     `pool_max_conn_lifetime=${POSTGRES_CONN_LIFETIME}`, `pool_max_conn_lifetime_jitter=${POSTGRES_CONN_LIFETIME_JITTER}`,
@@ -94,7 +107,8 @@ export function postgresUrl(o: Pick<FerretDBDeploymentOptions, 'postgresUser' | 
   ];
   if (o.readOnly) query.push('default_transaction_read_only=on');
   if (o.tls) query.push('sslmode=verify-full', `sslrootcert=${CA_DIR}/${o.tls.caKey}`);
-  return `postgres://${o.postgresUser}@${o.postgresHost}:5432/postgres?${query.join('&')}`;
+  const hosts = [o.postgresHost, ...o.postgresFallbackHost !== undefined ? [o.postgresFallbackHost] : []].map((h) => `${h}:5432`);
+  return `postgres://${o.postgresUser}@${hosts.join(',')}/postgres?${query.join('&')}`;
 }
 
 /**

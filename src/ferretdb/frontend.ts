@@ -78,7 +78,7 @@ export function ferretdbFrontend(scope: Construct, o: FrontendOptions): Frontend
   const certificateWatch = certificateWatchAccess(scope, {
     name: `${o.name}-ferretdb-cert-watch`, deployments, metadata: { labels: labelsOf('ferretdb') },
   });
-  const side = (component: string, deploymentName: string, postgresHost: string, count: number) => {
+  const side = (component: string, deploymentName: string, postgresHost: string, count: number, postgresFallbackHost?: string) => {
     const selector = { [GROUP_LABEL]: deploymentName };
     const objectLabels = labelsOf(component);
     ferretdbDeployment(scope, component === 'writer' ? 'Writer' : 'Reader', {
@@ -89,6 +89,7 @@ export function ferretdbFrontend(scope: Construct, o: FrontendOptions): Frontend
       metadataLabels: objectLabels,
       image: o.image,
       postgresHost,
+      postgresFallbackHost,
       readOnly: component === 'reader',
       postgresUser: postgres.username,
       poolSize: o.poolSize,
@@ -116,7 +117,8 @@ export function ferretdbFrontend(scope: Construct, o: FrontendOptions): Frontend
 
   // With no replicas the read Service serves reads from the writer side.
   const readerSelector = o.replicas > 0
-    ? side('reader', `${o.name}-ferretdb-ro`, postgres.readOnlyHost, o.readers)
+    // Readers fall back to the primary while no standby is behind the read-only Service.
+    ? side('reader', `${o.name}-ferretdb-ro`, postgres.readOnlyHost, o.readers, postgres.readWriteHost)
     : writerSelector;
   const readService = new ReadService(scope, 'ReadService', {
     name: readServiceName,

@@ -63,7 +63,9 @@ export interface MonitoringOptions {
    */
   readonly podMonitor?: boolean;
   /**
-   * A prometheus-operator PrometheusRule `<name>` with the alerts the README lists.
+   * A prometheus-operator PrometheusRule `<name>` with the alerts the README lists. With
+   * `PostgresBackend.cloudNativePG()`, the CloudNativePG cluster's PrometheusRule `<name>-pg`
+   * instead (CloudNativePGOptions.prometheusRule).
    *
    * @default false
    */

@@ -10,6 +10,7 @@ import * as path from 'path';
 import { Testing } from 'cdk8s';
 import { NAME, PgCluster, PRIMARY, replica, RW_SERVICE, synthCluster } from './fixture';
 import { FerretDBCluster, FerretDBClusterProps, PostgresTls } from '../../src';
+import { parsePostgresUrl } from '../util';
 
 jest.setTimeout(240_000);
 
@@ -145,10 +146,11 @@ test('replication, member checks and FerretDB\'s role run over verified TLS only
   // FerretDB's URLs as synthesized, with its role and password: the primary through the
   // read-write Service, the standby through the read-only one. psql takes only libpq's
   // parameters (not pgx's pool and run-time ones) and finds ca.crt of the same Secret at TLS_DIR.
+  // (The readers' URL lists the primary's Service after the standbys': its certificate names both.)
   const urls = ferretdbUrls();
-  expect(urls.map((u) => new URL(u).hostname).sort()).toEqual([`${NAME}-pg-ro`, RW_SERVICE]);
+  expect(urls.map((u) => parsePostgresUrl(u).hosts).sort()).toEqual([[`${NAME}-pg-ro`, RW_SERVICE], [RW_SERVICE]]);
   for (const u of urls) {
-    const url = new URL(u);
+    const url = parsePostgresUrl(u).url;
     expect(url.searchParams.get('sslmode')).toBe('verify-full');
     for (const name of [...url.searchParams.keys()].filter((n) => n.startsWith('pool_') || n === 'default_transaction_read_only')) url.searchParams.delete(name);
     url.searchParams.set('sslrootcert', `${TLS_DIR}/ca.crt`);

@@ -64,10 +64,17 @@ export interface CheckedCnpgClusterProps {
   readonly credentials: Credentials;
   readonly secretName: string;
   readonly backup?: {
-    readonly store: ObjectStoreSettings; readonly schedule: BackupSchedule; readonly retention: RetentionPolicy; readonly walMaxParallel: number;
+    readonly store: ObjectStoreSettings;
+    readonly schedule: BackupSchedule;
+    readonly retention: RetentionPolicy;
+    readonly walMaxParallel: number;
+    /** The newest base backup's age above which the PrometheusRule alerts. */
+    readonly maxAgeSeconds: number;
   };
   readonly restore?: { readonly store: ObjectStoreSettings; readonly sourceClusterName: string; readonly target: RecoveryTarget };
   readonly podMonitor: boolean;
+  readonly prometheusRule: boolean;
+  readonly prometheusRuleLabels?: { [key: string]: string };
   /** The operator's pods, admitted by the NetworkPolicy; none without one. */
   readonly networkPolicy?: { readonly operatorNamespace: string; readonly operatorLabels: { [key: string]: string } };
   readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
@@ -139,7 +146,9 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
       schedule: BackupSchedule._check('backup.schedule', props.backup.schedule ?? BackupSchedule.daily(0)),
       retention: RetentionPolicy._check('backup.retention', props.backup.retention ?? RetentionPolicy.days(30)),
       walMaxParallel: checkInteger('backup.walMaxParallel', props.backup.walMaxParallel ?? 1, 1, 64),
+      maxAgeSeconds: delaySeconds('backup.maxAge', props.backup.maxAge ?? Duration.hours(26)),
     };
+    if (backup.maxAgeSeconds < 3600) throw invalid('backup.maxAge', `${backup.maxAgeSeconds}s`, 'at least an hour (Duration.hours(1)): a base backup takes a while');
   }
 
   let restore: CheckedCnpgClusterProps['restore'];
@@ -203,6 +212,8 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
     backup,
     restore,
     podMonitor,
+    prometheusRule: props.prometheusRule ?? false,
+    prometheusRuleLabels: props.prometheusRuleLabels,
     networkPolicy,
     metricsScrapers: props.metricsScrapers,
     statusClients: props.statusClients,

@@ -1,6 +1,7 @@
 import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { onDemandBackup } from './backup';
 import { checkCnpgClusterProps, maxConnectionsErrors } from './cluster-props';
 import { BARMAN_CLOUD_PLUGIN, CNPG_CLUSTER_LABEL, CNPG_POD_ROLE_LABEL, CNPG_RELOAD_LABEL, cnpgClusterSpec } from './cluster-spec';
 import { cnpgNetworkPolicySpec } from './network-policy';
@@ -13,6 +14,7 @@ import {
   ScheduledBackup, ScheduledBackupSpecBackupOwnerReference, ScheduledBackupSpecMethod,
 } from '../../imports/cnpg-scheduledbackup-postgresql.cnpg.io';
 import { PodMonitor } from '../../imports/prometheus-podmonitor-monitoring.coreos.com';
+import { cnpgPrometheusRule, CNPG_VOLUME_USED_FRACTION } from '../../observability/cnpg-alerts';
 import { POSTGRES_PORT } from '../../postgres/config';
 import { PostgresConnection } from '../../postgres/connection';
 import { Credentials } from '../../postgres/credentials';
@@ -141,6 +143,12 @@ export interface CloudNativePGClusterProps extends CloudNativePGOptions {
    */
   readonly podMonitorLabels?: { [key: string]: string };
   /**
+   * Extra labels of the PrometheusRule (for example the label your Prometheus selects rules by).
+   *
+   * @default - none
+   */
+  readonly prometheusRuleLabels?: { [key: string]: string };
+  /**
    * The `app.kubernetes.io/instance` label of this construct's objects.
    *
    * @default - the name
@@ -190,6 +198,7 @@ export class CloudNativePGCluster extends Construct {
   public readonly cluster: ApiObject;
   /** The ObjectStore backups go to, when backups are on. */
   public readonly backupObjectStoreName?: string;
+  private readonly backupLabels: { [key: string]: string };
 
   constructor(scope: Construct, id: string, props: CloudNativePGClusterProps = {}) {
     super(scope, id);
@@ -204,6 +213,7 @@ export class CloudNativePGCluster extends Construct {
     this.caSecretName = `${this.name}-ca`;
     this.clientLabels = { [POSTGRES_CLIENT_LABEL]: this.name };
     const metadata = (component: string) => ({ labels: metadataLabels({ name: 'postgresql', instance: c.instance, component }, c.labels) });
+    this.backupLabels = metadata('backup').labels;
 
     this.secretName = c.secretName;
     if (c.credentials.generated) {
@@ -285,6 +295,14 @@ export class CloudNativePGCluster extends Construct {
       });
     }
 
+    if (c.prometheusRule) {
+      cnpgPrometheusRule(this, 'PrometheusRule', {
+        clusterName: this.name,
+        backup: c.backup && { maxAgeSeconds: c.backup.maxAgeSeconds },
+        volumeUsedFraction: CNPG_VOLUME_USED_FRACTION,
+      }, { ...c.prometheusRuleLabels, ...metadata('alerts').labels });
+    }
+
     if (c.networkPolicy) {
       new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
         metadata: { ...metadata('postgresql'), name: `${this.name}-postgresql` },
@@ -310,5 +328,22 @@ export class CloudNativePGCluster extends Construct {
       caKey: 'ca.crt',
       clientLabels: this.clientLabels,
     };
+  }
+
+  /**
+   * An on-demand base backup (a CloudNativePG `Backup` named `<name>-<suffix>`, through the
+   * Barman Cloud plugin, to the backup ObjectStore): for example before an upgrade. CloudNativePG
+   * takes it once, when the object is created; re-applying the same object changes nothing, so
+   * use a new suffix for each backup. Needs `backup`.
+   *
+   * @param suffix lower-case letters, digits and '-' (for example "before-upgrade-2026-05")
+   */
+  public addBackup(suffix: string): ApiObject {
+    return onDemandBackup(this, `Backup-${suffix}`, {
+      clusterName: this.name,
+      suffix,
+      backupConfigured: this.backupObjectStoreName !== undefined,
+      labels: this.backupLabels,
+    });
   }
 }

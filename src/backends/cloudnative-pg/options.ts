@@ -181,6 +181,14 @@ export interface BackupSettings {
    * @default 1
    */
   readonly walMaxParallel?: number;
+  /**
+   * With `prometheusRule`: the age of the newest completed base backup above which
+   * `FerretDBPostgresBackupTooOld` fires. Keep it above the schedule's period plus a backup's
+   * duration (the default suits the daily schedule).
+   *
+   * @default Duration.hours(26)
+   */
+  readonly maxAge?: Duration;
 }
 
 /**
@@ -320,6 +328,16 @@ export interface CloudNativePGOptions {
    * @default false
    */
   readonly podMonitor?: boolean;
+  /**
+   * A PrometheusRule (prometheus-operator) named after the Cluster with its alerts: with
+   * `backup`, the newest base backup's age (`backup.maxAge`), a failed base backup and failing
+   * WAL archiving; on every cluster, a volume more than 85% full. They read the metrics of
+   * CloudNativePG's exporter and the Barman Cloud plugin, so Prometheus must scrape the
+   * instances (`podMonitor`). See the README's "CloudNativePG alerts".
+   *
+   * @default false
+   */
+  readonly prometheusRule?: boolean;
   /**
    * Who else may reach the instance manager's status port (8000) through the NetworkPolicy.
    * `kubectl cnpg status` reads each instance's status through the API server's `pods/proxy`,
