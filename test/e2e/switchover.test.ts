@@ -59,8 +59,9 @@ function sampleReadWriteEndpoints(c: PgCluster): { stop: () => Promise<{ samples
 }
 
 test('switchover to a lagging named standby (its WAL receiver paused under writes, released during the handover): no acknowledged commit is lost, the other standby follows the new timeline, and once the named standby has the leader key NAME-pg-rw has no read-only Ready endpoint', async () => {
-  // A long sender timeout: the paused receiver must not be cut off by the old primary meanwhile.
-  const props: FerretDBClusterProps = { wal: { walSenderTimeout: '120s' } };
+  // A sender timeout longer than every wait below: the paused receiver must not be cut off by the
+  // old primary meanwhile (a loaded machine stretches those waits to minutes).
+  const props: FerretDBClusterProps = { wal: { walSenderTimeout: '900s' } };
   const c = await boot(props);
   await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
   await c.sql(PRIMARY, TABLE);
@@ -78,10 +79,10 @@ test('switchover to a lagging named standby (its WAL receiver paused under write
   await c.h.apply(synthCluster({ ...props, currentPrimary: replica(1) }), { wait: false });
   const acked = await writer.done(); // the first refused write: the old primary is shutting down
   // The named standby has decided what to do next (stop for promotion, or stream on): release it.
-  await c.waitLog(replica(1), /stopping the standby to promote it|streaming on until this standby's WAL receiver ends/, mark, 60_000);
+  await c.waitLog(replica(1), /stopping the standby to promote it|streaming on until this standby's WAL receiver ends/, mark, 180_000);
   // Named, still read-only: it leaves the read-write Service (readiness: failureThreshold probes),
   // and from then on NAME-pg-rw has no read-only endpoint until it is writable.
-  await c.h.waitNotReady(replica(1), 60_000);
+  await c.h.waitNotReady(replica(1), 180_000);
   const sampler = sampleReadWriteEndpoints(c);
   await c.h.exec(replica(1), 'postgres', ['kill', '-CONT', receiver]);
 
