@@ -54,7 +54,7 @@ export class MongoCluster {
         await pg.h.startStatefulSet(PRIMARY_STS, { timeoutMs: 120_000 });
         await pg.h.startStatefulSet(REPLICA_STS, { timeoutMs: 180_000 });
       }
-      await pg.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+      await pg.waitStreaming(PRIMARY, Array.from({ length: props.replicas ?? 2 }, (_, i) => replica(i)));
       await pg.h.apply([...synthCluster(props), clientStatefulSet]);
       await pg.h.startStatefulSet('mongo-client');
       await pg.h.startDeployment(WRITER_DEPLOYMENT, { timeoutMs: 120_000 });
