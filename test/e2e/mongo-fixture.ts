@@ -1,6 +1,6 @@
 import * as path from 'path';
 import { ferretDbImages } from './ferretdb';
-import { NAME, PgCluster, PRIMARY, PRIMARY_STS, replica, REPLICA_STS, synthCluster } from './fixture';
+import { NAME, PgCluster, PgClusterOptions, PRIMARY, PRIMARY_STS, replica, REPLICA_STS, synthCluster } from './fixture';
 import { FerretDBClusterProps } from '../../src';
 
 export const RW = `${NAME}-rw`;
@@ -27,6 +27,9 @@ const clientStatefulSet = {
   },
 };
 
+/** Harness options for MongoCluster.boot, and Secrets to create before any pod starts (TLS). */
+export type MongoClusterOptions = PgClusterOptions & { readonly secrets?: { readonly [name: string]: { [key: string]: string } } };
+
 /** The driver's outcome: a value, or the error it threw (name, code, codeName, message). */
 export interface MongoResult {
   readonly ok: boolean;
@@ -39,10 +42,19 @@ export interface MongoResult {
  * both FerretDB Deployments, and a client pod that runs the MongoDB driver through the Services.
  */
 export class MongoCluster {
-  public static async boot(props: FerretDBClusterProps = {}): Promise<MongoCluster> {
-    const pg = await PgCluster.boot(props, { images: { ...ferretDbImages(), 'mongo-client': { path: [path.dirname(process.execPath)], env: {} } } });
+  public static async boot(props: FerretDBClusterProps = {}, options: MongoClusterOptions = {}): Promise<MongoCluster> {
+    const { secrets, ...harness } = options;
+    const images = { ...harness.images, ...ferretDbImages(), 'mongo-client': { path: [path.dirname(process.execPath)], env: {} } };
+    const pg = secrets === undefined ? await PgCluster.boot(props, { ...harness, images }) : await PgCluster.create(props, { ...harness, images });
     try {
-      await pg.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+      if (secrets !== undefined) {
+        // Secrets the pods mount (TLS) exist before the pods, then the order of PgCluster.boot.
+        for (const [name, data] of Object.entries(secrets)) pg.h.setSecret(name, data);
+        await pg.runCredentialsJob();
+        await pg.h.startStatefulSet(PRIMARY_STS, { timeoutMs: 120_000 });
+        await pg.h.startStatefulSet(REPLICA_STS, { timeoutMs: 180_000 });
+      }
+      await pg.waitStreaming(PRIMARY, Array.from({ length: props.replicas ?? 2 }, (_, i) => replica(i)));
       await pg.h.apply([...synthCluster(props), clientStatefulSet]);
       await pg.h.startStatefulSet('mongo-client');
       await pg.h.startDeployment(WRITER_DEPLOYMENT, { timeoutMs: 120_000 });

@@ -482,12 +482,16 @@ export class Cluster implements PodHost {
     this.event(`${pod}: partitioned from ${opts.from}`);
   }
 
-  /** Drops every packet a pod receives on eth0, the node's (probes, Service proxy) included. */
-  public async blackhole(pod: string): Promise<void> {
+  /**
+   * Drops every packet a pod receives on eth0, the node's (probes, Service proxy) included.
+   * `outgoing: true` also drops what it sends to the pod network (a dead machine: a process the
+   * kubelet restarts there closes its connections, and no peer ever hears of it).
+   */
+  public async blackhole(pod: string, opts: { outgoing?: boolean } = {}): Promise<void> {
     const p = this.pod(pod);
-    if (!p.netns) throw new Error(`pod ${pod} has no network yet`);
-    await this.network.partition(p.netns, 'blackhole');
-    this.event(`${pod}: blackholed`);
+    if (!p.netns || !p.ip) throw new Error(`pod ${pod} has no network yet`);
+    await this.network.partition(p.netns, 'blackhole', opts.outgoing ? p.ip : undefined);
+    this.event(`${pod}: blackholed${opts.outgoing ? ' both ways' : ''}`);
   }
 
   /** Removes a pod's partition or blackhole. */

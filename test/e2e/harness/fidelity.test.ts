@@ -144,7 +144,7 @@ test("partition from 'pods' drops (not refuses) pod and Service traffic both way
   expect(await tcp('net-0', ip2)).toBe('ok');
 }, 180_000);
 
-test("partition from 'api' cuts only the API server; 'all' cuts both; blackhole also fails the node's probes", async () => {
+test("partition from 'api' cuts only the API server; 'all' cuts both; blackhole also fails the node's probes, and with outgoing nothing leaves", async () => {
   await start(netObjects('v1'));
   const ip1 = c!.podIP('net-1');
   await c!.partition('net-0', { from: 'api' });
@@ -159,8 +159,17 @@ test("partition from 'api' cuts only the API server; 'all' cuts both; blackhole 
   await c!.blackhole('net-0');
   await c!.waitNotReady('net-0', 30_000);
   expect(await tcp('net-1', c!.podIP('net-0'))).toBe('timeout');
+  // Its own packets leave (the answers never come back).
+  expect(await tcp('net-0', ip1)).toBe('timeout');
   await c!.heal('net-0');
   await c!.waitReady('net-0', 30_000);
+  // Both ways: nothing leaves (the route lookup fails at once), its own address stays local.
+  await c!.blackhole('net-0', { outgoing: true });
+  expect(await tcp('net-0', ip1)).toBe('refused');
+  expect(await tcp('net-0', c!.podIP('net-0'))).toBe('ok');
+  expect(await tcp('net-1', c!.podIP('net-0'))).toBe('timeout');
+  await c!.heal('net-0');
+  expect(await tcp('net-0', ip1)).toBe('ok');
 }, 180_000);
 
 test('writableOverlaps: windows where two pods had a writable sample', () => {

@@ -101,7 +101,7 @@ export class Network {
    * answers never come back). The `local` table rule is moved behind these rules (pref 1000),
    * else packets to the pod's address would be accepted before them.
    */
-  public async partition(netns: string, from: PartitionFrom | 'blackhole'): Promise<void> {
+  public async partition(netns: string, from: PartitionFrom | 'blackhole', outgoingFrom?: string): Promise<void> {
     await this.heal(netns);
     const rules = await run('ip', ['-n', netns, 'rule', 'list']);
     if (!/^1000:/m.test(rules)) {
@@ -113,6 +113,12 @@ export class Network {
     const gw = `${this.gateway}/32`;
     if (from === 'blackhole') {
       await add(RULE_PREFS[0], []);
+      if (outgoingFrom !== undefined) {
+        // The pod's own packets to the pod network too (its own address stays local): the
+        // route lookup fails, so nothing leaves, not even a FIN or RST of a closing socket.
+        await run('ip', ['-n', netns, 'rule', 'add', 'pref', String(RULE_PREFS[1]), 'to', `${outgoingFrom}/32`, 'lookup', 'local']);
+        await run('ip', ['-n', netns, 'rule', 'add', 'pref', String(RULE_PREFS[2]), 'to', `${this.subnet}.0/24`, 'blackhole']);
+      }
       return;
     }
     if (from === 'api' || from === 'all') await add(RULE_PREFS[0], ['from', gw, 'ipproto', 'tcp', 'sport', '443']);
