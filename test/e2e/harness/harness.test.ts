@@ -305,9 +305,20 @@ describe('harness: StatefulSet of real PostgreSQL pods', () => {
     const names = c.netnsNames;
     expect(names.length).toBe(3);
     const root = c.root;
+    // A process is its pid and its start time: pids wrap (pid_max 32768 here) and a busy machine
+    // reuses them within seconds.
+    const startTime = (pid: number | string): string | undefined => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[19];
+      } catch {
+        return undefined;
+      }
+    };
+    const started = new Map(pids.map((p) => [p, startTime(p)]));
+    expect([...started.values()].filter((t) => t === undefined)).toEqual([]);
     await c.destroy();
     await c.destroy();
-    expect(pids.filter((p) => fs.existsSync(`/proc/${p}`))).toEqual([]);
+    expect(pids.filter((p) => startTime(p) === started.get(p))).toEqual([]);
     expect(postgresPids().filter((p) => ours.has(pidNs(p)))).toEqual([]);
     const ns = netnsList();
     for (const n of names) expect(ns).not.toContain(n);
@@ -714,8 +725,11 @@ describe('harness: ConfigMaps through the fake API (projected token, RBAC, apply
 
   test('a projected token with expirationSeconds under 10 minutes is refused, as the API server validates pods', async () => {
     await c.apply([...stateObjects({ seed: 'c' }), appStatefulSet('short', 599)]);
-    await expect(c.startStatefulSet('short', { timeoutMs: 2000 })).rejects.toThrow(/expirationSeconds 599: must be at least 600/);
-  }, 10_000);
+    const starting = c.startStatefulSet('short', { timeoutMs: 20_000 }).then(() => 'ready', (e: Error) => e.message);
+    // The pod's start is refused (an event says why; the pod fails), and it never becomes ready.
+    await c.waitUntil('the refusal', 60_000, () => c.events().some((e) => /short-0: pod failed: .*expirationSeconds 599: must be at least 600/.test(e)) || undefined);
+    expect(await starting).toMatch(/timed out after 20000 ms waiting for StatefulSet short[^]*pod short-0: phase=Failed, ready=false/);
+  }, 120_000);
 });
 
 // The admin Job of the ConfigMap tests: every verb through the generic API, one line per request.
