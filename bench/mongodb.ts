@@ -10,7 +10,9 @@
  *    settings DocumentDB needs, nothing else), the driver on the host. Insert and find
  *    throughput and p50/p99 latency, measured alternately (floor, ours, floor, ours) so that a
  *    change of the machine's load hits both. The same through a writer pod's own address (no
- *    NAME-rw hop) shows what the harness's userspace Service proxy costs.
+ *    NAME-rw hop), and then with the writer FerretDB pointed at the primary pod's address (a
+ *    bench-only URL: no Service proxy on the path at all), shows what the harness's userspace
+ *    Service proxy costs.
  * 2. Read scaling: finds through NAME-ro (reader FerretDB on the two standbys) against finds
  *    through NAME-rw, alone; and NAME-rw + NAME-ro at once against NAME-rw with as many clients.
  * 3. A synchronous quorum (`synchronousQuorum(1)`, a fresh cluster) against async: inserts.
