@@ -197,6 +197,27 @@ export class CnpgInstance {
     check('pg_ctl restart', run(`${PG_BIN}/pg_ctl`, ['-D', this.data, '-l', this.logFile, '-w', '-t', '60', '-m', 'fast', 'restart'], { asPostgres: true, netns: this.netns }));
   }
 
+  /** Stops the server cleanly (a shutdown checkpoint): the data directory can then be copied or run elsewhere. */
+  public stop(): void {
+    check('pg_ctl stop', run(`${PG_BIN}/pg_ctl`, ['-D', this.data, '-w', '-t', '60', '-m', 'fast', 'stop'], { asPostgres: true, netns: this.netns }));
+  }
+
+  /**
+   * A standby's data directory next to the stopped primary's, as CloudNativePG's `join` makes one
+   * (a base backup, then `standby.signal` and its `primary_conninfo`): a copy of the cleanly
+   * stopped data directory (what a base backup holds, without the primary's slots), recovering
+   * from `primaryConninfo` through `slot`. Returns its path.
+   */
+  public standbyCopy(name: string, primaryConninfo: string, slot: string): string {
+    const target = path.join(this.dir, name);
+    check('copy the data directory', run('cp', ['-a', this.data, target]));
+    for (const f of fs.readdirSync(path.join(target, 'pg_replslot'))) fs.rmSync(path.join(target, 'pg_replslot', f), { recursive: true });
+    fs.appendFileSync(path.join(target, 'custom.conf'), `primary_conninfo = '${primaryConninfo.replace(/'/g, "''")}'\nprimary_slot_name = '${slot}'\n`);
+    fs.writeFileSync(path.join(target, 'standby.signal'), '');
+    check('chown', run('chown', ['-R', 'postgres:postgres', target]));
+    return target;
+  }
+
   /** Stops the server at once (safe to call when it is not running), removes its namespace and files. */
   public destroy(): void {
     if (fs.existsSync(path.join(this.data, 'postmaster.pid'))) {
