@@ -139,6 +139,8 @@ function runScript(script: string, o: ScriptOptions): Run {
     // A member asked at its own address is a standby; the read-write Service is the primary.
     '  *pg_is_in_recovery*) case "$host" in *.*) echo t ;; *) echo "${STUB_IN_RECOVERY:-f}" ;; esac ;;',
     '  *wal_status*) echo reserved ;;',
+    // The primary runs this data's database, on its timeline (CONTROLDATA).
+    '  *IDENTIFY_SYSTEM*) echo "7301234567890123456|2|0/3000000|" ;;',
     'esac',
   ].join('\n'));
   // postgres -C <name> prints the configured value (postgresql.conf, else PostgreSQL's default).
@@ -760,6 +762,61 @@ describe('standby data on an older timeline than the primary\'s (it may be past 
   }, SLOW);
 });
 
+describe('standby data never streams before the primary has said its system identifier and timeline', () => {
+  /** IDENTIFY_SYSTEM fails for the first `failures` calls, then answers on a timeline `tli`. */
+  const answersAfter = (failures: number, tli = '2') => [
+    'case "$query" in *IDENTIFY_SYSTEM*)',
+    '  n=$(( $(cat "$STUB_DIR/identify-calls" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$STUB_DIR/identify-calls"',
+    `  [ "$n" -le ${failures} ] && { echo 'psql: error: connection to server at "x-pg-rw" failed: Connection refused' >&2; exit 2; }`,
+    `  echo "7301234567890123456|${tli}|0/3000000|"; exit 0 ;;`,
+    'esac',
+  ].join('\n');
+  // The read-only server runs until SIGINT; the streaming one exits at once, so the run ends.
+  const holdServer = 'if [ "$(wc -l < "$STUB_DIR/calls/postgres")" = 1 ]; then exec perl "$STUB_DIR/bin/stub-server.pl"; fi';
+
+  const late = lazy(() => runScript('postgres.sh', {
+    pod: 'x-pg-replica-0',
+    prepare: (p) => standbyData(p.pgdata),
+    psql: answersAfter(3, '3'),
+    stubs: { postgres: holdServer },
+  }));
+
+  test('while the primary cannot be asked, the data runs read-only without streaming (no primary_conninfo), and says why', () => {
+    const [first] = late().calls('postgres');
+    expect(serverSettings(first).primary_conninfo).toBe('');
+    expect(late().stderr).toContain('the primary behind x-pg-rw cannot be asked for its system identifier and timeline: running this standby read-only without streaming until it answers');
+    expect(late().read('calls/preparing')).toContain('postgres');
+  }, SLOW);
+
+  test('once it answers: the read-only server stops (SIGINT), the timeline is compared (here: rewound) and only then the standby streams', () => {
+    expect((late().read('calls/signals') ?? '').trim().split('\n').map((l) => l.split(' ')[0])).toEqual(['INT']);
+    const sequence = late().sequence().join('\n');
+    expect(sequence).toMatch(/signal INT[\s\S]*pg_rewind[\s\S]*postgres -D/);
+    const starts = late().calls('postgres');
+    expect(starts).toHaveLength(2);
+    expect(serverSettings(starts[1]).primary_conninfo).toMatch(/^host=x-pg-rw /);
+  }, SLOW);
+
+  test('a leader key naming the pod ends the wait: the read-only server stops and the pod starts over to promote', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-replica-0',
+      prepare: (p) => standbyData(p.pgdata),
+      psql: answersAfter(1000),
+      stubs: {
+        postgres: [
+          'if [ "$(wc -l < "$STUB_DIR/calls/postgres")" = 1 ]; then',
+          '  printf \'%s\\n\' x-pg-replica-0 > "$CONFIG_DIR/leader"',
+          '  exec perl "$STUB_DIR/bin/stub-server.pl"',
+          'fi',
+        ].join('\n'),
+      },
+    });
+    expect(run.stderr).toContain('the leader key now names this pod: stopping the read-only standby to promote it');
+    expect(run.stderr).toContain('this pod is the designated primary and holds standby data: promoting it');
+    expect(run.calls('pg_basebackup')).toEqual([]);
+  }, SLOW);
+});
+
 describe('a pg_rewind that did not finish', () => {
   const marker = (p: Paths) => `${p.pgdata}.rewinding`;
 
@@ -843,8 +900,6 @@ describe('the system identifier: another database is never streamed from, rewoun
       psql: 'case "$query" in *IDENTIFY_SYSTEM*) echo "7301234567890123456|1|0/3000000|"; exit 0 ;; esac',
     });
     expect(same.calls('postgres')).toHaveLength(1);
-    const unknown = runScript('postgres.sh', { pod: 'x-pg-replica-0', prepare: (p) => standbyData(p.pgdata) });
-    expect(unknown.calls('postgres')).toHaveLength(1);
   }, SLOW);
 
   test('the agent of a standby that is not streaming from another database warns once and never requests a re-clone', () => {
@@ -975,7 +1030,7 @@ describe('agent.sh', () => {
     const watch = (leader: string) => runScript('', {
       pod: 'x-pg-replica-0',
       prepare: (p) => setLeader(p, leader),
-      psql: 'case "$query" in *pg_stat_wal_receiver*) echo 0; exit 0 ;; *wal_status*) echo lost; exit 0 ;; esac',
+      psql: 'case "$query" in *pg_control_system*) echo 7301234567890123456; exit 0 ;; *pg_stat_wal_receiver*) echo 0; exit 0 ;; *wal_status*) echo lost; exit 0 ;; esac',
       snippet: 'eval "$(sed \'/^while true; do$/,$d\' "$CONFIG_DIR/agent.sh")"; watch_standby',
     });
     expect(watch('x-pg-primary-0').read('run/reclone-needed')).toBe('');
