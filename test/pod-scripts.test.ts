@@ -1106,8 +1106,29 @@ describe('maintenance sessions', () => {
   test('commit locally: a new primary\'s agent never waits for a synchronous standby that waits for its slot', () => {
     const run = runScript('', { pod: 'x-pg-primary-0', snippet: 'local_sql -c "SELECT 1"' });
     expect(run.status).toBe(0);
-    expect(run.psqlOptions()).toEqual(['-c synchronous_commit=local']);
+    expect(run.psqlOptions()[0]).toMatch(/^-c synchronous_commit=local /);
   });
+
+  test('give up instead of waiting without end: a lock timeout and a statement timeout on the local server and on the primary', () => {
+    const run = runScript('', { pod: 'x-pg-replica-0', snippet: 'local_sql -c "SELECT 1"; leader_sql -c "SELECT 1"' });
+    expect(run.status).toBe(0);
+    const options = run.psqlOptions();
+    expect(options).toHaveLength(2);
+    for (const o of options) {
+      expect(o).toContain('-c lock_timeout=10s');
+      expect(o).toContain('-c statement_timeout=120s');
+    }
+  });
+
+  test('every psql call of one agent pass on the primary carries both timeouts', () => {
+    const run = runScript('', {
+      pod: 'x-pg-primary-0',
+      snippet: 'eval "$(sed \'/^while true; do$/,$d\' "$CONFIG_DIR/agent.sh")"; reconcile_config; reconcile_setup; reconcile_slots',
+    });
+    const options = run.psqlOptions();
+    expect(options.length).toBeGreaterThan(3);
+    expect(options.filter((o) => !/lock_timeout=10s/.test(o) || !/statement_timeout=120s/.test(o))).toEqual([]);
+  }, SLOW);
 });
 
 describe('with TLS (TLS_DIR set, as the tls prop does): every connection to another member verifies its certificate', () => {

@@ -79,8 +79,13 @@ leader_conninfo() {
   conninfo "$PRIMARY_HOST"
 }
 
+# Every maintenance session (the agent's loop, postgres.sh's checks) gives up instead of waiting
+# without end: behind a lock a client holds (an ALTER ROLE or ALTER EXTENSION would also queue
+# every later session behind it) or on a statement that does not finish.
+SQL_TIMEOUTS="-c statement_timeout=${SQL_STATEMENT_TIMEOUT:-120s} -c lock_timeout=${SQL_LOCK_TIMEOUT:-10s}"
+
 leader_sql() {
-  psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$(leader_conninfo)" "$@"
+  PGOPTIONS=$SQL_TIMEOUTS psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$(leader_conninfo)" "$@"
 }
 
 # The system identifier of the primary behind the read-write Service (IDENTIFY_SYSTEM over a
@@ -114,7 +119,7 @@ member_host() {
 # Maintenance sessions on the local server (roles, slots) commit locally: they must never wait
 # for a synchronous standby, which may itself be waiting for the slot they create.
 local_sql() {
-  PGOPTIONS='-c synchronous_commit=local' psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$RUN_DIR" -p "$PGPORT" -U postgres -d postgres "$@"
+  PGOPTIONS="-c synchronous_commit=local $SQL_TIMEOUTS" psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$RUN_DIR" -p "$PGPORT" -U postgres -d postgres "$@"
 }
 
 has_data() {
