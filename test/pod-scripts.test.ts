@@ -335,10 +335,50 @@ describe('postgres.sh: initdb happens once in a cluster\'s life', () => {
   test('with a fresh cluster-state "new", the bootstrap pod runs initdb --data-checksums, applies setup.sql, then starts as primary', () => {
     const run = bootstrap((p) => clusterState(p, 'new'));
     const [initdb] = run.calls('initdb');
-    expect(initdb).toEqual(expect.arrayContaining(['-D', run.pgdata, '--data-checksums']));
+    expect(initdb).toEqual(expect.arrayContaining(['-D', `${run.pgdata}.init`, '--data-checksums']));
     expect(run.psqlStdin().some((s) => s.includes('CREATE EXTENSION IF NOT EXISTS documentdb'))).toBe(true);
     expect(run.calls('postgres')).toHaveLength(1);
     expect(serverSettings(run.calls('postgres')[0]).primary_conninfo).toBeUndefined();
+  }, SLOW);
+
+  /** initdb writes PG_VERSION into its -D directory first, then runs `then`. */
+  const initdbThen = (then: string) => `while [ $# -gt 0 ]; do [ "$1" = -D ] && echo 15 > "$2/PG_VERSION"; shift; done\n${then}`;
+
+  test('initdb and the setup run in a sibling directory (<PGDATA>.init), moved into place only once both are done', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => clusterState(p, 'new'),
+      stubs: { initdb: initdbThen(''), pg_ctl: '[ -f "$STUB_DIR/data/pgdata/PG_VERSION" ] && echo present >> "$STUB_DIR/calls/pgdata-during-setup" || echo absent >> "$STUB_DIR/calls/pgdata-during-setup"' },
+    });
+    expect(run.read('calls/pgdata-during-setup')).toBe('absent\nabsent\n');
+    expect(run.calls('pg_ctl').map((a) => a[a.indexOf('-D') + 1])).toEqual([`${run.pgdata}.init`, `${run.pgdata}.init`]);
+    expect(run.read('data/pgdata/PG_VERSION')).toBe('15\n');
+    expect(fs.existsSync(`${run.pgdata}.init`)).toBe(false);
+    expect(run.calls('postgres')).toHaveLength(1);
+  }, SLOW);
+
+  test('an initialisation that did not finish (its setup failed) leaves no data directory behind: the next start initialises again, never starts the half-done one', () => {
+    const failed = runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => clusterState(p, 'new'),
+      stubs: { initdb: initdbThen(''), pg_ctl: 'case "$*" in *start*) exit 1 ;; esac' },
+    });
+    expect(failed.status).not.toBe(0);
+    expect(failed.read('data/pgdata/PG_VERSION')).toBeUndefined();
+    expect(failed.calls('postgres')).toEqual([]);
+    const next = runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => {
+        clusterState(p, 'new');
+        fs.mkdirSync(`${p.pgdata}.init`);
+        fs.writeFileSync(`${p.pgdata}.init/PG_VERSION`, '15\n');
+        fs.writeFileSync(`${p.pgdata}.init/half-done`, '');
+      },
+      stubs: { initdb: initdbThen('') },
+    });
+    expect(next.calls('initdb')).toHaveLength(1);
+    expect(fs.existsSync(path.join(next.pgdata, 'half-done'))).toBe(false);
+    expect(next.read('data/pgdata/PG_VERSION')).toBe('15\n');
   }, SLOW);
 
   test('$RUN_DIR/preparing exists while the data directory is prepared (initdb, the local server), so the liveness probe passes', () => {
