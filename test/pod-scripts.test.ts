@@ -1059,6 +1059,7 @@ describe('agent.sh', () => {
   const reloads = (run: Run) => run.calls('psql').filter((a) => a.includes('SELECT pg_reload_conf()')).length;
   const applies = (run: Run) => run.calls('psql').filter((a) => a.includes('-f') && a.includes('-')).length;
   const count = (text: string, fragment: string) => text.split(fragment).length - 1;
+  const drops = (run: Run) => run.psqlStdin().filter((q) => q.includes('pg_drop_replication_slot')).length;
 
   test('(setup) the loop this test cuts off is where agent.sh\'s definitions end', () => {
     const script: string = CONFIG_MAP.data['agent.sh'];
@@ -1075,6 +1076,20 @@ describe('agent.sh', () => {
     });
     expect(watch('x-pg-primary-0').read('run/reclone-needed')).toBe('');
     expect(watch('x-pg-replica-0').read('run/reclone-needed')).toBeUndefined();
+  }, SLOW);
+
+  test('on a standby it drops the inactive slots of the cluster a former primary kept, and only those', () => {
+    const run = runScript('', {
+      pod: 'x-pg-primary-0',
+      psql: 'case "$query" in *"NOT active"*) printf \'%s\\n\' fdb_x_pg_replica_0 fdb_x_pg_replica_1; exit 0 ;; esac',
+      snippet: 'eval "$(sed \'/^while true; do$/,$d\' "$CONFIG_DIR/agent.sh")"; drop_standby_slots',
+    });
+    const listed = run.psqlStdin().find((q) => q.includes('FROM pg_replication_slots')) ?? '';
+    expect(listed).toMatch(/slot_type = 'physical' AND NOT active AND starts_with\(slot_name::text, :'prefix'\)/);
+    const drops = run.calls('psql').filter((a) => a.includes('slot=fdb_x_pg_replica_0') || a.includes('slot=fdb_x_pg_replica_1'));
+    expect(drops).toHaveLength(2);
+    expect(run.psqlStdin().filter((q) => q.includes('pg_drop_replication_slot'))).toHaveLength(2);
+    expect(run.stderr).toContain('dropped slot fdb_x_pg_replica_1: this pod is a standby now');
   }, SLOW);
 
   test('reloads the configuration on its first pass, then only when postgresql.conf or pg_hba.conf changes', () => {
@@ -1122,6 +1137,8 @@ describe('agent.sh', () => {
     const pass = (inRecovery: 't' | 'f') => runScript('agent.sh', {
       pod: inRecovery === 'f' ? 'x-pg-primary-0' : 'x-pg-replica-0',
       env: { AGENT_INTERVAL: '5', STUB_IN_RECOVERY: inRecovery },
+      // An inactive slot of the cluster on the local server (a former primary's).
+      psql: 'case "$query" in *"NOT active"*) echo fdb_x_pg_replica_1; exit 0 ;; esac',
       // SIGTERM after the first pass (about 1 s: the reload waits 1 s), before the second; the agent exits 0 on it.
       timeoutMs: 4000,
     });
@@ -1131,13 +1148,15 @@ describe('agent.sh', () => {
       expect(run.status).toBe(0);
       expect(reloads(run)).toBe(1);
       expect(applies(run)).toBe(1);
+      expect(drops(run)).toBe(0);
     }, SLOW);
 
-    test('on a standby: reloads the configuration and never applies setup.sql', () => {
+    test('on a standby: reloads the configuration, never applies setup.sql, drops the slots a former primary kept', () => {
       const run = pass('t');
       expect(run.status).toBe(0);
       expect(reloads(run)).toBe(1);
       expect(applies(run)).toBe(0);
+      expect(drops(run)).toBe(1);
     }, SLOW);
   });
 });

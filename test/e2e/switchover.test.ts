@@ -104,6 +104,13 @@ test('switchover to a lagging named standby (its WAL receiver paused under write
   console.log(`${RW_SERVICE} sampled ${samples} times during the switchover; read-only Ready endpoints seen: ${readOnly.length}`);
   expect(samples).toBeGreaterThan(5);
   expect([...new Set(readOnly)]).toEqual([]);
+
+  // The former primary keeps none of the slots it served (nothing advances them on a standby:
+  // invalidated later, they would make a switch back re-clone every standby); the new primary
+  // has one per standby.
+  await c.h.waitUntil(`${PRIMARY}, now a standby, holds no replication slot`, 60_000,
+    async () => (await c.sql(PRIMARY, 'SELECT count(*) FROM pg_replication_slots')) === '0');
+  expect(await c.sql(replica(1), 'SELECT count(*) FROM pg_replication_slots WHERE active')).toBe('2');
 });
 
 test('max_connections lowered together with a switchover: the named standby replays with the primary\'s recorded limit and promotes', async () => {

@@ -6,6 +6,7 @@
 #   on the primary: applies roles/passwords/extension when they change, and keeps exactly one
 #     physical slot per cluster member (creates missing ones; drops inactive slots of pods that
 #     are no longer members, so a scaled-down replica cannot retain WAL);
+#   on a standby: drops the slots a former primary kept (a standby serves none);
 #   on a standby that is not streaming: when its slot on the primary has been invalidated, or the
 #     primary no longer has the WAL it needs next, marks the pod for a re-clone (the liveness
 #     probe then restarts the postgres container, and postgres.sh clones it again); never when
@@ -82,6 +83,26 @@ SQL
 )
 }
 
+# A former primary rejoins as a standby with the slots it served as primary (pg_rewind keeps
+# them): nothing advances them there, they hold its WAL back until max_slot_wal_keep_size
+# invalidates them, and a switch back to this pod would then re-clone every standby. A standby
+# serves no slot (no cascading): it drops its inactive ones; the primary's agent creates them anew.
+drop_standby_slots() {
+  local slot
+  while read -r slot; do
+    [ -n "$slot" ] || continue
+    if local_sql -v slot="$slot" >/dev/null <<'SQL'; then
+SELECT pg_drop_replication_slot(:'slot');
+SQL
+      log "dropped slot $slot: this pod is a standby now (a primary's slot, kept by its rejoin)"
+    fi
+  done < <(local_sql -v prefix="$SLOT_PREFIX" <<'SQL'
+SELECT slot_name FROM pg_replication_slots
+WHERE slot_type = 'physical' AND NOT active AND starts_with(slot_name::text, :'prefix');
+SQL
+)
+}
+
 watch_standby() {
   local streaming status missing
   # Named primary, about to promote: not streaming is expected, and a re-clone would lose its data.
@@ -150,6 +171,7 @@ while true; do
       t)
         write_pgpass
         reconcile_config
+        drop_standby_slots
         watch_standby
         ;;
     esac
