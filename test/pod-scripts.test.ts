@@ -1133,6 +1133,47 @@ describe('agent.sh', () => {
     for (const stdin of run.psqlStdin().filter((s) => s.includes('CREATE EXTENSION'))) expect(stdin).toContain('ALTER EXTENSION documentdb UPDATE;');
   }, SLOW);
 
+  describe('ALTER EXTENSION documentdb UPDATE waits until every member\'s image ships the primary\'s version', () => {
+    /**
+     * The extension is installed at 0.107-0 and the primary's image ships 0.108-0; each member
+     * (asked at its own address) ships what $STUB_DIR/member-version says (nothing: cannot be asked).
+     */
+    const upgrade = lazy(() => runScript('', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => fs.writeFileSync(path.join(p.dir, 'documentdb-version'), '0.108-0\n'),
+      psql: [
+        'case "$query" in',
+        '  *extversion*) echo 0.107-0; exit 0 ;;',
+        '  *default_version*) case "$host" in *.*) [ -f "$STUB_DIR/member-version" ] || exit 2; cat "$STUB_DIR/member-version"; exit 0 ;; esac ;;',
+        'esac',
+      ].join('\n'),
+      snippet: `eval "$(sed '/^while true; do$/,$d' "$CONFIG_DIR/agent.sh")"; ${[
+        'reconcile_setup', 'echo 0.107-0 > "$STUB_DIR/member-version"', 'reconcile_setup', 'reconcile_setup',
+        'echo 0.108-0 > "$STUB_DIR/member-version"', 'reconcile_setup', 'reconcile_setup',
+      ].join('; ')}`,
+    }));
+    const setups = () => upgrade().psqlStdin().filter((q) => q.includes('CREATE EXTENSION'));
+
+    test('while a member cannot be asked or ships an older version: setup.sql is applied (roles, passwords) without the update, saying why once per reason', () => {
+      // Applied once without it (a changed reason is no change of what is applied).
+      expect(setups()[0].split('\n')[0]).toBe('\\set update_extension false');
+      expect(upgrade().stderr).toContain('not updating documentdb from 0.107-0 to 0.108-0 yet: every member\'s image must ship 0.108-0 first ( x-pg-replica-0 ships cannot be asked;');
+      expect(upgrade().stderr).toContain('x-pg-replica-0 ships 0.107-0;');
+      expect(count(upgrade().stderr, 'not updating documentdb')).toBe(2);
+    }, SLOW);
+
+    test('once every member ships it, setup.sql is applied again, with the update, once', () => {
+      expect(setups()).toHaveLength(2);
+      expect(setups()[1].split('\n')[0]).toBe('\\set update_extension true');
+    }, SLOW);
+
+    test('setup.sql runs ALTER EXTENSION documentdb UPDATE only under \\if :update_extension', () => {
+      const sql: string = CONFIG_MAP.data['setup.sql'];
+      expect(sql).toMatch(/^\\if :update_extension\nALTER EXTENSION documentdb UPDATE;\n\\endif$/m);
+      expect(count(sql, 'ALTER EXTENSION')).toBe(1);
+    });
+  });
+
   describe('one pass of its loop', () => {
     const pass = (inRecovery: 't' | 'f') => runScript('agent.sh', {
       pod: inRecovery === 'f' ? 'x-pg-primary-0' : 'x-pg-replica-0',

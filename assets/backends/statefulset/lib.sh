@@ -145,8 +145,10 @@ stop_local_server() {
 
 # Roles, passwords (from the Secret, re-applied so a reused volume never keeps stale passwords),
 # the grants pg_rewind needs, and the DocumentDB extension. Idempotent; runs on the primary only.
+# $1: whether to run ALTER EXTENSION documentdb UPDATE (true|false; default true).
 apply_setup() {
   {
+    printf '\\set update_extension %s\n' "${1:-true}"
     printf '\\set replication_user %s\n' "$REPLICATION_USER"
     printf '\\set ferretdb_user %s\n' "$FERRETDB_USER"
     # The backticks are psql's: it reads the password files itself, so they never reach argv.
@@ -164,11 +166,12 @@ fingerprint() {
 }
 
 # A fingerprint of what apply_setup applies, to re-apply only when it changes: the SQL, the
-# passwords, and the DocumentDB version the image ships (a new image updates the extension).
+# passwords, the DocumentDB version the image ships (a new image updates the extension), and
+# $1, whether the extension update is allowed yet.
 setup_fingerprint() {
   local version
   version=$(local_sql -c "SELECT default_version FROM pg_available_extensions WHERE name = 'documentdb'") || return 1
-  { cat "$CONFIG_DIR/setup.sql" "$SECRET_DIR/replication-password" "$SECRET_DIR/ferretdb-password"; echo "$version"; } \
+  { cat "$CONFIG_DIR/setup.sql" "$SECRET_DIR/replication-password" "$SECRET_DIR/ferretdb-password"; echo "$version"; echo "${1:-}"; } \
     | fingerprint
 }
 
