@@ -492,8 +492,8 @@ describe('setup.sql roles', () => {
     return m![1].split(/\s+/);
   };
 
-  /** The SQL statements, comments removed, each on one line. */
-  const statements = sql.replace(/--[^\n]*/g, '').split(';').map((st) => st.replace(/\s+/g, ' ').trim()).filter((st) => st !== '');
+  /** The SQL statements, comments and psql meta-command lines (\if, \endif, \set) removed, each on one line. */
+  const statements = sql.replace(/--[^\n]*/g, '').replace(/^\\[^\n]*/gm, '').split(';').map((st) => st.replace(/\s+/g, ' ').trim()).filter((st) => st !== '');
   const grantsTo = (variable: string) => statements.filter((st) => /^GRANT /.test(st) && st.includes(`TO :"${variable}"`));
 
   test('the replication role gets only LOGIN REPLICATION, EXECUTE on the pg_rewind functions and USAGE on DocumentDB\'s schemas (documentdb_core among them)', () => {
