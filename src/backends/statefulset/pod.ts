@@ -7,6 +7,7 @@ import { BOOTSTRAP_IMAGE } from '../../postgres/credentials-bootstrap';
 import { TLS_KEYS } from '../../private/certificates';
 import { POSTGRES_CLUSTER_LABEL, SLOT_PREFIX } from '../../private/names';
 import { API_TOKEN_DIR, API_TOKEN_MOUNT, apiTokenVolume, containerSecurityContext, SMALL_SIDECAR_RESOURCES, podSecurityContext, renderResources, spreadOverNodesAndZones } from '../../private/pod-spec';
+import { postgresScriptsHash } from './scripts';
 
 export const CONFIG_DIR = '/etc/ferretdb-postgres';
 export const SECRET_DIR = '/etc/ferretdb-postgres-secret';
@@ -21,6 +22,8 @@ export const PGDATA = `${DATA_MOUNT}/pgdata`;
 export const AGENT_INTERVAL_SECONDS = 10;
 /** Annotation of the PostgreSQL pod templates: a hash of the settings that need a restart. */
 export const RESTART_SETTINGS_ANNOTATION = 'ferretdb.cdk8s.io/restart-settings';
+/** Annotation of the PostgreSQL pod templates: a hash of the pods' scripts (scripts.ts). */
+export const SCRIPTS_ANNOTATION = 'ferretdb.cdk8s.io/scripts';
 
 const AGENT_RESOURCES: Resources = { cpuRequest: '10m', memoryRequest: '32Mi', memoryLimit: '64Mi' };
 
@@ -216,7 +219,11 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
         metadata: {
           labels: { ...o.podLabels, ...o.selector, [POSTGRES_CLUSTER_LABEL]: c.clusterName },
           // A changed restart-only setting changes the template, so the StatefulSet rolls.
-          annotations: { [RESTART_SETTINGS_ANNOTATION]: Lazy.any({ produce: () => c.restartSettingsHash() }) as any },
+          // So do changed scripts (a library upgrade): running shells would keep the old code.
+          annotations: {
+            [RESTART_SETTINGS_ANNOTATION]: Lazy.any({ produce: () => c.restartSettingsHash() }) as any,
+            [SCRIPTS_ANNOTATION]: postgresScriptsHash(),
+          },
         },
         spec: {
           serviceAccountName: o.stateKeeper?.serviceAccountName,
