@@ -1086,8 +1086,8 @@ describe('agent.sh', () => {
     });
     const listed = run.psqlStdin().find((q) => q.includes('FROM pg_replication_slots')) ?? '';
     expect(listed).toMatch(/slot_type = 'physical' AND NOT active AND starts_with\(slot_name::text, :'prefix'\)/);
-    const drops = run.calls('psql').filter((a) => a.includes('slot=fdb_x_pg_replica_0') || a.includes('slot=fdb_x_pg_replica_1'));
-    expect(drops).toHaveLength(2);
+    const dropCalls = run.calls('psql').filter((a) => a.includes('slot=fdb_x_pg_replica_0') || a.includes('slot=fdb_x_pg_replica_1'));
+    expect(dropCalls).toHaveLength(2);
     expect(run.psqlStdin().filter((q) => q.includes('pg_drop_replication_slot'))).toHaveLength(2);
     expect(run.stderr).toContain('dropped slot fdb_x_pg_replica_1: this pod is a standby now');
   }, SLOW);
