@@ -59,8 +59,11 @@ function sampleReadWriteEndpoints(c: PgCluster): { stop: () => Promise<{ samples
 }
 
 test('switchover to a lagging named standby (its WAL receiver paused under writes, released during the handover): no acknowledged commit is lost, the other standby follows the new timeline, and once the named standby has the leader key NAME-pg-rw has no read-only Ready endpoint', async () => {
-  // A long sender timeout: the paused receiver must not be cut off by the old primary meanwhile.
-  const props: FerretDBClusterProps = { wal: { walSenderTimeout: '120s' } };
+  // Long sender and receiver timeouts: the paused receiver must not be cut off by the old primary
+  // meanwhile, nor end itself on being resumed (a pause longer than walReceiverTimeout, 10 s by
+  // default and soon reached on a loaded machine, made it exit before reading what was sent: the
+  // named standby then had less WAL than the other one and rightly refused to promote).
+  const props: FerretDBClusterProps = { wal: { walSenderTimeout: '300s', walReceiverTimeout: '300s' } };
   const c = await boot(props);
   await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
   await c.sql(PRIMARY, TABLE);
