@@ -139,6 +139,8 @@ function runScript(script: string, o: ScriptOptions): Run {
     // A member asked at its own address is a standby; the read-write Service is the primary.
     '  *pg_is_in_recovery*) case "$host" in *.*) echo t ;; *) echo "${STUB_IN_RECOVERY:-f}" ;; esac ;;',
     '  *wal_status*) echo reserved ;;',
+    // The primary runs this data's database, on its timeline (CONTROLDATA).
+    '  *IDENTIFY_SYSTEM*) echo "7301234567890123456|2|0/3000000|" ;;',
     'esac',
   ].join('\n'));
   // postgres -C <name> prints the configured value (postgresql.conf, else PostgreSQL's default).
@@ -333,10 +335,50 @@ describe('postgres.sh: initdb happens once in a cluster\'s life', () => {
   test('with a fresh cluster-state "new", the bootstrap pod runs initdb --data-checksums, applies setup.sql, then starts as primary', () => {
     const run = bootstrap((p) => clusterState(p, 'new'));
     const [initdb] = run.calls('initdb');
-    expect(initdb).toEqual(expect.arrayContaining(['-D', run.pgdata, '--data-checksums']));
+    expect(initdb).toEqual(expect.arrayContaining(['-D', `${run.pgdata}.init`, '--data-checksums']));
     expect(run.psqlStdin().some((s) => s.includes('CREATE EXTENSION IF NOT EXISTS documentdb'))).toBe(true);
     expect(run.calls('postgres')).toHaveLength(1);
     expect(serverSettings(run.calls('postgres')[0]).primary_conninfo).toBeUndefined();
+  }, SLOW);
+
+  /** initdb writes PG_VERSION into its -D directory first, then runs `then`. */
+  const initdbThen = (then: string) => `while [ $# -gt 0 ]; do [ "$1" = -D ] && echo 15 > "$2/PG_VERSION"; shift; done\n${then}`;
+
+  test('initdb and the setup run in a sibling directory (<PGDATA>.init), moved into place only once both are done', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => clusterState(p, 'new'),
+      stubs: { initdb: initdbThen(''), pg_ctl: '[ -f "$STUB_DIR/data/pgdata/PG_VERSION" ] && echo present >> "$STUB_DIR/calls/pgdata-during-setup" || echo absent >> "$STUB_DIR/calls/pgdata-during-setup"' },
+    });
+    expect(run.read('calls/pgdata-during-setup')).toBe('absent\nabsent\n');
+    expect(run.calls('pg_ctl').map((a) => a[a.indexOf('-D') + 1])).toEqual([`${run.pgdata}.init`, `${run.pgdata}.init`]);
+    expect(run.read('data/pgdata/PG_VERSION')).toBe('15\n');
+    expect(fs.existsSync(`${run.pgdata}.init`)).toBe(false);
+    expect(run.calls('postgres')).toHaveLength(1);
+  }, SLOW);
+
+  test('an initialisation that did not finish (its setup failed) leaves no data directory behind: the next start initialises again, never starts the half-done one', () => {
+    const failed = runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => clusterState(p, 'new'),
+      stubs: { initdb: initdbThen(''), pg_ctl: 'case "$*" in *start*) exit 1 ;; esac' },
+    });
+    expect(failed.status).not.toBe(0);
+    expect(failed.read('data/pgdata/PG_VERSION')).toBeUndefined();
+    expect(failed.calls('postgres')).toEqual([]);
+    const next = runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => {
+        clusterState(p, 'new');
+        fs.mkdirSync(`${p.pgdata}.init`);
+        fs.writeFileSync(`${p.pgdata}.init/PG_VERSION`, '15\n');
+        fs.writeFileSync(`${p.pgdata}.init/half-done`, '');
+      },
+      stubs: { initdb: initdbThen('') },
+    });
+    expect(next.calls('initdb')).toHaveLength(1);
+    expect(fs.existsSync(path.join(next.pgdata, 'half-done'))).toBe(false);
+    expect(next.read('data/pgdata/PG_VERSION')).toBe('15\n');
   }, SLOW);
 
   test('$RUN_DIR/preparing exists while the data directory is prepared (initdb, the local server), so the liveness probe passes', () => {
@@ -760,6 +802,61 @@ describe('standby data on an older timeline than the primary\'s (it may be past 
   }, SLOW);
 });
 
+describe('standby data never streams before the primary has said its system identifier and timeline', () => {
+  /** IDENTIFY_SYSTEM fails for the first `failures` calls, then answers on a timeline `tli`. */
+  const answersAfter = (failures: number, tli = '2') => [
+    'case "$query" in *IDENTIFY_SYSTEM*)',
+    '  n=$(( $(cat "$STUB_DIR/identify-calls" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$STUB_DIR/identify-calls"',
+    `  [ "$n" -le ${failures} ] && { echo 'psql: error: connection to server at "x-pg-rw" failed: Connection refused' >&2; exit 2; }`,
+    `  echo "7301234567890123456|${tli}|0/3000000|"; exit 0 ;;`,
+    'esac',
+  ].join('\n');
+  // The read-only server runs until SIGINT; the streaming one exits at once, so the run ends.
+  const holdServer = 'if [ "$(wc -l < "$STUB_DIR/calls/postgres")" = 1 ]; then exec perl "$STUB_DIR/bin/stub-server.pl"; fi';
+
+  const late = lazy(() => runScript('postgres.sh', {
+    pod: 'x-pg-replica-0',
+    prepare: (p) => standbyData(p.pgdata),
+    psql: answersAfter(3, '3'),
+    stubs: { postgres: holdServer },
+  }));
+
+  test('while the primary cannot be asked, the data runs read-only without streaming (no primary_conninfo), and says why', () => {
+    const [first] = late().calls('postgres');
+    expect(serverSettings(first).primary_conninfo).toBe('');
+    expect(late().stderr).toContain('the primary behind x-pg-rw cannot be asked for its system identifier and timeline: running this standby read-only without streaming until it answers');
+    expect(late().read('calls/preparing')).toContain('postgres');
+  }, SLOW);
+
+  test('once it answers: the read-only server stops (SIGINT), the timeline is compared (here: rewound) and only then the standby streams', () => {
+    expect((late().read('calls/signals') ?? '').trim().split('\n').map((l) => l.split(' ')[0])).toEqual(['INT']);
+    const sequence = late().sequence().join('\n');
+    expect(sequence).toMatch(/signal INT[\s\S]*pg_rewind[\s\S]*postgres -D/);
+    const starts = late().calls('postgres');
+    expect(starts).toHaveLength(2);
+    expect(serverSettings(starts[1]).primary_conninfo).toMatch(/^host=x-pg-rw /);
+  }, SLOW);
+
+  test('a leader key naming the pod ends the wait: the read-only server stops and the pod starts over to promote', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-replica-0',
+      prepare: (p) => standbyData(p.pgdata),
+      psql: answersAfter(1000),
+      stubs: {
+        postgres: [
+          'if [ "$(wc -l < "$STUB_DIR/calls/postgres")" = 1 ]; then',
+          '  printf \'%s\\n\' x-pg-replica-0 > "$CONFIG_DIR/leader"',
+          '  exec perl "$STUB_DIR/bin/stub-server.pl"',
+          'fi',
+        ].join('\n'),
+      },
+    });
+    expect(run.stderr).toContain('the leader key now names this pod: stopping the read-only standby to promote it');
+    expect(run.stderr).toContain('this pod is the designated primary and holds standby data: promoting it');
+    expect(run.calls('pg_basebackup')).toEqual([]);
+  }, SLOW);
+});
+
 describe('a pg_rewind that did not finish', () => {
   const marker = (p: Paths) => `${p.pgdata}.rewinding`;
 
@@ -843,8 +940,6 @@ describe('the system identifier: another database is never streamed from, rewoun
       psql: 'case "$query" in *IDENTIFY_SYSTEM*) echo "7301234567890123456|1|0/3000000|"; exit 0 ;; esac',
     });
     expect(same.calls('postgres')).toHaveLength(1);
-    const unknown = runScript('postgres.sh', { pod: 'x-pg-replica-0', prepare: (p) => standbyData(p.pgdata) });
-    expect(unknown.calls('postgres')).toHaveLength(1);
   }, SLOW);
 
   test('the agent of a standby that is not streaming from another database warns once and never requests a re-clone', () => {
@@ -964,6 +1059,7 @@ describe('agent.sh', () => {
   const reloads = (run: Run) => run.calls('psql').filter((a) => a.includes('SELECT pg_reload_conf()')).length;
   const applies = (run: Run) => run.calls('psql').filter((a) => a.includes('-f') && a.includes('-')).length;
   const count = (text: string, fragment: string) => text.split(fragment).length - 1;
+  const drops = (run: Run) => run.psqlStdin().filter((q) => q.includes('pg_drop_replication_slot')).length;
 
   test('(setup) the loop this test cuts off is where agent.sh\'s definitions end', () => {
     const script: string = CONFIG_MAP.data['agent.sh'];
@@ -975,11 +1071,25 @@ describe('agent.sh', () => {
     const watch = (leader: string) => runScript('', {
       pod: 'x-pg-replica-0',
       prepare: (p) => setLeader(p, leader),
-      psql: 'case "$query" in *pg_stat_wal_receiver*) echo 0; exit 0 ;; *wal_status*) echo lost; exit 0 ;; esac',
+      psql: 'case "$query" in *pg_control_system*) echo 7301234567890123456; exit 0 ;; *pg_stat_wal_receiver*) echo 0; exit 0 ;; *wal_status*) echo lost; exit 0 ;; esac',
       snippet: 'eval "$(sed \'/^while true; do$/,$d\' "$CONFIG_DIR/agent.sh")"; watch_standby',
     });
     expect(watch('x-pg-primary-0').read('run/reclone-needed')).toBe('');
     expect(watch('x-pg-replica-0').read('run/reclone-needed')).toBeUndefined();
+  }, SLOW);
+
+  test('on a standby it drops the inactive slots of the cluster a former primary kept, and only those', () => {
+    const run = runScript('', {
+      pod: 'x-pg-primary-0',
+      psql: 'case "$query" in *"NOT active"*) printf \'%s\\n\' fdb_x_pg_replica_0 fdb_x_pg_replica_1; exit 0 ;; esac',
+      snippet: 'eval "$(sed \'/^while true; do$/,$d\' "$CONFIG_DIR/agent.sh")"; drop_standby_slots',
+    });
+    const listed = run.psqlStdin().find((q) => q.includes('FROM pg_replication_slots')) ?? '';
+    expect(listed).toMatch(/slot_type = 'physical' AND NOT active AND starts_with\(slot_name::text, :'prefix'\)/);
+    const dropCalls = run.calls('psql').filter((a) => a.includes('slot=fdb_x_pg_replica_0') || a.includes('slot=fdb_x_pg_replica_1'));
+    expect(dropCalls).toHaveLength(2);
+    expect(run.psqlStdin().filter((q) => q.includes('pg_drop_replication_slot'))).toHaveLength(2);
+    expect(run.stderr).toContain('dropped slot fdb_x_pg_replica_1: this pod is a standby now');
   }, SLOW);
 
   test('reloads the configuration on its first pass, then only when postgresql.conf or pg_hba.conf changes', () => {
@@ -1023,10 +1133,53 @@ describe('agent.sh', () => {
     for (const stdin of run.psqlStdin().filter((s) => s.includes('CREATE EXTENSION'))) expect(stdin).toContain('ALTER EXTENSION documentdb UPDATE;');
   }, SLOW);
 
+  describe('ALTER EXTENSION documentdb UPDATE waits until every member\'s image ships the primary\'s version', () => {
+    /**
+     * The extension is installed at 0.107-0 and the primary's image ships 0.108-0; each member
+     * (asked at its own address) ships what $STUB_DIR/member-version says (nothing: cannot be asked).
+     */
+    const upgrade = lazy(() => runScript('', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => fs.writeFileSync(path.join(p.dir, 'documentdb-version'), '0.108-0\n'),
+      psql: [
+        'case "$query" in',
+        '  *extversion*) echo 0.107-0; exit 0 ;;',
+        '  *default_version*) case "$host" in *.*) [ -f "$STUB_DIR/member-version" ] || exit 2; cat "$STUB_DIR/member-version"; exit 0 ;; esac ;;',
+        'esac',
+      ].join('\n'),
+      snippet: `eval "$(sed '/^while true; do$/,$d' "$CONFIG_DIR/agent.sh")"; ${[
+        'reconcile_setup', 'echo 0.107-0 > "$STUB_DIR/member-version"', 'reconcile_setup', 'reconcile_setup',
+        'echo 0.108-0 > "$STUB_DIR/member-version"', 'reconcile_setup', 'reconcile_setup',
+      ].join('; ')}`,
+    }));
+    const setups = () => upgrade().psqlStdin().filter((q) => q.includes('CREATE EXTENSION'));
+
+    test('while a member cannot be asked or ships an older version: setup.sql is applied (roles, passwords) without the update, saying why once per reason', () => {
+      // Applied once without it (a changed reason is no change of what is applied).
+      expect(setups()[0].split('\n')[0]).toBe('\\set update_extension false');
+      expect(upgrade().stderr).toContain('not updating documentdb from 0.107-0 to 0.108-0 yet: every member\'s image must ship 0.108-0 first ( x-pg-replica-0 ships cannot be asked;');
+      expect(upgrade().stderr).toContain('x-pg-replica-0 ships 0.107-0;');
+      expect(count(upgrade().stderr, 'not updating documentdb')).toBe(2);
+    }, SLOW);
+
+    test('once every member ships it, setup.sql is applied again, with the update, once', () => {
+      expect(setups()).toHaveLength(2);
+      expect(setups()[1].split('\n')[0]).toBe('\\set update_extension true');
+    }, SLOW);
+
+    test('setup.sql runs ALTER EXTENSION documentdb UPDATE only under \\if :update_extension', () => {
+      const sql: string = CONFIG_MAP.data['setup.sql'];
+      expect(sql).toMatch(/^\\if :update_extension\nALTER EXTENSION documentdb UPDATE;\n\\endif$/m);
+      expect(count(sql, 'ALTER EXTENSION')).toBe(1);
+    });
+  });
+
   describe('one pass of its loop', () => {
     const pass = (inRecovery: 't' | 'f') => runScript('agent.sh', {
       pod: inRecovery === 'f' ? 'x-pg-primary-0' : 'x-pg-replica-0',
       env: { AGENT_INTERVAL: '5', STUB_IN_RECOVERY: inRecovery },
+      // An inactive slot of the cluster on the local server (a former primary's).
+      psql: 'case "$query" in *"NOT active"*) echo fdb_x_pg_replica_1; exit 0 ;; esac',
       // SIGTERM after the first pass (about 1 s: the reload waits 1 s), before the second; the agent exits 0 on it.
       timeoutMs: 4000,
     });
@@ -1036,13 +1189,15 @@ describe('agent.sh', () => {
       expect(run.status).toBe(0);
       expect(reloads(run)).toBe(1);
       expect(applies(run)).toBe(1);
+      expect(drops(run)).toBe(0);
     }, SLOW);
 
-    test('on a standby: reloads the configuration and never applies setup.sql', () => {
+    test('on a standby: reloads the configuration, never applies setup.sql, drops the slots a former primary kept', () => {
       const run = pass('t');
       expect(run.status).toBe(0);
       expect(reloads(run)).toBe(1);
       expect(applies(run)).toBe(0);
+      expect(drops(run)).toBe(1);
     }, SLOW);
   });
 });
@@ -1051,8 +1206,29 @@ describe('maintenance sessions', () => {
   test('commit locally: a new primary\'s agent never waits for a synchronous standby that waits for its slot', () => {
     const run = runScript('', { pod: 'x-pg-primary-0', snippet: 'local_sql -c "SELECT 1"' });
     expect(run.status).toBe(0);
-    expect(run.psqlOptions()).toEqual(['-c synchronous_commit=local']);
+    expect(run.psqlOptions()[0]).toMatch(/^-c synchronous_commit=local /);
   });
+
+  test('give up instead of waiting without end: a lock timeout and a statement timeout on the local server and on the primary', () => {
+    const run = runScript('', { pod: 'x-pg-replica-0', snippet: 'local_sql -c "SELECT 1"; leader_sql -c "SELECT 1"' });
+    expect(run.status).toBe(0);
+    const options = run.psqlOptions();
+    expect(options).toHaveLength(2);
+    for (const o of options) {
+      expect(o).toContain('-c lock_timeout=10s');
+      expect(o).toContain('-c statement_timeout=120s');
+    }
+  });
+
+  test('every psql call of one agent pass on the primary carries both timeouts', () => {
+    const run = runScript('', {
+      pod: 'x-pg-primary-0',
+      snippet: 'eval "$(sed \'/^while true; do$/,$d\' "$CONFIG_DIR/agent.sh")"; reconcile_config; reconcile_setup; reconcile_slots',
+    });
+    const options = run.psqlOptions();
+    expect(options.length).toBeGreaterThan(3);
+    expect(options.filter((o) => !/lock_timeout=10s/.test(o) || !/statement_timeout=120s/.test(o))).toEqual([]);
+  }, SLOW);
 });
 
 describe('with TLS (TLS_DIR set, as the tls prop does): every connection to another member verifies its certificate', () => {

@@ -1,4 +1,5 @@
 import { execFileSync } from 'child_process';
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -264,6 +265,31 @@ describe('connection budget (max_connections)', () => {
   });
 });
 
+describe('changed scripts roll the pods (ferretdb.cdk8s.io/scripts)', () => {
+  const objs = synth();
+  const data: { [key: string]: string } = postgresConfigMap(objs).data;
+  const scriptKeys = ['lib.sh', 'datadir.sh', 'postgres.sh', 'agent.sh', 'lifecycle.sh', 'cluster-state.sh', 'setup.sql'];
+
+  test('every PostgreSQL pod template carries a hash of the scripts the ConfigMap mounts (running shells keep old code until their pod restarts)', () => {
+    const hash = createHash('sha256');
+    for (const key of scriptKeys) hash.update(`${key}\n${data[key]}\n`);
+    const expected = hash.digest('hex').slice(0, 16);
+    const statefulSets = byKind(objs, 'StatefulSet');
+    expect(statefulSets.length).toBeGreaterThanOrEqual(2);
+    for (const sts of statefulSets) expect(sts.spec.template.metadata.annotations['ferretdb.cdk8s.io/scripts']).toBe(expected);
+  });
+
+  test('it covers every script key of the ConfigMap (a new script is not left out)', () => {
+    const scripts = Object.keys(data).filter((k) => /\.(sh|sql)$/.test(k)).sort();
+    expect(scripts).toEqual([...scriptKeys].sort());
+  });
+
+  test('settings alone do not change it (they have the restart-settings hash, or a reload)', () => {
+    const value = (o: any[]) => byKind(o, 'StatefulSet')[0].spec.template.metadata.annotations['ferretdb.cdk8s.io/scripts'];
+    expect(value(synth({ maxConnections: 500, parameters: { work_mem: '64MB' } }))).toBe(value(objs));
+  });
+});
+
 describe('restart-only settings roll the pods (ferretdb.cdk8s.io/restart-settings)', () => {
   const ANNOTATION = 'ferretdb.cdk8s.io/restart-settings';
   /** The annotation of every PostgreSQL pod template; they must agree. */
@@ -492,8 +518,8 @@ describe('setup.sql roles', () => {
     return m![1].split(/\s+/);
   };
 
-  /** The SQL statements, comments removed, each on one line. */
-  const statements = sql.replace(/--[^\n]*/g, '').split(';').map((st) => st.replace(/\s+/g, ' ').trim()).filter((st) => st !== '');
+  /** The SQL statements, comments and psql meta-command lines (\if, \endif, \set) removed, each on one line. */
+  const statements = sql.replace(/--[^\n]*/g, '').replace(/^\\[^\n]*/gm, '').split(';').map((st) => st.replace(/\s+/g, ' ').trim()).filter((st) => st !== '');
   const grantsTo = (variable: string) => statements.filter((st) => /^GRANT /.test(st) && st.includes(`TO :"${variable}"`));
 
   test('the replication role gets only LOGIN REPLICATION, EXECUTE on the pg_rewind functions and USAGE on DocumentDB\'s schemas (documentdb_core among them)', () => {

@@ -59,9 +59,12 @@ function sampleReadWriteEndpoints(c: PgCluster): { stop: () => Promise<{ samples
 }
 
 test('switchover to a lagging named standby (its WAL receiver paused under writes, released during the handover): no acknowledged commit is lost, the other standby follows the new timeline, and once the named standby has the leader key NAME-pg-rw has no read-only Ready endpoint', async () => {
-  // A sender timeout longer than every wait below: the paused receiver must not be cut off by the
-  // old primary meanwhile (a loaded machine stretches those waits to minutes).
-  const props: FerretDBClusterProps = { wal: { walSenderTimeout: '900s' } };
+  // Long sender and receiver timeouts, longer than every wait below: the paused receiver must not
+  // be cut off by the old primary meanwhile, nor end itself on being resumed (a pause longer than
+  // walReceiverTimeout, 10 s by default and soon reached on a loaded machine, made it exit before
+  // reading what was sent: the named standby then had less WAL than the other one and rightly
+  // refused to promote).
+  const props: FerretDBClusterProps = { wal: { walSenderTimeout: '900s', walReceiverTimeout: '900s' } };
   const c = await boot(props);
   await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
   await c.sql(PRIMARY, TABLE);
@@ -105,6 +108,13 @@ test('switchover to a lagging named standby (its WAL receiver paused under write
   console.log(`${RW_SERVICE} sampled ${samples} times during the switchover; read-only Ready endpoints seen: ${readOnly.length}`);
   expect(samples).toBeGreaterThan(5);
   expect([...new Set(readOnly)]).toEqual([]);
+
+  // The former primary keeps none of the slots it served (nothing advances them on a standby:
+  // invalidated later, they would make a switch back re-clone every standby); the new primary
+  // has one per standby.
+  await c.h.waitUntil(`${PRIMARY}, now a standby, holds no replication slot`, 60_000,
+    async () => (await c.sql(PRIMARY, 'SELECT count(*) FROM pg_replication_slots')) === '0');
+  expect(await c.sql(replica(1), 'SELECT count(*) FROM pg_replication_slots WHERE active')).toBe('2');
 });
 
 test('max_connections lowered together with a switchover: the named standby replays with the primary\'s recorded limit and promotes', async () => {

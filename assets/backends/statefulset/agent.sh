@@ -6,6 +6,7 @@
 #   on the primary: applies roles/passwords/extension when they change, and keeps exactly one
 #     physical slot per cluster member (creates missing ones; drops inactive slots of pods that
 #     are no longer members, so a scaled-down replica cannot retain WAL);
+#   on a standby: drops the slots a former primary kept (a standby serves none);
 #   on a standby that is not streaming: when its slot on the primary has been invalidated, or the
 #     primary no longer has the WAL it needs next, marks the pod for a re-clone (the liveness
 #     probe then restarts the postgres container, and postgres.sh clones it again); never when
@@ -20,14 +21,44 @@ APPLIED="$RUN_DIR/.setup-applied"
 
 reconcile_setup() {
   local fingerprint
-  fingerprint=$(setup_fingerprint) || return 1
+  extension_update_allowed
+  fingerprint=$(setup_fingerprint "$EXTENSION_UPDATE") || return 1
   [ -f "$APPLIED" ] && [ "$(cat "$APPLIED")" = "$fingerprint" ] && return 0
-  if apply_setup; then
+  if apply_setup "$EXTENSION_UPDATE"; then
     printf '%s' "$fingerprint" > "$APPLIED"
     log "roles, passwords and extension applied"
   else
     log "WARNING: applying setup.sql failed; retrying"
   fi
+}
+
+# ALTER EXTENSION documentdb UPDATE installs SQL that calls the new image's library: a standby
+# still on an older image would replay it and fail on functions its library lacks, whereas a newer
+# library runs the older SQL (DocumentDB gates its features on the installed version). So the
+# update waits until every member's image ships the primary's version (EXTENSION_UPDATE=false
+# meanwhile, saying so once per reason); the rest of setup.sql is applied all the same.
+EXTENSION_UPDATE=true
+EXTENSION_WAIT_LOGGED=
+extension_update_allowed() {
+  local ours installed member theirs why=
+  EXTENSION_UPDATE=false
+  ours=$(local_sql -c "SELECT default_version FROM pg_available_extensions WHERE name = 'documentdb'") || return 0
+  installed=$(local_sql -c "SELECT extversion FROM pg_extension WHERE extname = 'documentdb'") || return 0
+  if [ -n "$installed" ] && [ "$installed" != "$ours" ]; then
+    while read -r member; do
+      [ "$member" = "$POD_NAME" ] && continue
+      theirs=$(PGOPTIONS=$SQL_TIMEOUTS psql -X -A -t -q -d "$(conninfo "$(member_host "$member")" 3)" \
+        -c "SELECT default_version FROM pg_available_extensions WHERE name = 'documentdb'" 2>/dev/null) || theirs="cannot be asked"
+      [ "$theirs" = "$ours" ] || why="$why $member ships ${theirs:-no documentdb};"
+    done < <(members)
+  fi
+  if [ -n "$why" ]; then
+    [ "$why" = "$EXTENSION_WAIT_LOGGED" ] \
+      || log "not updating documentdb from $installed to $ours yet: every member's image must ship $ours first ($why roll the standbys to the new image)"
+    EXTENSION_WAIT_LOGGED=$why
+    return 0
+  fi
+  EXTENSION_UPDATE=true
 }
 
 CONFIG_LOADED=
@@ -78,6 +109,26 @@ SQL
   done < <(local_sql -v prefix="$SLOT_PREFIX" <<'SQL'
 SELECT slot_name, active FROM pg_replication_slots
 WHERE slot_type = 'physical' AND starts_with(slot_name::text, :'prefix');
+SQL
+)
+}
+
+# A former primary rejoins as a standby with the slots it served as primary (pg_rewind keeps
+# them): nothing advances them there, they hold its WAL back until max_slot_wal_keep_size
+# invalidates them, and a switch back to this pod would then re-clone every standby. A standby
+# serves no slot (no cascading): it drops its inactive ones; the primary's agent creates them anew.
+drop_standby_slots() {
+  local slot
+  while read -r slot; do
+    [ -n "$slot" ] || continue
+    if local_sql -v slot="$slot" >/dev/null <<'SQL'; then
+SELECT pg_drop_replication_slot(:'slot');
+SQL
+      log "dropped slot $slot: this pod is a standby now (a primary's slot, kept by its rejoin)"
+    fi
+  done < <(local_sql -v prefix="$SLOT_PREFIX" <<'SQL'
+SELECT slot_name FROM pg_replication_slots
+WHERE slot_type = 'physical' AND NOT active AND starts_with(slot_name::text, :'prefix');
 SQL
 )
 }
@@ -150,6 +201,7 @@ while true; do
       t)
         write_pgpass
         reconcile_config
+        drop_standby_slots
         watch_standby
         ;;
     esac

@@ -37,14 +37,21 @@ init_primary() {
       ;;
     *) die "unexpected cluster state '$state' from the state sidecar" ;;
   esac
-  log "initialising a new cluster in $PGDATA"
-  mkdir -p "$PGDATA"
-  chmod 0700 "$PGDATA"
-  initdb -D "$PGDATA" --username=postgres --encoding=UTF8 --locale=C.UTF-8 --data-checksums \
+  # Into a sibling directory, moved into place only once initialised and set up: an initdb or a
+  # setup that did not finish (killed, failed) never leaves data that a later start would take
+  # for this cluster's database (and run without its roles); the next start begins again.
+  local tmp="$PGDATA.init"
+  log "initialising a new cluster in $PGDATA (in $tmp until it is complete)"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  chmod 0700 "$tmp"
+  initdb -D "$tmp" --username=postgres --encoding=UTF8 --locale=C.UTF-8 --data-checksums \
     --auth-local=peer --auth-host=scram-sha-256 >&2
-  start_local_server
-  apply_setup
-  stop_local_server
+  PGDATA=$tmp start_local_server
+  PGDATA=$tmp apply_setup
+  PGDATA=$tmp stop_local_server
+  rm -rf "$PGDATA"
+  mv "$tmp" "$PGDATA"
   log "cluster initialised"
 }
 

@@ -79,8 +79,13 @@ leader_conninfo() {
   conninfo "$PRIMARY_HOST"
 }
 
+# Every maintenance session (the agent's loop, postgres.sh's checks) gives up instead of waiting
+# without end: behind a lock a client holds (an ALTER ROLE or ALTER EXTENSION would also queue
+# every later session behind it) or on a statement that does not finish.
+SQL_TIMEOUTS="-c statement_timeout=${SQL_STATEMENT_TIMEOUT:-120s} -c lock_timeout=${SQL_LOCK_TIMEOUT:-10s}"
+
 leader_sql() {
-  psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$(leader_conninfo)" "$@"
+  PGOPTIONS=$SQL_TIMEOUTS psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$(leader_conninfo)" "$@"
 }
 
 # The system identifier of the primary behind the read-write Service (IDENTIFY_SYSTEM over a
@@ -114,7 +119,7 @@ member_host() {
 # Maintenance sessions on the local server (roles, slots) commit locally: they must never wait
 # for a synchronous standby, which may itself be waiting for the slot they create.
 local_sql() {
-  PGOPTIONS='-c synchronous_commit=local' psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$RUN_DIR" -p "$PGPORT" -U postgres -d postgres "$@"
+  PGOPTIONS="-c synchronous_commit=local $SQL_TIMEOUTS" psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$RUN_DIR" -p "$PGPORT" -U postgres -d postgres "$@"
 }
 
 has_data() {
@@ -140,8 +145,10 @@ stop_local_server() {
 
 # Roles, passwords (from the Secret, re-applied so a reused volume never keeps stale passwords),
 # the grants pg_rewind needs, and the DocumentDB extension. Idempotent; runs on the primary only.
+# $1: whether to run ALTER EXTENSION documentdb UPDATE (true|false; default true).
 apply_setup() {
   {
+    printf '\\set update_extension %s\n' "${1:-true}"
     printf '\\set replication_user %s\n' "$REPLICATION_USER"
     printf '\\set ferretdb_user %s\n' "$FERRETDB_USER"
     # The backticks are psql's: it reads the password files itself, so they never reach argv.
@@ -159,11 +166,12 @@ fingerprint() {
 }
 
 # A fingerprint of what apply_setup applies, to re-apply only when it changes: the SQL, the
-# passwords, and the DocumentDB version the image ships (a new image updates the extension).
+# passwords, the DocumentDB version the image ships (a new image updates the extension), and
+# $1, whether the extension update is allowed yet.
 setup_fingerprint() {
   local version
   version=$(local_sql -c "SELECT default_version FROM pg_available_extensions WHERE name = 'documentdb'") || return 1
-  { cat "$CONFIG_DIR/setup.sql" "$SECRET_DIR/replication-password" "$SECRET_DIR/ferretdb-password"; echo "$version"; } \
+  { cat "$CONFIG_DIR/setup.sql" "$SECRET_DIR/replication-password" "$SECRET_DIR/ferretdb-password"; echo "$version"; echo "${1:-}"; } \
     | fingerprint
 }
 

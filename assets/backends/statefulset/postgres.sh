@@ -10,6 +10,7 @@
 #   standby, former primary data -> pg_rewind against the new primary, then follow it
 #   standby, data on an older timeline than the primary's -> pg_rewind (a no-op unless the data
 #                            is past the switch point), then follow it
+#   standby, primary cannot be asked its timeline -> read-only without streaming until it answers
 #   standby, unfinished rewind -> re-clone (never a second pg_rewind over half-rewound data)
 #   standby, slot lost    -> the WAL it needs is gone: re-clone automatically
 # The server runs as this shell's child: when the leader key moves away from a running primary,
@@ -132,6 +133,9 @@ run_standby() {
   local slot status
   local -a minimums
   slot=$(slot_name "$POD_NAME")
+  if has_data && is_standby_data && [ ! -f "$REWIND_MARKER" ]; then
+    hold_until_primary_answers
+  fi
   require_same_system
   if ! has_data; then
     clone_from_primary "$slot"
@@ -170,6 +174,36 @@ SQL
   log "starting as standby of $PRIMARY_HOST through slot $slot"
   supervise standby postgres -D "$PGDATA" -c "config_file=$CONF" \
     -c "primary_conninfo=$(leader_conninfo)" -c "primary_slot_name=$slot" "${minimums[@]}"
+}
+
+# Standby data streams only once this pod knows which database and timeline the primary behind
+# the read-write Service runs: on a newer timeline it may have forked off before this data's end,
+# and streaming would then fail forever ("forked off ... before current recovery point") instead
+# of rewinding first. Until the primary answers IDENTIFY_SYSTEM, the data runs read-only without
+# streaming (members, and the promotion runbook, can still ask its WAL position; the pod is not
+# Ready); a leader key naming this pod ends the wait (it then starts over to promote).
+hold_until_primary_answers() {
+  local i=0
+  local -a minimums
+  [ -n "$(primary_identity)" ] && return 0
+  mapfile -t minimums < <(standby_minimums)
+  log "the primary behind $PRIMARY_HOST cannot be asked for its system identifier and timeline: running this standby read-only without streaming until it answers"
+  postgres -D "$PGDATA" -c "config_file=$CONF" -c primary_conninfo= "${minimums[@]}" &
+  SERVER_PID=$!
+  until [ -n "$(primary_identity)" ]; do
+    if [ "$(current_leader)" = "$POD_NAME" ]; then
+      log "the leader key now names this pod: stopping the read-only standby to promote it"
+      stop_server
+      exec bash "$0"
+    fi
+    kill -0 "$SERVER_PID" 2>/dev/null || die "the read-only standby server exited while waiting for the primary behind $PRIMARY_HOST"
+    i=$(( i + 1 ))
+    [ $(( i % 60 )) = 0 ] && log "still waiting for the primary behind $PRIMARY_HOST to answer IDENTIFY_SYSTEM"
+    sleep 1 &
+    wait $! || true
+  done
+  log "the primary behind $PRIMARY_HOST answers: stopping the read-only standby to check its timeline and stream from it"
+  stop_server
 }
 
 # The state sidecar (primary StatefulSet only) read the identifier the cluster recorded in the

@@ -1,5 +1,5 @@
 -- Applied on the primary by lib.sh apply_setup (at initialisation and whenever it or the Secret
--- changes). psql variables: replication_user, replication_password, ferretdb_user, ferretdb_password.
+-- changes). psql variables: update_extension, replication_user, replication_password, ferretdb_user, ferretdb_password.
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 -- The passwords below travel as SQL text: this session never logs its statements, whatever
@@ -19,9 +19,12 @@ GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO :"replication_
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO :"replication_user";
 
 -- FerretDB v2 stores documents through the DocumentDB extension; a new image may ship a newer
--- version (the agent re-applies this file when the image's version changes).
+-- version (the agent re-applies this file when the image's version changes). psql variable
+-- update_extension: false while a member's image does not ship that version yet (agent.sh).
 CREATE EXTENSION IF NOT EXISTS documentdb CASCADE;
+\if :update_extension
 ALTER EXTENSION documentdb UPDATE;
+\endif
 -- Once the extension is loaded, any SQL with an operator or a function call (even
 -- SELECT pg_is_in_recovery()) needs these schemas: the replication role checks slots and the
 -- primary with SQL, and pg_rewind reads files through functions. Usage only: no table, no function.

@@ -1,6 +1,7 @@
 import { ApiObjectMetadata, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { postgresScriptsHash } from './scripts';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
 import { DEFAULT_POSTGRES_RESOURCES, POSTGRES_PORT, POSTGRES_UID } from '../../postgres/config';
 import { BOOTSTRAP_IMAGE } from '../../postgres/credentials-bootstrap';
@@ -21,6 +22,8 @@ export const PGDATA = `${DATA_MOUNT}/pgdata`;
 export const AGENT_INTERVAL_SECONDS = 10;
 /** Annotation of the PostgreSQL pod templates: a hash of the settings that need a restart. */
 export const RESTART_SETTINGS_ANNOTATION = 'ferretdb.cdk8s.io/restart-settings';
+/** Annotation of the PostgreSQL pod templates: a hash of the pods' scripts (scripts.ts). */
+export const SCRIPTS_ANNOTATION = 'ferretdb.cdk8s.io/scripts';
 
 const AGENT_RESOURCES: Resources = { cpuRequest: '10m', memoryRequest: '32Mi', memoryLimit: '64Mi' };
 
@@ -216,7 +219,11 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
         metadata: {
           labels: { ...o.podLabels, ...o.selector, [POSTGRES_CLUSTER_LABEL]: c.clusterName },
           // A changed restart-only setting changes the template, so the StatefulSet rolls.
-          annotations: { [RESTART_SETTINGS_ANNOTATION]: Lazy.any({ produce: () => c.restartSettingsHash() }) as any },
+          // So do changed scripts (a library upgrade): running shells would keep the old code.
+          annotations: {
+            [RESTART_SETTINGS_ANNOTATION]: Lazy.any({ produce: () => c.restartSettingsHash() }) as any,
+            [SCRIPTS_ANNOTATION]: postgresScriptsHash(),
+          },
         },
         spec: {
           serviceAccountName: o.stateKeeper?.serviceAccountName,
