@@ -47,6 +47,13 @@ export interface ClusterOptions {
    * Default: none (containers run the host's binaries).
    */
   readonly userlands?: Record<string, UserlandImage>;
+  /**
+   * With `userlands`: the ids the containers' ids become (`uid`: runAsUser; `gid`: runAsGroup,
+   * fsGroup, supplementalGroups), for images whose root carries a user under other ids than the
+   * image; any id not listed runs as synthesized. Without `userlands` every non-zero id is the
+   * host's `postgres` user or group, whatever this says.
+   */
+  readonly userlandIds?: { readonly uid?: Readonly<Record<number, number>>; readonly gid?: Readonly<Record<number, number>> };
   /** Run the fake API server (in-cluster `kubernetes` Service). Default true. */
   readonly fakeApi?: boolean;
   /**
@@ -590,6 +597,16 @@ export class Cluster implements PodHost {
   // ---------------------------------------------------------------------------------------------
   // PodHost
   // ---------------------------------------------------------------------------------------------
+
+  public mapUid(id: number): number {
+    if (id === 0) return 0;
+    return this.options.userlands ? this.options.userlandIds?.uid?.[id] ?? id : this.postgresUid;
+  }
+
+  public mapGid(id: number): number {
+    if (id === 0) return 0;
+    return this.options.userlands ? this.options.userlandIds?.gid?.[id] ?? id : this.postgresGid;
+  }
 
   public image(image: string | undefined): ImageSpec {
     if (this.options.userlands) return userlandImage(this.options.userlands, image);
