@@ -84,8 +84,8 @@ test('createUser through FerretDB 2.7 is refused for both role sets the README d
 });
 
 test('users of both role sets, created through DocumentDB\'s SQL API as FerretDB\'s role, log in through NAME-rw and NAME-ro; the read-only one can still write (FerretDB runs every command as its own role)', async () => {
-  // PostgreSQL 15 here: CREATEROLE alone lets FerretDB's role grant roles; from 16 on the
-  // synthesized ADMIN OPTION grants are what make this work (not proven by this suite).
+  // PostgreSQL 17 here: CREATEROLE alone no longer lets FerretDB's role grant roles (16 changed
+  // it); the synthesized ADMIN OPTION grants are what make this work.
   await createUserInSql('reporting', 'reporting-pw', ['readAnyDatabase']);
   await createUserInSql('orders_app', 'orders-pw', ['clusterAdmin', 'readWriteAnyDatabase']);
   expect(await m.pg.sql(PRIMARY, "SELECT string_agg(rolname || ':' || rolsuper, ',' ORDER BY rolname) FROM pg_roles WHERE rolname IN ('reporting', 'orders_app')"))
