@@ -1,12 +1,12 @@
 /**
  * Real PostgreSQL clusters for sections 2-4: the pods of a real synth run by the e2e harness
- * (test/e2e/harness), with the real DocumentDB extension (test/e2e/documentdb.ts). Every
+ * (test/e2e/harness), on the host's PostgreSQL 15 with the real DocumentDB extension
+ * (test/e2e/documentdb.ts; `harness.postgres` 17 for the images' userlands). Every
  * cluster booted here is registered, so SIGINT and failures destroy it (the harness also kills
  * what is left at exit).
  */
 import { FerretDBClusterProps } from '../src';
-import { NAME, PgCluster, PRIMARY, PRIMARY_STS, REPLICA_STS } from '../test/e2e/fixture';
-import { ClusterOptions } from '../test/e2e/harness';
+import { NAME, PgCluster, PgClusterOptions, PRIMARY, PRIMARY_STS, REPLICA_STS } from '../test/e2e/fixture';
 
 const live = new Set<PgCluster>();
 
@@ -15,7 +15,7 @@ const live = new Set<PgCluster>();
  * PgCluster.boot does, but also with `replicas: 0` (no replica StatefulSet is synthesized then).
  */
 export async function boot(props: FerretDBClusterProps, options: BootOptions = {}): Promise<PgCluster> {
-  const pg = await PgCluster.create(props, options.harness ?? {});
+  const pg = await PgCluster.create(props, { postgres: 15, ...options.harness });
   live.add(pg);
   try {
     options.beforeStart?.(pg);
@@ -36,7 +36,7 @@ export async function release(pg: PgCluster): Promise<void> {
 
 /** Harness options (images), and what to do before any pod starts (Secrets the pods mount). */
 export interface BootOptions {
-  readonly harness?: ClusterOptions;
+  readonly harness?: PgClusterOptions;
   readonly beforeStart?: (pg: PgCluster) => void;
 }
 

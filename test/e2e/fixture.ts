@@ -47,26 +47,27 @@ export type PgClusterOptions = Omit<ClusterOptions, 'userlands' | 'images'> & {
   /** Default 17. */
   readonly postgres?: PostgresMajor;
   /**
-   * Test-only images no synthesized object names (say a client pod): they run on the host's
-   * binaries under either major.
+   * Images on the host's binaries (ClusterOptions.images entries). Under 15 merged over the
+   * harness's images; under 17 added to the userland table with root HOST_ROOT, for test-only
+   * images no synthesized object names (say a client pod).
    */
-  readonly hostImages?: Record<string, ImageSpec>;
+  readonly images?: Record<string, ImageSpec>;
   /** A directory of toolWrappers, first on the postgres image's PATH. */
   readonly toolDir?: string;
 };
 
 /** The harness options of a PgClusterOptions (the userland table for 17, host images for 15). */
 export function harnessOptions(options: PgClusterOptions = {}): ClusterOptions {
-  const { postgres = 17, hostImages = {}, toolDir, ...harness } = options;
+  const { postgres = 17, images = {}, toolDir, ...harness } = options;
   if (postgres === 15) {
     ensureDocumentDb();
     const tools: Record<string, ImageSpec> = toolDir === undefined ? {} : { '*': { path: [toolDir, ...DEFAULT_IMAGE.path!] } };
-    return { ...harness, images: { ...ferretDbImages(), ...tools, ...hostImages } };
+    return { ...harness, images: { ...ferretDbImages(), ...tools, ...images } };
   }
   const table = imageUserlands();
   const pg = table[POSTGRES_IMAGE];
   const tools = toolDir === undefined ? {} : { [POSTGRES_IMAGE]: { ...pg, path: [toolDir, ...pg.path ?? []], binds: [toolDir] } };
-  const host = Object.fromEntries(Object.entries(hostImages).map(([image, spec]) => [image, { ...spec, root: HOST_ROOT }]));
+  const host = Object.fromEntries(Object.entries(images).map(([image, spec]) => [image, { ...spec, root: HOST_ROOT }]));
   return { ...harness, userlands: { ...table, ...tools, ...host }, userlandIds: userlandIds() };
 }
 

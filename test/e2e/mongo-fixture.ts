@@ -45,7 +45,7 @@ export interface MongoResult {
 export class MongoCluster {
   public static async boot(props: FerretDBClusterProps = {}, options: PgClusterOptions = {}): Promise<MongoCluster> {
     const client = { 'mongo-client': { path: [path.dirname(process.execPath)], env: {} } };
-    const pg = await PgCluster.boot(props, { ...options, hostImages: { ...options.hostImages, ...client } });
+    const pg = await PgCluster.boot(props, { ...options, images: { ...options.images, ...client } });
     try {
       await pg.waitStreaming(PRIMARY, [replica(0), replica(1)]);
       await pg.h.apply([...pg.synth(props), clientStatefulSet]);
