@@ -73,13 +73,13 @@ export interface PodHost {
   readonly tools: Tools;
   readonly postgresUid: number;
   readonly postgresGid: number;
+  readonly probeTiming: 'fast' | 'scaled' | 'synthesized';
+  readonly fsGroupOwnership: boolean;
+  readonly destroyed: boolean;
   /** The id a container's non-zero uid runs as (ClusterOptions.userlandIds); 0 stays 0. */
   mapUid(id: number): number;
   /** Same for group ids. */
   mapGid(id: number): number;
-  readonly probeTiming: 'fast' | 'scaled' | 'synthesized';
-  readonly fsGroupOwnership: boolean;
-  readonly destroyed: boolean;
   image(image: string | undefined): ImageSpec;
   serviceEnv(): StringMap;
   /** Token and CA of the pod's ServiceAccount (undefined without the fake API server). */
@@ -413,7 +413,8 @@ export class ContainerRuntime {
     const id = ++this.runCounter;
     const marker = path.join(this.dir, `started.${id}`);
     const root = (image as Partial<UserlandImage>).root;
-    const rootfs = root === undefined || root === HOST_ROOT ? undefined : this.rootfsSpec(image as UserlandImage, id, mounts, identity, workingDir, marker);
+    const rootfs = root === undefined || root === HOST_ROOT ? undefined
+      : this.rootfsSpec(image as UserlandImage, id, mounts, identity, workingDir, marker);
     const proc = rootfs ? this.spawnInRoot(rootfs, argv, env) : this.spawnOnHost(id, mounts, identity, workingDir, marker, argv, env);
     proc.unref();
     let resolveExit!: (e: ExitInfo) => void;
