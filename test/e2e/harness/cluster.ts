@@ -426,6 +426,17 @@ export class Cluster implements PodHost {
     return this.pod(pod).container(container).restarts;
   }
 
+  /**
+   * The environment of a running container's process, read from its /proc (what `printenv` in
+   * it shows, for images without one such as FROM scratch ones).
+   */
+  public processEnv(pod: string, container: string): StringMap {
+    const pid = this.pod(pod).container(container).current?.nsPid;
+    if (pid === undefined) throw new Error(`${pod}/${container} is not running`);
+    const vars = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter((kv) => kv.includes('='));
+    return Object.fromEntries(vars.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  }
+
   /** A container's stdout+stderr, appended across restarts and pod recreations. */
   public logs(pod: string, container: string): string {
     return readText(path.join(this.root, 'logs', pod, `${container}.log`));
