@@ -1,6 +1,7 @@
 /**
  * Real PostgreSQL clusters for sections 2-4: the pods of a real synth run by the e2e harness
- * (test/e2e/harness), with the real DocumentDB extension (test/e2e/documentdb.ts). Every
+ * (test/e2e/harness), on the host's PostgreSQL 15 with the real DocumentDB extension
+ * (test/e2e/documentdb.ts; `harness.postgres` 17 for the images' userlands). Every
  * cluster booted here is registered, so SIGINT and failures destroy it (the harness also kills
  * what is left at exit).
  */
@@ -14,7 +15,7 @@ const live = new Set<PgCluster>();
  * PgCluster.boot does, but also with `replicas: 0` (no replica StatefulSet is synthesized then).
  */
 export async function boot(props: FerretDBClusterProps, options: BootOptions = {}): Promise<PgCluster> {
-  const pg = await PgCluster.create(props, options.harness ?? {});
+  const pg = await PgCluster.create(props, { postgres: 15, ...options.harness });
   live.add(pg);
   try {
     options.beforeStart?.(pg);

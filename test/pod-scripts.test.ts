@@ -1199,6 +1199,17 @@ describe('agent.sh', () => {
       expect(applies(run)).toBe(0);
       expect(drops(run)).toBe(1);
     }, SLOW);
+    test('while postgres.sh prepares the data directory ($RUN_DIR/preparing: its own local server on the socket), neither reloads nor applies setup.sql', () => {
+      const run = runScript('agent.sh', {
+        pod: 'x-pg-primary-0',
+        env: { AGENT_INTERVAL: '5', STUB_IN_RECOVERY: 'f' },
+        timeoutMs: 4000,
+        prepare: (p) => fs.writeFileSync(path.join(p.runDir, 'preparing'), ''),
+      });
+      expect(run.status).toBe(0);
+      expect(reloads(run)).toBe(0);
+      expect(applies(run)).toBe(0);
+    }, SLOW);
   });
 });
 

@@ -10,9 +10,9 @@ import { containerSecurityContext, renderResources } from '../private/pod-spec';
  */
 
 /**
- * The pinned postgres_exporter image. Its args stay within what both this version and Debian's
- * 0.11 (which the real-PostgreSQL suite runs) accept: `--web.listen-address`,
- * `--extend.query-path` (deprecated since 0.13, still read by 0.17) and DATA_SOURCE_NAME.
+ * The pinned postgres_exporter image (0.17.1, which the real-PostgreSQL suite runs from its
+ * exporter root). Its args: `--web.listen-address`, `--extend.query-path` (deprecated since 0.13,
+ * still read by 0.17; Debian's 0.11 takes it too) and DATA_SOURCE_NAME.
  */
 export const DEFAULT_EXPORTER_IMAGE = 'quay.io/prometheuscommunity/postgres-exporter:v0.17.1';
 /** Port of the exporter in every PostgreSQL pod (named `metrics`). */

@@ -1,5 +1,5 @@
 /**
- * Day two on real PostgreSQL 15 with the real DocumentDB extension: changes to a running cluster
+ * Day two on real PostgreSQL 17 with the real DocumentDB extension: changes to a running cluster
  * (configuration, scale, leader), lost volumes and kill -9 under load. Every scenario runs the
  * pods of a real FerretDBCluster synth (see ./harness) and reads server state over SQL.
  */

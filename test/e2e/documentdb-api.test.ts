@@ -1,6 +1,6 @@
 /**
  * What FerretDB does through DocumentDB's SQL API, as the `ferretdb` role over the network with
- * the generated password, on real PostgreSQL 15 with the real DocumentDB extension loaded as the
+ * the generated password, on real PostgreSQL 17 with the real DocumentDB extension loaded as the
  * synthesized postgresql.conf says (pg_hba, grants and settings are the synthesized ones).
  */
 import { NAME, PgCluster, PRIMARY, replica } from './fixture';

@@ -2,8 +2,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Testing } from 'cdk8s';
 import { DOCUMENTDB_TEST_PARAMETERS, ensureDocumentDb } from './documentdb';
-import { Cluster, ClusterOptions, DEFAULT_IMAGE, ExecResult } from './harness';
-import { imageUserlands } from './userlands';
+import { ferretDbImages } from './ferretdb';
+import { Cluster, ClusterOptions, DEFAULT_IMAGE, ExecResult, HOST_ROOT, ImageSpec } from './harness';
+import { imageUserlands, POSTGRES_IMAGE, userlandIds } from './userlands';
 import { FerretDBCluster, FerretDBClusterProps, slotNameForPod } from '../../src';
 
 /** Every scenario synthesizes a real FerretDBCluster named `fdb`. */
@@ -15,41 +16,77 @@ export const RW_SERVICE = `${NAME}-pg-rw`;
 export const replica = (i: number): string => `${REPLICA_STS}-${i}`;
 
 /**
- * The objects of a real synth, used unchanged. The one environment difference is a normal prop:
- * DOCUMENTDB_TEST_PARAMETERS (Debian's pg_cron cannot take DocumentDB's second-based index-build
- * schedule; see ./documentdb.ts), merged under the test's own parameters; `{}` in the userlands,
- * whose pg_cron 1.6 takes it.
+ * The objects of a real synth, used unchanged. `deviation` is merged under the test's own
+ * parameters: none by default (the images' PostgreSQL 17 with pg_cron 1.6 takes the synth as it
+ * is); PG15_DEVIATION for the host's PostgreSQL 15 (see PgCluster.synth).
  */
-export function synthCluster(props: FerretDBClusterProps = {},
-  deviation: { readonly [name: string]: string } = DOCUMENTDB_TEST_PARAMETERS): unknown[] {
+export function synthCluster(props: FerretDBClusterProps = {}, deviation: { readonly [name: string]: string } = {}): unknown[] {
   const chart = Testing.chart();
   new FerretDBCluster(chart, 'db', { name: NAME, ...props, parameters: { ...deviation, ...props.parameters } });
   return Testing.synth(chart);
 }
 
 /**
- * The harness options plus `userlands: true`: every container runs in its image's root
- * (./userlands.ts: PostgreSQL 17, BusyBox, exporter 0.17.1, FerretDB) and the synth has no
- * deviation (pg_cron 1.6 takes DocumentDB's default schedule). Default false: the host's
- * PostgreSQL 15 with DOCUMENTDB_TEST_PARAMETERS.
+ * The one setting a PostgreSQL 15 scenario passes that the images do not need (Debian 12's
+ * pg_cron 1.4 cannot take DocumentDB's second-based index-build schedule; see ./documentdb.ts).
  */
-export type PgClusterOptions = Omit<ClusterOptions, 'userlands'> & { readonly userlands?: boolean };
+export const PG15_DEVIATION = DOCUMENTDB_TEST_PARAMETERS;
 
 /**
- * A directory put first on the pods' PATH holding wrappers of PostgreSQL's programs (to make one
- * slow or fail on demand). Each wrapper is `sh` with `$REAL` set to the real program; the
- * directory is writable by the pods (flag files, call logs). `remove()` deletes it.
+ * The PostgreSQL a scenario runs. 17 (default): what the default image ships, every container in
+ * its image's root (./userlands.ts: PostgreSQL 17 with DocumentDB 0.107 and pg_cron 1.6, BusyBox +
+ * curl sidecars, postgres_exporter 0.17.1, FerretDB alone in its root) and the synth unchanged.
+ * 15: Debian 12's PostgreSQL 15 and the host's tools (postgres_exporter 0.11, dash, coreutils)
+ * with DocumentDB built for it and PG15_DEVIATION, for the users of the 15 images
+ * (test/e2e/postgres15.test.ts).
+ */
+export type PostgresMajor = 15 | 17;
+
+/** The harness options, plus what the fixture maps per PostgreSQL major (see PostgresMajor). */
+export type PgClusterOptions = Omit<ClusterOptions, 'userlands' | 'images'> & {
+  /** Default 17. */
+  readonly postgres?: PostgresMajor;
+  /**
+   * Images on the host's binaries (ClusterOptions.images entries). Under 15 merged over the
+   * harness's images; under 17 added to the userland table with root HOST_ROOT, for test-only
+   * images no synthesized object names (say a client pod).
+   */
+  readonly images?: Record<string, ImageSpec>;
+  /** A directory of toolWrappers, first on the postgres image's PATH. */
+  readonly toolDir?: string;
+};
+
+/** The harness options of a PgClusterOptions (the userland table for 17, host images for 15). */
+export function harnessOptions(options: PgClusterOptions = {}): ClusterOptions {
+  const { postgres = 17, images = {}, toolDir, ...harness } = options;
+  if (postgres === 15) {
+    ensureDocumentDb();
+    const tools: Record<string, ImageSpec> = toolDir === undefined ? {} : { '*': { path: [toolDir, ...DEFAULT_IMAGE.path!] } };
+    return { ...harness, images: { ...ferretDbImages(), ...tools, ...images } };
+  }
+  const table = imageUserlands();
+  const pg = table[POSTGRES_IMAGE];
+  const tools = toolDir === undefined ? {} : { [POSTGRES_IMAGE]: { ...pg, path: [toolDir, ...pg.path ?? []], binds: [toolDir] } };
+  const host = Object.fromEntries(Object.entries(images).map(([image, spec]) => [image, { ...spec, root: HOST_ROOT }]));
+  return { ...harness, userlands: { ...table, ...tools, ...host }, userlandIds: userlandIds() };
+}
+
+/**
+ * A directory put first on the postgres containers' PATH holding wrappers of PostgreSQL's
+ * programs (to make one slow or fail on demand), under either major. Each wrapper is `sh` with
+ * `$REAL` set to the real program and `$DIR` to the directory, which is writable by the pods
+ * (flag files, call logs) and mounted at the same path in their roots. `remove()` deletes it.
  */
 export function toolWrappers(wrappers: { [program: string]: string }): { dir: string; options: PgClusterOptions; remove: () => void } {
   // Not under /tmp: the pods mount a volume of their own there.
   const dir = fs.mkdtempSync('/var/tmp/fdb-tools-');
   fs.chmodSync(dir, 0o777);
   for (const [program, body] of Object.entries(wrappers)) {
-    fs.writeFileSync(path.join(dir, program), `#!/bin/sh\nREAL=${path.join(DEFAULT_IMAGE.path![0], program)}\nDIR=${dir}\n${body}\n`, { mode: 0o755 });
+    fs.writeFileSync(path.join(dir, program), `#!/bin/sh\nREAL=/usr/lib/postgresql/$PG_MAJOR/bin/${program}\nDIR=${dir}\n${body}\n`, { mode: 0o755 });
   }
   return {
     dir,
-    options: { images: { '*': { path: [dir, ...DEFAULT_IMAGE.path!] } } },
+    options: { toolDir: dir },
     remove: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
 }
@@ -79,14 +116,19 @@ export class PgCluster {
 
   /** The objects of a synth, loaded but nothing started. */
   public static async create(props: FerretDBClusterProps = {}, options: PgClusterOptions = {}): Promise<PgCluster> {
-    const { userlands, ...harness } = options;
-    if (!userlands) ensureDocumentDb();
-    const objects = userlands ? synthCluster(props, {}) : synthCluster(props);
+    const postgres = options.postgres ?? 17;
+    const harness = harnessOptions(options);
+    const objects = synthCluster(props, postgres === 15 ? PG15_DEVIATION : {});
     const job = (objects as any[]).find((o) => o.kind === 'Job');
-    return new PgCluster(await Cluster.create(objects, userlands ? { ...harness, userlands: imageUserlands() } : harness), job?.metadata?.name);
+    return new PgCluster(await Cluster.create(objects, harness), job?.metadata?.name, postgres);
   }
 
-  constructor(public readonly h: Cluster, public readonly credentialsJob?: string) {}
+  constructor(public readonly h: Cluster, public readonly credentialsJob?: string, public readonly postgres: PostgresMajor = 17) {}
+
+  /** The objects of a synth for this cluster's PostgreSQL (PG15_DEVIATION on 15), for apply(). */
+  public synth(props: FerretDBClusterProps = {}): unknown[] {
+    return synthCluster(props, this.postgres === 15 ? PG15_DEVIATION : {});
+  }
 
   /** Runs the credentials Job (named after its content) to completion. */
   public async runCredentialsJob(): Promise<void> {

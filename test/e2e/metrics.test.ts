@@ -1,17 +1,14 @@
 /**
- * The real postgres_exporter (Debian's prometheus-postgres-exporter) as the synthesized `metrics`
- * sidecar of real PostgreSQL pods: the harness runs the container exactly as synthesized (its
- * args, env, volumes and user), with the image's entrypoint mapped to the host's binary. Every
- * number asserted is read from the exporter's /metrics, scraped from inside the pod.
+ * The real postgres_exporter 0.17.1 (the exporter root, the synthesized image's version) as the
+ * synthesized `metrics` sidecar of real PostgreSQL 17 pods: the harness runs the container exactly
+ * as synthesized (its args, env, volumes and user) in its image's root. Every number asserted is
+ * read from the exporter's /metrics, scraped from inside the pod.
  */
-import * as fs from 'fs';
 import { PgCluster, PRIMARY, replica } from './fixture';
 import { slotNameForPod } from '../../src';
 
 jest.setTimeout(300_000);
 
-const EXPORTER_BIN = '/usr/bin/prometheus-postgres-exporter';
-const IMAGES = { 'quay.io/prometheuscommunity/postgres-exporter': { entrypoint: [EXPORTER_BIN] } };
 const MB = 1024 * 1024;
 const STANDBY = replica(0);
 const SLOT = slotNameForPod(STANDBY);
@@ -38,11 +35,16 @@ afterEach(async () => {
   pg = undefined;
 });
 
-/** The pod's exporter, scraped from inside the pod (each pod has its own network namespace). */
+/**
+ * The pod's exporter, scraped from inside the pod (each pod has its own network namespace) with
+ * bash's /dev/tcp: the postgres image has bash and no HTTP client.
+ */
 async function scrape(pod: string): Promise<Sample[]> {
-  const r = await pg!.h.exec(pod, 'postgres', ['curl', '-sS', '--fail', '--max-time', '10', 'http://127.0.0.1:9187/metrics'], { timeoutMs: 15_000 });
-  if (r.code !== 0) throw new Error(`scrape of ${pod} failed: ${r.stderr}`);
-  return parseMetrics(r.stdout);
+  const get = 'exec 3<>/dev/tcp/127.0.0.1/9187 && printf "GET /metrics HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n" >&3 && cat <&3';
+  const r = await pg!.h.exec(pod, 'postgres', ['bash', '-c', get], { timeoutMs: 15_000 });
+  const [head, ...body] = r.stdout.split('\r\n\r\n');
+  if (r.code !== 0 || !/^HTTP\/1\.[01] 200 /.test(head)) throw new Error(`scrape of ${pod} failed: exit ${r.code} ${head.slice(0, 200)} ${r.stderr}`);
+  return parseMetrics(body.join('\r\n\r\n'));
 }
 
 /** The one sample of `name` whose labels include `labels`; undefined when there is none. */
@@ -73,13 +75,12 @@ async function writeWal(mb: number): Promise<void> {
 }
 
 test('the exporter sidecar reports recovery state, lag and retained WAL that rise and fall, and a lost slot', async () => {
-  if (!fs.existsSync(EXPORTER_BIN)) throw new Error(`${EXPORTER_BIN} is missing: install the Debian package prometheus-postgres-exporter`);
   pg = await PgCluster.boot({
     replicas: 1,
     monitoring: {},
     wal: { maxSlotWalKeepSize: '64MB', walKeepSize: '16MB' },
     parameters: { max_wal_size: '96MB', min_wal_size: '32MB' },
-  }, { images: IMAGES });
+  });
   // The replication password is in the postgres and agent containers' /tmp, which the exporter
   // does not mount; the run directory it mounts (the socket) holds no password file.
   expect((await pg.h.exec(PRIMARY, 'postgres', ['test', '-s', '/tmp/.pgpass'])).code).toBe(0);

@@ -1,6 +1,5 @@
 import * as path from 'path';
-import { ferretDbImages } from './ferretdb';
-import { NAME, PgCluster, PgClusterOptions, PRIMARY, PRIMARY_STS, replica, REPLICA_STS, synthCluster } from './fixture';
+import { NAME, PgCluster, PgClusterOptions, PRIMARY, PRIMARY_STS, replica, REPLICA_STS } from './fixture';
 import { FerretDBClusterProps } from '../../src';
 
 export const RW = `${NAME}-rw`;
@@ -11,7 +10,10 @@ export const READER_DEPLOYMENT = `${NAME}-ferretdb-ro`;
 export const CLIENT = 'mongo-client-0';
 const CLIENT_SCRIPT = path.join(__dirname, 'ferretdb', 'mongo-client.js');
 
-/** The client's StatefulSet: `sleep infinity` on the host's Node (the driver is run with exec). */
+/**
+ * The client's StatefulSet: `sleep infinity` on the host's Node (the driver is run with exec), a
+ * test-only image that runs on the host under either PostgreSQL major.
+ */
 const clientStatefulSet = {
   apiVersion: 'apps/v1',
   kind: 'StatefulSet',
@@ -40,11 +42,13 @@ export interface MongoResult {
 /**
  * A running FerretDBCluster with the real FerretDB in front: PostgreSQL primary and standbys,
  * both FerretDB Deployments, and a client pod that runs the MongoDB driver through the Services.
+ * Like PgCluster, PostgreSQL 17 in the images' userlands (FerretDB alone in its root) unless
+ * `options.postgres` is 15.
  */
 export class MongoCluster {
   public static async boot(props: FerretDBClusterProps = {}, options: MongoClusterOptions = {}): Promise<MongoCluster> {
     const { secrets, ...harness } = options;
-    const images = { ...harness.images, ...ferretDbImages(), 'mongo-client': { path: [path.dirname(process.execPath)], env: {} } };
+    const images = { ...harness.images, 'mongo-client': { path: [path.dirname(process.execPath)], env: {} } };
     const pg = secrets === undefined ? await PgCluster.boot(props, { ...harness, images }) : await PgCluster.create(props, { ...harness, images });
     try {
       if (secrets !== undefined) {
@@ -55,7 +59,7 @@ export class MongoCluster {
         await pg.h.startStatefulSet(REPLICA_STS, { timeoutMs: 180_000 });
       }
       await pg.waitStreaming(PRIMARY, Array.from({ length: props.replicas ?? 2 }, (_, i) => replica(i)));
-      await pg.h.apply([...synthCluster(props), clientStatefulSet]);
+      await pg.h.apply([...pg.synth(props), clientStatefulSet]);
       await pg.h.startStatefulSet('mongo-client');
       await pg.h.startDeployment(WRITER_DEPLOYMENT, { timeoutMs: 120_000 });
       await pg.h.startDeployment(READER_DEPLOYMENT, { timeoutMs: 120_000 });
@@ -74,7 +78,7 @@ export class MongoCluster {
 
   /** `kubectl apply --prune` of a new synth, keeping the client pod (the apply would prune it). */
   public async apply(props: FerretDBClusterProps, opts: { wait?: boolean } = {}): Promise<void> {
-    await this.h.apply([...synthCluster(props), clientStatefulSet], opts);
+    await this.h.apply([...this.pg.synth(props), clientStatefulSet], opts);
   }
 
   /** The FerretDB pods of a Deployment now. */

@@ -1,5 +1,5 @@
 /**
- * Real PostgreSQL 15 with the real DocumentDB extension running the pods of a real
+ * Real PostgreSQL 17 with the real DocumentDB extension running the pods of a real
  * FerretDBCluster synth: their own scripts, settings, env and volumes (see ./harness for what is
  * emulated, ./documentdb.ts for the extension's build and the one test setting).
  * Every assertion reads server state over SQL; every wait is a bounded poll.

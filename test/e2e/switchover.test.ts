@@ -1,5 +1,5 @@
 /**
- * Planned switchovers and promotions on real PostgreSQL 15 with the real DocumentDB extension:
+ * Planned switchovers and promotions on real PostgreSQL 17 with the real DocumentDB extension:
  * "a human promotes; nothing acknowledged is lost; never two writable primaries". Every
  * scenario runs the pods of a real FerretDBCluster synth (see ./harness) and waits on conditions.
  */

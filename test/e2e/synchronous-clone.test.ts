@@ -1,5 +1,5 @@
 /**
- * A clone under a synchronous quorum, on real PostgreSQL 15: pg_basebackup streams WAL through
+ * A clone under a synchronous quorum, on real PostgreSQL 17: pg_basebackup streams WAL through
  * the pod's slot, but a copy that is deleted if the clone fails must never acknowledge a commit.
  */
 import * as fs from 'fs';

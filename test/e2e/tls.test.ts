@@ -1,5 +1,5 @@
 /**
- * PostgreSQL TLS (postgresTls) on real PostgreSQL 15 pods: certificates made here with openssl
+ * PostgreSQL TLS (postgresTls) on real PostgreSQL 17 pods: certificates made here with openssl
  * (a throwaway CA and server certificates for the names the construct lists) are served as the
  * Secret the pods mount, exactly as synthesized.
  */

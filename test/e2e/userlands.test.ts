@@ -1,9 +1,10 @@
 import { insert, NAME, PgCluster, PRIMARY, replica, synthCluster, TABLE } from './fixture';
 import { Cluster } from './harness';
+import { HOST_POSTGRES } from './roots';
 import { imageUserlands } from './userlands';
 
 /**
- * The synthesized cluster in the images' userlands (`PgCluster.boot(props, { userlands: true })`):
+ * The synthesized cluster in the images' userlands (the suite's default, `PgCluster.boot`):
  * PostgreSQL 17.12 + DocumentDB 0.107 + pg_cron 1.6 from the postgres-17 root, the credentials
  * Job and the `state` sidecar under BusyBox (curl root), postgres_exporter 0.17.1 (exporter
  * root), FerretDB from a root holding only its binary; every container with the read-only root
@@ -18,7 +19,7 @@ let pg: PgCluster;
 jest.setTimeout(120_000);
 
 beforeAll(async () => {
-  pg = await PgCluster.boot(PROPS, { userlands: true });
+  pg = await PgCluster.boot(PROPS);
   await pg.h.startDeployment(FERRETDB_RW, { timeoutMs: 120_000 });
 }, 600_000);
 
@@ -34,7 +35,7 @@ async function run(pod: string, container: string, argv: string[]): Promise<stri
 }
 
 test('an image missing from the userland table makes Cluster.create throw, naming the image', async () => {
-  const objects = synthCluster({ ...PROPS, postgresImage: 'example.com/other/postgres:17' }, {});
+  const objects = synthCluster({ ...PROPS, postgresImage: 'example.com/other/postgres:17' });
   await expect(Cluster.create(objects, { userlands: imageUserlands() })).rejects.toThrow(/images without a userland: example\.com\/other\/postgres:17/);
 });
 
@@ -94,6 +95,12 @@ test('FerretDB 2.7 runs from a root holding only its binary and is Ready against
   expect(shell.code).not.toBe(0);
 });
 
+test('containers run as the images\' users: PostgreSQL as the root\'s postgres user (the image\'s 999), the FerretDB pod as 1000', async () => {
+  expect(await run(PRIMARY, 'postgres', ['sh', '-c', 'id -un; id -u; id -g'])).toBe(`postgres\n${HOST_POSTGRES.uid}\n${HOST_POSTGRES.gid}\n`);
+  const ferret = pg.h.pods().find((p) => p.owner === `Deployment/${FERRETDB_RW}` && p.ready)!;
+  expect(await run(ferret.name, 'certificate-watch', ['sh', '-c', 'id -u; id -g; id -G'])).toBe('1000\n1000\n1000\n');
+});
+
 test('no container with a shell can write to its root filesystem (readOnlyRootFilesystem): touch /x fails with EROFS', async () => {
   const checked: string[] = [];
   for (const pod of pg.h.pods().filter((p) => !p.terminating && p.phase === 'Running')) {
@@ -108,7 +115,7 @@ test('no container with a shell can write to its root filesystem (readOnlyRootFi
 });
 
 test('a promotion through currentPrimary: the chosen standby becomes the only writable primary and the old primary follows it', async () => {
-  await pg.h.apply(synthCluster({ ...PROPS, currentPrimary: replica(0) }, {}), { wait: false });
+  await pg.h.apply(synthCluster({ ...PROPS, currentPrimary: replica(0) }), { wait: false });
   await pg.h.waitUntil(`${replica(0)} is the only writable primary`, 180_000, async () =>
     (await pg.writablePrimaries(ALL)).join() === replica(0));
   await pg.h.waitReady(PRIMARY, 240_000);

@@ -2,9 +2,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FERRETDB_IMAGE, ensureFerretDb } from './ferretdb';
 import { UserlandImage } from './harness';
-import { requireRoots, rootPath } from './roots';
+import { HOST_POSTGRES, requireRoots, rootPath } from './roots';
 import { DEFAULT_EXPORTER_IMAGE } from '../../src/observability/metrics';
-import { DEFAULT_POSTGRES_IMAGE } from '../../src/postgres/config';
+import { DEFAULT_POSTGRES_IMAGE, POSTGRES_UID } from '../../src/postgres/config';
 import { BOOTSTRAP_IMAGE } from '../../src/postgres/credentials-bootstrap';
 
 /**
@@ -33,11 +33,14 @@ export function ferretDbRoot(): string {
   return root;
 }
 
+/** The postgres image's key in the table (DEFAULT_POSTGRES_IMAGE without its tag). */
+export const POSTGRES_IMAGE = repo(DEFAULT_POSTGRES_IMAGE);
+
 /** Throws unless every root is ready (the suite never builds them and never skips). */
 export function imageUserlands(): Record<string, UserlandImage> {
   requireRoots('postgres-17', 'exporter', 'curl');
   return {
-    [repo(DEFAULT_POSTGRES_IMAGE)]: {
+    [POSTGRES_IMAGE]: {
       root: rootPath('postgres-17'),
       path: ['/usr/lib/postgresql/17/bin'],
       env: { PGDATA: '/var/lib/postgresql/data', PG_MAJOR: '17' },
@@ -47,4 +50,13 @@ export function imageUserlands(): Record<string, UserlandImage> {
     [repo(BOOTSTRAP_IMAGE)]: { root: rootPath('curl'), entrypoint: ['curl'], user: 100, home: '/home/curl_user' },
     [FERRETDB_IMAGE]: { root: ferretDbRoot(), entrypoint: ['/ferretdb'], env: {}, user: 1000, home: '/' },
   };
+}
+
+/**
+ * ClusterOptions.userlandIds for the table: the postgres image runs PostgreSQL as 999:999; the
+ * postgres-17 root carries that user under the host's ids (images/lib.sh), so 999 maps to them.
+ * Every other id runs as synthesized: FerretDB's 1000, the credentials Job's 100 (curl_user).
+ */
+export function userlandIds(): { uid: Record<number, number>; gid: Record<number, number> } {
+  return { uid: { [POSTGRES_UID]: HOST_POSTGRES.uid }, gid: { [POSTGRES_UID]: HOST_POSTGRES.gid } };
 }

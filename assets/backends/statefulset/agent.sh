@@ -190,7 +190,10 @@ SQL
 trap 'exit 0' TERM INT
 
 while true; do
-  if pg_isready -q -h "$RUN_DIR" -p "$PGPORT" -U postgres -d postgres; then
+  # While postgres.sh prepares the data directory, the server on the socket is its own local one
+  # (initdb and setup.sql, a promotion): reconciling it would race its setup.sql and spend the
+  # first reload on a server about to stop.
+  if [ ! -f "$RUN_DIR/preparing" ] && pg_isready -q -h "$RUN_DIR" -p "$PGPORT" -U postgres -d postgres; then
     case "$(local_sql -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" in
       f)
         write_pgpass

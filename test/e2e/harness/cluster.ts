@@ -47,6 +47,13 @@ export interface ClusterOptions {
    * Default: none (containers run the host's binaries).
    */
   readonly userlands?: Record<string, UserlandImage>;
+  /**
+   * With `userlands`: the ids the containers' ids become (`uid`: runAsUser; `gid`: runAsGroup,
+   * fsGroup, supplementalGroups), for images whose root carries a user under other ids than the
+   * image; any id not listed runs as synthesized. Without `userlands` every non-zero id is the
+   * host's `postgres` user or group, whatever this says.
+   */
+  readonly userlandIds?: { readonly uid?: Readonly<Record<number, number>>; readonly gid?: Readonly<Record<number, number>> };
   /** Run the fake API server (in-cluster `kubernetes` Service). Default true. */
   readonly fakeApi?: boolean;
   /**
@@ -419,6 +426,17 @@ export class Cluster implements PodHost {
     return this.pod(pod).container(container).restarts;
   }
 
+  /**
+   * The environment of a running container's process, read from its /proc (what `printenv` in
+   * it shows, for images without one such as FROM scratch ones).
+   */
+  public processEnv(pod: string, container: string): StringMap {
+    const pid = this.pod(pod).container(container).current?.nsPid;
+    if (pid === undefined) throw new Error(`${pod}/${container} is not running`);
+    const vars = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter((kv) => kv.includes('='));
+    return Object.fromEntries(vars.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  }
+
   /** A container's stdout+stderr, appended across restarts and pod recreations. */
   public logs(pod: string, container: string): string {
     return readText(path.join(this.root, 'logs', pod, `${container}.log`));
@@ -594,6 +612,16 @@ export class Cluster implements PodHost {
   // ---------------------------------------------------------------------------------------------
   // PodHost
   // ---------------------------------------------------------------------------------------------
+
+  public mapUid(id: number): number {
+    if (id === 0) return 0;
+    return this.options.userlands ? this.options.userlandIds?.uid?.[id] ?? id : this.postgresUid;
+  }
+
+  public mapGid(id: number): number {
+    if (id === 0) return 0;
+    return this.options.userlands ? this.options.userlandIds?.gid?.[id] ?? id : this.postgresGid;
+  }
 
   public image(image: string | undefined): ImageSpec {
     if (this.options.userlands) return userlandImage(this.options.userlands, image);

@@ -6,4 +6,5 @@ export type { ApiRequest } from './fakeapi';
 export type { ExecOptions, ExecResult, ImageSpec, PrivateDir } from './pod';
 export { expand } from './env';
 export type { UserlandImage } from './userland';
+export { HOST_ROOT } from './userland';
 export * from './writability';

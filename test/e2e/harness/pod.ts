@@ -6,7 +6,7 @@ import { expand, PodFacts, RefSource, resolveEnv } from './env';
 import { Network } from './netns';
 import { rootfsCommand, rootfsExecCommand, RootfsSpec } from './rootfs';
 import { Container, LifecycleHandler, PodSpec, Probe, StringMap, Volume, VolumeMount } from './types';
-import { UserlandImage, userlandSpec } from './userland';
+import { HOST_ROOT, UserlandImage, userlandSpec } from './userland';
 import { ConfigError, errorMessage, MissingRefError, readText, signal, sleep, sq, tail, tryRun } from './util';
 import {
   applyFsGroup, createWritableVolume, ensureHostMountpoint, renderVolume, serviceAccountPayload, ServiceAccountFiles,
@@ -76,6 +76,10 @@ export interface PodHost {
   readonly probeTiming: 'fast' | 'scaled' | 'synthesized';
   readonly fsGroupOwnership: boolean;
   readonly destroyed: boolean;
+  /** The id a container's non-zero uid runs as (ClusterOptions.userlandIds); 0 stays 0. */
+  mapUid(id: number): number;
+  /** Same for group ids. */
+  mapGid(id: number): number;
   image(image: string | undefined): ImageSpec;
   serviceEnv(): StringMap;
   /** Token and CA of the pod's ServiceAccount (undefined without the fake API server). */
@@ -305,13 +309,13 @@ export class ContainerRuntime {
     if ((csc.runAsNonRoot ?? psc.runAsNonRoot) === true && uid === 0) {
       throw new ConfigError('container has runAsNonRoot and image will run as root');
     }
-    const map = (id: number, to: number): number => (id === 0 ? 0 : to);
-    // Without runAsGroup the primary group comes from the image's passwd entry: the postgres group.
+    // Without runAsGroup the primary group comes from the image's passwd entry: the postgres group
+    // on the host; under userlands, the group of the same number.
     const group = csc.runAsGroup ?? psc.runAsGroup;
-    const gid = group === undefined ? map(uid, host.postgresGid) : map(group, host.postgresGid);
+    const gid = host.mapGid(group ?? uid);
     const groups = [...(psc.fsGroup !== undefined ? [psc.fsGroup] : []), ...(psc.supplementalGroups ?? [])]
-      .map((g) => map(g, host.postgresGid));
-    return { uid: map(uid, host.postgresUid), gid, groups: [...new Set(groups)] };
+      .map((g) => host.mapGid(g));
+    return { uid: host.mapUid(uid), gid, groups: [...new Set(groups)] };
   }
 
   private argv(env: Map<string, string>): string[] {
@@ -409,7 +413,8 @@ export class ContainerRuntime {
     const id = ++this.runCounter;
     const marker = path.join(this.dir, `started.${id}`);
     const root = (image as Partial<UserlandImage>).root;
-    const rootfs = root === undefined ? undefined : this.rootfsSpec(image as UserlandImage, id, mounts, identity, workingDir, marker);
+    const rootfs = root === undefined || root === HOST_ROOT ? undefined
+      : this.rootfsSpec(image as UserlandImage, id, mounts, identity, workingDir, marker);
     const proc = rootfs ? this.spawnInRoot(rootfs, argv, env) : this.spawnOnHost(id, mounts, identity, workingDir, marker, argv, env);
     proc.unref();
     let resolveExit!: (e: ExitInfo) => void;
@@ -966,7 +971,7 @@ export class PodRuntime {
   }
 
   private mapGid(g: number): number {
-    return g === 0 ? 0 : this.host.postgresGid;
+    return this.host.mapGid(g);
   }
 
   private async doStart(): Promise<void> {
@@ -1040,9 +1045,9 @@ export class PodRuntime {
     const psc = this.spec.securityContext ?? {};
     const firstUser = psc.runAsUser ?? [...(this.spec.initContainers ?? []), ...this.spec.containers]
       .map((c) => c.securityContext?.runAsUser).find((u) => u !== undefined) ?? 0;
-    const uid = firstUser === 0 ? 0 : host.postgresUid;
+    const uid = host.mapUid(firstUser);
     const group = psc.fsGroup ?? psc.runAsGroup;
-    const gid = group === undefined ? (uid === 0 ? 0 : host.postgresGid) : this.mapGid(group);
+    const gid = this.mapGid(group ?? firstUser);
     for (const v of this.spec.volumes ?? []) {
       if (v.hostPath) throw new ConfigError(`volume ${v.name}: hostPath volumes are not supported by the harness`);
       if (v.emptyDir) createWritableVolume(this.volumeDir(v), uid, gid, 0o777);

@@ -55,8 +55,15 @@ test('a container runs in its image root: BusyBox sh, its user, a writable volum
   c = await Cluster.create(objects(true), { userlands: table() });
   await c.startStatefulSet('box', { timeoutMs: 60_000 });
   const r = await c.exec('box-0', 'main', ['sh', '-c', 'readlink -f /bin/sh; id -u; cat /scratch/up; grep CapEff /proc/self/status; hostname']);
-  // A non-root user maps to the host's postgres user (see the README's Users).
-  expect(r.stdout).toBe(`/bin/busybox\n${HOST_POSTGRES.uid}\nup\nCapEff:\t0000000000000000\nbox-0\n`);
+  // Under userlands a user runs as synthesized unless userlandIds maps it (see the README's Users).
+  expect(r.stdout).toBe('/bin/busybox\n100\nup\nCapEff:\t0000000000000000\nbox-0\n');
+}, 90_000);
+
+test('userlandIds: the listed ids run as the ids they map to, in the process and on its volumes; others as synthesized', async () => {
+  c = await Cluster.create(objects(true), { userlands: table(), userlandIds: { uid: { 100: HOST_POSTGRES.uid }, gid: { 101: HOST_POSTGRES.gid } } });
+  await c.startStatefulSet('box', { timeoutMs: 60_000 });
+  const r = await c.exec('box-0', 'main', ['sh', '-c', 'id -u; id -g; stat -c "%u:%g" /scratch/up']);
+  expect(r.stdout).toBe(`${HOST_POSTGRES.uid}\n${HOST_POSTGRES.gid}\n${HOST_POSTGRES.uid}:${HOST_POSTGRES.gid}\n`);
 }, 90_000);
 
 test('readOnlyRootFilesystem: touch in the root\'s /tmp (mode 1777) fails with EROFS; without it the write lands in the container\'s layer, never in the root', async () => {

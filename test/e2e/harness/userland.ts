@@ -13,9 +13,21 @@ import { ConfigError } from './util';
 
 /** An image of the table: its root directory and what the image sets (PATH, ENV, ENTRYPOINT...). */
 export interface UserlandImage extends ImageSpec {
-  /** The image's root directory (never written: the overlay's lower layer). */
+  /**
+   * The image's root directory (never written: the overlay's lower layer). HOST_ROOT: the
+   * container runs on the host's binaries as without userlands (for test-only images, such as a
+   * client pod running a driver, that no synthesized object names).
+   */
   readonly root: string;
+  /**
+   * Host directories bind-mounted read-write at the same path in every container of the image
+   * (test tooling such as wrappers of the image's programs put first on `path`). Default none.
+   */
+  readonly binds?: readonly string[];
 }
+
+/** UserlandImage.root of an image run on the host's binaries. */
+export const HOST_ROOT = '/';
 
 /** Image name without tag or digest, the table's key. */
 export function imageRepo(image: string | undefined): string {
@@ -88,12 +100,15 @@ export interface UserlandContainer {
 export function userlandSpec(u: UserlandContainer): RootfsSpec {
   const csc = u.container.securityContext ?? {};
   const drop = (csc.capabilities?.drop ?? []).map((c) => c.toUpperCase());
-  const volumes: RootfsVolume[] = u.mounts.map((m) => ({
-    hostPath: m.src,
-    containerPath: m.target === u.resolvTarget ? '/etc/resolv.conf' : m.target,
-    readOnly: m.readOnly,
-    isFile: m.isFile,
-  }));
+  const volumes: RootfsVolume[] = [
+    ...(u.image.binds ?? []).map((dir) => ({ hostPath: dir, containerPath: dir })),
+    ...u.mounts.map((m) => ({
+      hostPath: m.src,
+      containerPath: m.target === u.resolvTarget ? '/etc/resolv.conf' : m.target,
+      readOnly: m.readOnly,
+      isFile: m.isFile,
+    })),
+  ];
   return {
     root: u.image.root,
     stateDir: u.stateDir,

@@ -1,0 +1,61 @@
+import { insert, PgCluster, PRIMARY, replica, TABLE } from './fixture';
+
+/**
+ * The smaller set for users of the PostgreSQL 15 images (`postgresImage` ...:15-...): the suite's
+ * scenarios run PostgreSQL 17 in the images' userlands; these run Debian 12's PostgreSQL 15 with
+ * DocumentDB 0.107 built for it (`PgCluster.boot(props, { postgres: 15 })`, the host's tools and
+ * PG15_DEVIATION). Bootstrap, streaming replication, createUser for both role sets and a
+ * promotion, on one cluster; the promotion runs last.
+ */
+const ALL = [PRIMARY, replica(0), replica(1)];
+let pg: PgCluster;
+
+jest.setTimeout(120_000);
+
+beforeAll(async () => {
+  pg = await PgCluster.boot({}, { postgres: 15 });
+}, 600_000);
+
+afterAll(async () => {
+  await pg?.destroy();
+}, 60_000);
+
+test('the credentials Job and both StatefulSets bootstrap PostgreSQL 15 with DocumentDB 0.107', async () => {
+  expect(await pg.sql(PRIMARY, "SELECT current_setting('server_version_num')::int / 10000")).toBe('15');
+  expect(await pg.sql(PRIMARY, "SELECT extversion FROM pg_extension WHERE extname = 'documentdb'")).toBe('0.107-0');
+  expect(await pg.inRecovery(PRIMARY)).toBe(false);
+  const secret = pg.h.getSecret(pg.credentialsJob!.replace(/-bootstrap-[0-9a-f]+$/, '')) ?? {};
+  expect(Object.keys(secret)).toEqual(expect.arrayContaining(['ferretdb-password']));
+});
+
+test('the primary streams to both standbys through their slots, and rows written on it reach them', async () => {
+  await pg.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+  await pg.sql(PRIMARY, `${TABLE}; ${insert(1, 100)}`);
+  await pg.waitCount(replica(0), 't', 100);
+  await pg.waitCount(replica(1), 't', 100);
+  expect(await pg.inRecovery(replica(0))).toBe(true);
+  expect(await pg.inRecovery(replica(1))).toBe(true);
+});
+
+test('documentdb_api.create_user as the ferretdb role grants both role sets on PostgreSQL 15', async () => {
+  const roles = (user: string, list: string[]): string => JSON.stringify({ createUser: user, pwd: `${user}-pw`, roles: list.map((role) => ({ role, db: 'admin' })) });
+  for (const [user, list] of [['reporting', ['readAnyDatabase']], ['orders_app', ['clusterAdmin', 'readWriteAnyDatabase']]] as const) {
+    const r = await pg.h.exec(PRIMARY, 'postgres', ['psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-U', 'ferretdb', '-d', 'postgres',
+      '-c', `SELECT documentdb_api.create_user('${roles(user, [...list])}'::documentdb_core.bson)`]);
+    expect({ user, code: r.code, stderr: r.stderr }).toEqual({ user, code: 0, stderr: '' });
+  }
+  expect(await pg.sql(PRIMARY, `SELECT string_agg(m.rolname || '>' || r.rolname, ',' ORDER BY 1)
+    FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
+    WHERE m.rolname IN ('reporting', 'orders_app')`)).toMatch(/orders_app>documentdb_admin_role.*reporting>documentdb_readonly_role/);
+});
+
+test('a promotion through currentPrimary: the chosen standby becomes the only writable primary and the old primary follows it', async () => {
+  await pg.h.apply(pg.synth({ currentPrimary: replica(0) }), { wait: false });
+  await pg.h.waitUntil(`${replica(0)} is the only writable primary`, 180_000, async () =>
+    (await pg.writablePrimaries(ALL)).join() === replica(0));
+  await pg.h.waitReady(PRIMARY, 240_000);
+  await pg.waitStreaming(replica(0), [replica(1), PRIMARY], 180_000);
+  await pg.sql(replica(0), insert(101, 110));
+  await pg.waitCount(PRIMARY, 't', 110);
+  expect(await pg.writablePrimaries(ALL)).toEqual([replica(0)]);
+}, 600_000);
