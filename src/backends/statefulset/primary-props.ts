@@ -11,6 +11,7 @@ import { WalSettings } from '../../postgres/settings';
 import { PostgresTls } from '../../postgres/tls';
 import { defaultName, MAX_STATEFULSET_NAME, validateName } from '../../private/names';
 import { checkResources } from '../../private/pod-spec';
+import { checkLeaseDuration, DEFAULT_LEASE_DURATION, LeaseTiming } from './lease';
 import { checkImage, checkInteger, checkRoleName, invalid, parsePostgresSize, parseQuantity } from '../../private/validation';
 
 /**
@@ -48,6 +49,8 @@ export interface CheckedPrimaryProps {
   readonly networkPolicy: boolean;
   /** Seconds the preStop hook's fast shutdown may take. */
   readonly shutdownTimeoutSeconds: number;
+  /** The cluster's Lease timing. */
+  readonly lease: LeaseTiming;
 }
 
 /**
@@ -83,6 +86,7 @@ export function checkPrimaryProps(scope: Construct, props: PostgresPrimaryProps)
   const tls = props.tls === undefined ? undefined : PostgresTls._check('tls', props.tls);
   const maxReplicationLagBytes = parsePostgresSize('maxReplicationLag', props.maxReplicationLag ?? '64MB');
   const shutdownTimeoutSeconds = checkShutdownTimeout('shutdownTimeout', props.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT);
+  const lease = checkLeaseDuration('leaseDuration', props.leaseDuration ?? DEFAULT_LEASE_DURATION);
   const exporter = props.metricsExporter && {
     image: checkImage('metricsExporter.image', props.metricsExporter.image ?? DEFAULT_EXPORTER_IMAGE),
     resources: props.metricsExporter.resources,
@@ -114,6 +118,7 @@ export function checkPrimaryProps(scope: Construct, props: PostgresPrimaryProps)
     tls,
     networkPolicy: props.networkPolicy ?? true,
     shutdownTimeoutSeconds,
+    lease,
   };
 }
 
