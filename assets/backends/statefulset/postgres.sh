@@ -72,12 +72,12 @@ supervise() {
 # blocks it (datadir.sh).
 handover_ready() {
   local ours blockers
-  if ! receiver_ended; then
-    handover_log "the leader key now names this pod; streaming on until this standby's WAL receiver ends by itself (the former primary has then sent everything up to its shutdown checkpoint)"
-    return 1
-  fi
   if ! lease_held; then
     handover_log "the leader key now names this pod; not promoting before this pod holds the cluster's Lease (released by the former primary once it stopped, or not renewed for ${LEASE_DURATION:-15}s)"
+    return 1
+  fi
+  if ! receiver_ended; then
+    handover_log "the leader key now names this pod; streaming on until this standby's WAL receiver ends by itself (the former primary has then sent everything up to its shutdown checkpoint)"
     return 1
   fi
   ours=$(local_position) || return 1
