@@ -34,7 +34,8 @@ interface LeaseRun {
 /** A Lease as the API server answers it. */
 function lease(rv: string, spec: { [k: string]: unknown } = {}): string {
   return JSON.stringify({
-    kind: 'Lease', apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    apiVersion: 'coordination.k8s.io/v1',
     metadata: { name: LEASE, namespace: 'orders', resourceVersion: rv },
     spec: { leaseDurationSeconds: 15, ...spec },
   }, null, 4);
@@ -154,8 +155,11 @@ describe('lease.sh: the pod the leader key names', () => {
 
   test('a renewal the API refuses (409: another writer came first) or never answers records nothing: the last success ages', () => {
     const r = runLease({
-      leader: POD, gets: { mine: lease('8', { holderIdentity: POD }) }, patchCode: 409,
-      files: { 'lease-renewed': '90000\n' }, steps: 'step',
+      leader: POD,
+      gets: { mine: lease('8', { holderIdentity: POD }) },
+      patchCode: 409,
+      files: { 'lease-renewed': '90000\n' },
+      steps: 'step',
     });
     expect(patches(r)).toHaveLength(1);
     expect(r.files['lease-renewed']).toBe('90000\n');
@@ -233,7 +237,8 @@ describe('fencing.sh: the primary\'s side', () => {
       fs.writeFileSync(path.join(dir, 'uptime'), `${uptime} 1.00\n`);
       fs.writeFileSync(path.join(dir, 'fencing.sh'), pgConfig.data['fencing.sh']);
       const r = spawnSync('bash', ['-c', `. "${dir}/fencing.sh"; ${snippet}`], {
-        env: { PATH: process.env.PATH, STATE_DIR: dir, UPTIME_FILE: path.join(dir, 'uptime'), LEASE_RENEW_DEADLINE: '10' }, encoding: 'utf8',
+        env: { PATH: process.env.PATH, STATE_DIR: dir, UPTIME_FILE: path.join(dir, 'uptime'), LEASE_RENEW_DEADLINE: '10' },
+        encoding: 'utf8',
         // Not a socket on stdin: bash would take it for rshd and read ~/.bashrc.
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -275,13 +280,13 @@ describe('what is synthesized for the Lease', () => {
       const withToken = spec.containers.filter((c: any) => (c.volumeMounts ?? []).some((m: any) => m.name === 'api-token')).map((c: any) => c.name);
       expect(withToken).toEqual(sts === primarySts ? ['lease', 'state'] : ['lease']);
       expect(spec.automountServiceAccountToken).toBe(false);
-      const lease = spec.containers.find((c: any) => c.name === 'lease');
-      expect(lease.command).toEqual(['sh', '/etc/ferretdb-postgres/lease.sh']);
+      const sidecar = spec.containers.find((c: any) => c.name === 'lease');
+      expect(sidecar.command).toEqual(['sh', '/etc/ferretdb-postgres/lease.sh']);
       // STATE_DIR is the postgres container's; the lease sidecar never mounts the socket's RUN_DIR.
       const pg = spec.containers.find((c: any) => c.name === 'postgres');
       const stateMount = (c: any) => c.volumeMounts.find((m: any) => m.name === 'state');
-      expect(stateMount(lease).mountPath).toBe(stateMount(pg).mountPath);
-      expect(lease.volumeMounts.map((m: any) => m.name).sort()).toEqual(['api-token', 'config', 'state']);
+      expect(stateMount(sidecar).mountPath).toBe(stateMount(pg).mountPath);
+      expect(sidecar.volumeMounts.map((m: any) => m.name).sort()).toEqual(['api-token', 'config', 'state']);
     }
   });
 

@@ -1,12 +1,12 @@
 import { ApiObjectMetadata, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { LeaseInfo, leaseContainer, leaseEnv } from './lease';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
 import { DEFAULT_POSTGRES_RESOURCES, POSTGRES_PORT, POSTGRES_UID } from '../../postgres/config';
 import { BOOTSTRAP_IMAGE } from '../../postgres/credentials-bootstrap';
 import { TLS_KEYS } from '../../private/certificates';
 import { POSTGRES_CLUSTER_LABEL, SLOT_PREFIX } from '../../private/names';
-import { LeaseInfo, leaseContainer, leaseEnv } from './lease';
 import { API_TOKEN_DIR, API_TOKEN_MOUNT, apiTokenVolume, containerSecurityContext, SMALL_SIDECAR_RESOURCES, podSecurityContext, renderResources, spreadOverNodesAndZones } from '../../private/pod-spec';
 
 export const CONFIG_DIR = '/etc/ferretdb-postgres';

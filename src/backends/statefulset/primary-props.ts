@@ -1,6 +1,7 @@
 import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { checkLeaseDuration, DEFAULT_LEASE_DURATION, LeaseTiming } from './lease';
 import type { PostgresPrimaryProps } from './primary';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
 import { DEFAULT_EXPORTER_IMAGE, EXPORTER_ROLE } from '../../observability/metrics';
@@ -11,7 +12,6 @@ import { WalSettings } from '../../postgres/settings';
 import { PostgresTls } from '../../postgres/tls';
 import { defaultName, MAX_STATEFULSET_NAME, validateName } from '../../private/names';
 import { checkResources } from '../../private/pod-spec';
-import { checkLeaseDuration, DEFAULT_LEASE_DURATION, LeaseTiming } from './lease';
 import { checkImage, checkInteger, checkRoleName, invalid, parsePostgresSize, parseQuantity } from '../../private/validation';
 
 /**

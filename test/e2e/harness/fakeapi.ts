@@ -19,7 +19,9 @@ const API_VERSION: Record<Resource, string> = { configmaps: 'v1', secrets: 'v1',
 
 /** The string maps of each kind (merged key by key by `ObjectStore.apply`). */
 const DATA_MAPS: Record<Resource, ReadonlyArray<'data' | 'binaryData' | 'spec'>> = {
-  configmaps: ['data', 'binaryData'], secrets: ['data'], deployments: [],
+  configmaps: ['data', 'binaryData'],
+  secrets: ['data'],
+  deployments: [],
   // kubectl apply merges a Lease's spec field by field: the holder the sidecars write is kept.
   leases: ['spec'],
 };
