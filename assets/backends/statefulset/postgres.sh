@@ -110,6 +110,11 @@ handover_log() {
 
 stop_server() {
   kill -INT "$SERVER_PID" 2>/dev/null || true
+  # A primary's shutdown (its walsenders still sending WAL) keeps the Lease until it has stopped.
+  while kill -0 "$SERVER_PID" 2>/dev/null; do
+    [ -f "$PRIMARY_MARK" ] && mark_primary
+    sleep 0.2
+  done
   wait "$SERVER_PID" || true
   SERVER_PID=
   unmark_primary
