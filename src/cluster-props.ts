@@ -1,5 +1,6 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { checkLeaseDuration } from './backends/statefulset/lease';
 import { checkShutdownTimeout } from './backends/statefulset/primary-props';
 import type { FerretDBClusterProps } from './cluster';
 import { DEFAULT_FERRETDB_IMAGE } from './ferretdb/deployment';
@@ -65,6 +66,7 @@ export function checkClusterProps(scope: Construct, props: FerretDBClusterProps)
     }
   }
   if (props.postgresShutdownTimeout !== undefined) checkShutdownTimeout('postgresShutdownTimeout', props.postgresShutdownTimeout);
+  if (props.postgresLeaseDuration !== undefined) checkLeaseDuration('postgresLeaseDuration', props.postgresLeaseDuration);
   const backend = PostgresBackend._check('backend', props.backend ?? PostgresBackend.statefulSets());
   const ferretdbTls = props.ferretdbTls === undefined ? undefined : FerretDBTls._check('ferretdbTls', props.ferretdbTls);
   return {
@@ -101,6 +103,7 @@ export function checkClusterProps(scope: Construct, props: FerretDBClusterProps)
       monitoring: props.monitoring,
       tls: props.postgresTls,
       shutdownTimeout: props.postgresShutdownTimeout,
+      leaseDuration: props.postgresLeaseDuration,
     },
   };
 }

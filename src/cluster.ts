@@ -193,6 +193,15 @@ export interface FerretDBClusterProps {
    */
   readonly postgresShutdownTimeout?: Duration;
   /**
+   * The PostgreSQL primary's Lease duration (see `PostgresPrimaryProps.leaseDuration`): a primary
+   * cut off from the Kubernetes API stops taking writes within 2/3 of it, and a promotion while the
+   * former primary cannot be reached waits for it. Only with `PostgresBackend.statefulSets()`
+   * (CloudNativePG runs its own leader election).
+   *
+   * @default Duration.seconds(15)
+   */
+  readonly postgresLeaseDuration?: Duration;
+  /**
    * TLS for MongoDB clients, from a Secret or a cert-manager Certificate: FerretDB serves the
    * Services' port 27017 over TLS only (clients connect with `tls=true`), and a renewed
    * certificate rolls the FerretDB pods one at a time. Works with either backend. See the

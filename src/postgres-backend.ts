@@ -41,6 +41,7 @@ export interface BackendContext {
   readonly monitoring?: MonitoringOptions;
   readonly tls?: PostgresTls;
   readonly shutdownTimeout?: Duration;
+  readonly leaseDuration?: Duration;
 }
 
 /**
@@ -135,6 +136,7 @@ function bindStatefulSets(scope: Construct, ctx: BackendContext): BoundBackend {
     metricsExporter: ctx.monitoring && { image: ctx.monitoring.exporterImage, resources: ctx.monitoring.exporterResources },
     tls: ctx.tls,
     shutdownTimeout: ctx.shutdownTimeout,
+    leaseDuration: ctx.leaseDuration,
   });
   const replicas = new StreamingReplica(scope, 'Replicas', {
     primary,
@@ -167,6 +169,10 @@ function bindCloudNativePG(scope: Construct, ctx: BackendContext, options: Cloud
   if (ctx.shutdownTimeout !== undefined) {
     throw invalid('postgresShutdownTimeout', `${ctx.shutdownTimeout.toSeconds({ integral: false })}s`,
       'no value with PostgresBackend.cloudNativePG(): CloudNativePG stops its instances itself');
+  }
+  if (ctx.leaseDuration !== undefined) {
+    throw invalid('postgresLeaseDuration', `${ctx.leaseDuration.toSeconds({ integral: false })}s`,
+      'no value with PostgresBackend.cloudNativePG(): CloudNativePG runs its own leader election');
   }
   if (ctx.tls !== undefined) {
     throw invalid('postgresTls', ctx.tls,

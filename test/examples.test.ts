@@ -73,12 +73,12 @@ describe('examples/production.ts', () => {
       .toBe('ANY 1 ("orders-pg-primary-0", "orders-pg-replica-0", "orders-pg-replica-1", "orders-pg-replica-2")');
   });
 
-  test('uses the existing Secret and synthesizes no bootstrap Job (the only RBAC is the state and certificate-watch sidecars\')', () => {
+  test('uses the existing Secret and synthesizes no bootstrap Job (the only RBAC is the state, lease and certificate-watch sidecars\')', () => {
     expect(chart.cluster.secretName).toBe('orders-db-credentials');
     for (const kind of ['Job', 'Secret']) expect(byKind(objs, kind)).toEqual([]);
-    expect(byKind(objs, 'ServiceAccount').map((o) => o.metadata.name)).toEqual(['orders-pg-primary', 'orders-ferretdb-cert-watch']);
+    expect(byKind(objs, 'ServiceAccount').map((o) => o.metadata.name).sort()).toEqual(['orders-ferretdb-cert-watch', 'orders-pg-primary', 'orders-pg-primary-standby']);
     for (const kind of ['Role', 'RoleBinding']) {
-      expect(byKind(objs, kind).map((o) => o.metadata.name)).toEqual(['orders-pg-primary-state', 'orders-ferretdb-cert-watch']);
+      expect(byKind(objs, kind).map((o) => o.metadata.name).sort()).toEqual(['orders-ferretdb-cert-watch', 'orders-pg-primary-leader', 'orders-pg-primary-state']);
     }
     for (const { kind, spec } of podSpecs(objs)) {
       if (kind === 'StatefulSet') {

@@ -165,6 +165,10 @@ function runScript(script: string, o: ScriptOptions): Run {
   ].join('\n'));
   stub('pg_isready', o.stubs?.pg_isready ?? '');
   for (const name of ['pg_ctl', 'pg_rewind', 'initdb']) stub(name, o.stubs?.[name] ?? '');
+  // A clock that stands still (fencing.sh reads /proc/uptime), and the lease sidecar's renewal
+  // at that time: the pod holds the cluster's Lease unless a test says otherwise.
+  fs.writeFileSync(path.join(dir, 'uptime'), '1000.00 10.00\n');
+  fs.writeFileSync(path.join(p.runDir, 'lease-renewed'), '1000000\n');
   o.prepare?.(p);
 
   const out = path.join(dir, 'stdout');
@@ -195,6 +199,8 @@ function runScript(script: string, o: ScriptOptions): Run {
         STATE_WAIT_SECONDS: '2',
         PROMOTE_WAIT_SECONDS: '10',
         LEADER_POLL_SECONDS: '0.2',
+        UPTIME_FILE: path.join(dir, 'uptime'),
+        LEASE_WAIT_SECONDS: '3',
         ...o.env,
       },
       // Files, not pipes: a background `sleep` the script leaves behind must not hold the run open.
@@ -592,7 +598,7 @@ describe('postgres.sh: a standby named leader streams on until its WAL receiver 
       ].join('\n'),
     },
     psql: [
-      'if [[ $query == *pg_stat_wal_receiver* ]]; then',
+      'if [[ $query == *"SELECT pid FROM pg_stat_wal_receiver"* ]]; then',
       '  n=$(cat "$STUB_DIR/receiver-asked" 2>/dev/null || echo 0); echo $((n + 1)) > "$STUB_DIR/receiver-asked"',
       '  if [ "$n" -lt 3 ]; then echo "receiver streaming" >> "$STUB_DIR/calls/sequence"; echo 4242; else echo "receiver ended" >> "$STUB_DIR/calls/sequence"; fi',
       '  exit 0',
@@ -1318,6 +1324,157 @@ describe('with TLS (TLS_DIR set, as the tls prop does): every connection to anot
       expect(run.status).toBe(0);
       expect(run.stderr).toContain('WARNING: cannot read the TLS certificate files');
       expect(reloads(run)).toBe(2);
+    }, SLOW);
+  });
+});
+
+describe('postgres.sh: the cluster\'s Lease (fencing.sh)', () => {
+  /** The lease sidecar's last renewal, `ageSeconds` before the stub clock's now. */
+  const renewed = (p: Paths, ageSeconds: number) => fs.writeFileSync(path.join(p.runDir, 'lease-renewed'), `${1_000_000 - ageSeconds * 1000}\n`);
+
+  describe('a primary whose last renewal grows older than the renew deadline (cut off from the API server)', () => {
+    // The first server start makes the last renewal 11 s old (LEASE_RENEW_DEADLINE is 10), then
+    // runs until SIGINT.
+    const run = lazy(() => runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => fs.writeFileSync(path.join(p.pgdata, 'PG_VERSION'), '15\n'),
+      stubs: {
+        postgres: [
+          'if [ "$(wc -l < "$STUB_DIR/calls/postgres")" = 1 ]; then',
+          '  echo 989000 > "$STATE_DIR/lease-renewed"',
+          '  exec perl "$STUB_DIR/bin/stub-server.pl"',
+          'fi',
+        ].join('\n'),
+      },
+    }));
+
+    test('stops its server at once (SIGINT: fast shutdown, sessions cut, new ones refused) saying why, with the leader key unchanged', () => {
+      expect(run().stderr).toMatch(/FENCING: the cluster's Lease was last renewed 11000 ms ago \(bound: 10 s/);
+      expect((run().read('calls/signals') ?? '').trim().split('\n').map((l) => l.split(' ')[0])).toEqual(['INT']);
+    }, SLOW);
+
+    test('then starts over and serves again only once it holds the Lease: no second server start while it does not', () => {
+      expect(run().calls('postgres')).toHaveLength(1);
+      expect(run().stderr).toContain('waiting for the cluster\'s Lease');
+      expect(run().stderr).toContain('FATAL: this pod did not get the cluster\'s Lease within 3s');
+      // The lease sidecar may release the Lease only once this file is gone (the server stopped).
+      expect(fs.existsSync(path.join(run().runDir, 'primary'))).toBe(false);
+    });
+  });
+
+  test('while its primary server runs, postgres.sh keeps $STATE_DIR/primary fresh (the lease sidecar keeps renewing for it even after the key moved)', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => fs.writeFileSync(path.join(p.pgdata, 'PG_VERSION'), '15\n'),
+      stubs: { postgres: 'sleep 1; cp "$STATE_DIR/primary" "$STUB_DIR/primary-while-serving"; exit 3' },
+    });
+    expect(run.read('primary-while-serving')).toBe('1000000\n');
+    expect(fs.existsSync(path.join(run.runDir, 'primary'))).toBe(false);
+  }, SLOW);
+
+  test('a pod named primary that does not hold the Lease never starts its server, initdb included', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => { clusterState(p, 'new'); renewed(p, 30); },
+    });
+    expect(run.stderr).toContain('FATAL: this pod did not get the cluster\'s Lease within 3s');
+    expect(run.calls('initdb')).toEqual([]);
+    expect(run.calls('postgres')).toEqual([]);
+  }, SLOW);
+
+  describe('a standby named leader that does not hold the Lease yet', () => {
+    // The first server start moves the key to this pod and removes the renewal; 2 s later the
+    // sidecar gets the Lease (recorded in the sequence).
+    const run = lazy(() => runScript('postgres.sh', {
+      pod: 'x-pg-replica-1',
+      prepare: (p) => standbyData(p.pgdata),
+      stubs: {
+        postgres: [
+          'if [ "$(wc -l < "$STUB_DIR/calls/postgres")" = 1 ]; then',
+          '  rm -f "$STATE_DIR/lease-renewed"',
+          '  printf \'%s\\n\' x-pg-replica-1 > "$CONFIG_DIR/leader"',
+          '  ( sleep 2; echo "lease granted" >> "$STUB_DIR/calls/sequence"; echo 1000000 > "$STATE_DIR/lease-renewed" ) &',
+          '  exec perl "$STUB_DIR/bin/stub-server.pl"',
+          'fi',
+        ].join('\n'),
+      },
+    }));
+
+    test('streams on, saying once that it waits for the Lease', () => {
+      expect(run().stderr.split('not promoting before this pod holds the cluster\'s Lease').length - 1).toBe(1);
+    }, SLOW);
+
+    test('stops and promotes only after it got the Lease', () => {
+      const sequence = run().sequence();
+      const granted = sequence.indexOf('lease granted');
+      expect(granted).toBeGreaterThan(0);
+      expect(sequence.indexOf('signal INT')).toBeGreaterThan(granted);
+      expect(sequence.findIndex((c) => /^pg_ctl .*promote/.test(c))).toBeGreaterThan(granted);
+    });
+  });
+
+  describe('a member that cannot be asked blocks a promotion (only "in recovery", "shutting down" and "connection refused" say it takes no writes)', () => {
+    const promote = (error: string, expiredHolder?: string) => runScript('postgres.sh', {
+      pod: 'x-pg-replica-1',
+      prepare: (p) => {
+        standbyData(p.pgdata);
+        setLeader(p, 'x-pg-replica-1');
+        if (expiredHolder) fs.writeFileSync(path.join(p.runDir, 'lease-expired-holder'), `${expiredHolder}\n`);
+      },
+      psql: `if [ "$host" = x-pg-primary-0.x-pg-primary ]; then echo ${JSON.stringify(error)} >&2; exit 2; fi`,
+      env: { PROMOTE_WAIT_SECONDS: '2' },
+    });
+    const promoted = (run: Run) => run.calls('pg_ctl').some((a) => a.includes('promote'));
+
+    test.each([
+      'psql: error: connection to server at "x-pg-primary-0.x-pg-primary" (10.0.0.5), port 5432 failed: timeout expired',
+      'psql: error: connection to server at "x-pg-primary-0.x-pg-primary" (10.0.0.5), port 5432 failed: FATAL:  sorry, too many clients already',
+      'psql: error: connection to server at "x-pg-primary-0.x-pg-primary" (10.0.0.5), port 5432 failed: SSL error: certificate verify failed',
+      'psql: error: could not translate host name "x-pg-primary-0.x-pg-primary" to address: Name or service not known',
+      'psql: error: connection to server at "x-pg-primary-0.x-pg-primary" (10.0.0.5), port 5432 failed: FATAL:  password authentication failed for user "replicator"',
+    ])('%s: no promotion', (error) => {
+      const run = promote(error);
+      expect(run.stderr).toContain('not promoting yet: x-pg-primary-0 cannot be asked (');
+      expect(run.stderr).toContain('FATAL: not promoting after 2s');
+      expect(promoted(run)).toBe(false);
+    }, SLOW);
+
+    test('connection refused (no server listens there): it promotes', () => {
+      const run = promote('psql: error: connection to server at "x-pg-primary-0.x-pg-primary" (10.0.0.5), port 5432 failed: Connection refused');
+      expect(promoted(run)).toBe(true);
+    }, SLOW);
+
+    test('a timeout from the former holder whose Lease this pod took after it went unrenewed (it fenced itself): it promotes', () => {
+      const run = promote('psql: error: connection to server at "x-pg-primary-0.x-pg-primary" (10.0.0.5), port 5432 failed: timeout expired', 'x-pg-primary-0');
+      expect(promoted(run)).toBe(true);
+    }, SLOW);
+  });
+
+  describe('former primary data named primary again starts only while no member takes writes or is on a later timeline', () => {
+    const start = (answer: string) => runScript('postgres.sh', {
+      pod: 'x-pg-primary-0',
+      prepare: (p) => fs.writeFileSync(path.join(p.pgdata, 'PG_VERSION'), '15\n'),
+      psql: `if [ "$host" = x-pg-replica-0.x-pg-replica ]; then echo ${JSON.stringify(answer)}; exit 0; fi`,
+      stubs: { postgres: 'exit 3' },
+      env: { PROMOTE_WAIT_SECONDS: '2' },
+    });
+
+    test('a member still writable (the other side of a switchover whose rejoin failed): it never starts', () => {
+      const run = start('f 0/3000000 3');
+      expect(run.stderr).toContain('not starting as primary yet: x-pg-replica-0 still accepts writes');
+      expect(run.stderr).toContain('FATAL: not starting as primary after 2s');
+      expect(run.calls('postgres')).toEqual([]);
+    }, SLOW);
+
+    test('a standby on a later timeline than this data\'s (pg_controldata: 2): it never starts', () => {
+      const run = start('t 0/1000000 3');
+      expect(run.stderr).toContain('x-pg-replica-0 has received WAL up to 0/1000000 on timeline 3, this pod only up to timeline 2');
+      expect(run.calls('postgres')).toEqual([]);
+    }, SLOW);
+
+    test('standbys on its own timeline, whatever their WAL position (this data is where it came from): it starts', () => {
+      const run = start('t 9/0 2');
+      expect(run.calls('postgres')).toHaveLength(1);
     }, SLOW);
   });
 });

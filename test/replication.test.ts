@@ -419,7 +419,7 @@ describe('replication slot names', () => {
 
   test('slotNameForPod uses the prefix the pods are given (SLOT_PREFIX)', () => {
     const prefix = slotNameForPod('');
-    for (const { container } of containers(synth()).filter((c) => c.kind === 'StatefulSet' && c.container.name !== 'state')) {
+    for (const { container } of containers(synth()).filter((c) => c.kind === 'StatefulSet' && !['state', 'lease'].includes(c.container.name))) {
       expect(container.env.find((e: any) => e.name === 'SLOT_PREFIX')?.value).toBe(prefix);
     }
   });

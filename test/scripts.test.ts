@@ -7,7 +7,7 @@ import { byKind, containers, find, podSpecs, postgresConfigMap, synth } from './
 
 const ASSETS = path.join(__dirname, '..', 'assets');
 /** The bash scripts of the PostgreSQL pods (the postgres and agent containers, probes and hook). */
-const POSTGRES_SCRIPTS = ['lib.sh', 'datadir.sh', 'postgres.sh', 'agent.sh', 'lifecycle.sh'];
+const POSTGRES_SCRIPTS = ['lib.sh', 'datadir.sh', 'fencing.sh', 'postgres.sh', 'agent.sh', 'lifecycle.sh'];
 /** The POSIX sh script of the state sidecar (a curl image has no bash). */
 const STATE_SCRIPT = 'cluster-state.sh';
 
@@ -84,10 +84,10 @@ describe('shellcheck', () => {
     }
   });
 
-  test('the state sidecar script, as the ConfigMap carries it, passes shellcheck -s sh', () => {
+  test.each([STATE_SCRIPT, 'lease.sh'])('the sidecar script %s, as the ConfigMap carries it, passes shellcheck -s sh', (script) => {
     const dir = writeConfigMap(pgConfig);
     try {
-      const { status, output } = shellcheck(['-s', 'sh', path.join(dir, STATE_SCRIPT)], dir);
+      const { status, output } = shellcheck(['-s', 'sh', path.join(dir, script)], dir);
       expect(output).toBe('');
       expect(status).toBe(0);
     } finally {
@@ -167,6 +167,7 @@ describe('container commands', () => {
       'bash /etc/ferretdb-postgres/agent.sh',
       'bash /etc/ferretdb-postgres/lifecycle.sh',
       'sh /etc/ferretdb-postgres/cluster-state.sh',
+      'sh /etc/ferretdb-postgres/lease.sh',
       'sh /scripts/create-secret.sh',
       'sh /etc/ferretdb/scripts/certificate-watch.sh',
     ]));
@@ -210,14 +211,14 @@ describe('container commands', () => {
 
 describe('environment of the PostgreSQL containers', () => {
   const allContainers = containers(objs).filter((c) => c.kind === 'StatefulSet');
-  /** The postgres and agent containers (the state sidecar runs no PostgreSQL script). */
-  const pgContainers = allContainers.filter((c) => c.container.name !== 'state');
+  /** The postgres and agent containers (the state and lease sidecars run no PostgreSQL script). */
+  const pgContainers = allContainers.filter((c) => !['state', 'lease'].includes(c.container.name));
   const envOf = (c: any) => Object.fromEntries(c.env.map((e: any) => [e.name, e]));
 
-  test('the PostgreSQL pods run a postgres and an agent container; only the primary StatefulSet\'s pod adds the state sidecar', () => {
+  test('the PostgreSQL pods run a postgres, an agent and a lease container; only the primary StatefulSet\'s pod adds the state sidecar', () => {
     const names = (sts: string) => find(objs, 'StatefulSet', sts).spec.template.spec.containers.map((c: any) => c.name);
-    expect(names('x-pg-primary')).toEqual(['postgres', 'agent', 'state']);
-    expect(names('x-pg-replica')).toEqual(['postgres', 'agent']);
+    expect(names('x-pg-primary')).toEqual(['postgres', 'agent', 'lease', 'state']);
+    expect(names('x-pg-replica')).toEqual(['postgres', 'agent', 'lease']);
   });
 
   test('every variable lib.sh requires is set on both postgres and agent containers of every StatefulSet', () => {
@@ -262,7 +263,7 @@ describe('environment of the PostgreSQL containers', () => {
     }
     // The socket directory is the same emptyDir in both containers of a pod (the agent talks to postgres through it).
     for (const sts of byKind(objs, 'StatefulSet')) {
-      const mounts = sts.spec.template.spec.containers.filter((c: any) => c.name !== 'state')
+      const mounts = sts.spec.template.spec.containers.filter((c: any) => !['state', 'lease'].includes(c.name))
         .map((c: any) => c.volumeMounts.find((m: any) => m.mountPath === '/var/run/postgresql')?.name);
       expect(mounts).toEqual(['run', 'run']);
     }
@@ -289,7 +290,7 @@ describe('environment of the PostgreSQL containers', () => {
     ['512kB', 512 * 2 ** 10],
     ['16MB', 16 * 2 ** 20],
   ])('maxReplicationLag %s gives MAX_REPLICATION_LAG_BYTES %i on the postgres and agent containers of every StatefulSet', (lag, bytes) => {
-    const lagged = containers(synth({ maxReplicationLag: lag })).filter((c) => c.kind === 'StatefulSet' && c.container.name !== 'state');
+    const lagged = containers(synth({ maxReplicationLag: lag })).filter((c) => c.kind === 'StatefulSet' && !['state', 'lease'].includes(c.container.name));
     expect(lagged).toHaveLength(4);
     for (const { owner, container } of lagged) {
       const where = `${owner}/${container.name}`;

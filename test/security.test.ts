@@ -57,7 +57,7 @@ describe('Pod Security "restricted"', () => {
   test('writable paths are volumes: PGDATA, the socket directory and /tmp (the state sidecar writes only to the socket directory\'s emptyDir, the certificate-watch sidecar only to its own)', () => {
     const objs = synth();
     for (const { owner, spec } of podSpecs(objs)) {
-      for (const c of spec.containers.filter((container: any) => !['state', 'certificate-watch'].includes(container.name))) {
+      for (const c of spec.containers.filter((container: any) => !['state', 'lease', 'certificate-watch'].includes(container.name))) {
         const mounts = c.volumeMounts.map((m: any) => m.mountPath);
         expect({ owner, container: c.name, tmp: mounts.includes('/tmp') }).toEqual({ owner, container: c.name, tmp: true });
       }
@@ -81,16 +81,19 @@ describe('service account tokens and RBAC', () => {
     for (const sa of byKind(objs, 'ServiceAccount')) expect(sa.automountServiceAccountToken).toBe(false);
   });
 
-  test('the only token of the PostgreSQL pods is a projected volume of the primary StatefulSet that only the state sidecar mounts; in FerretDB pods only the certificate-watch sidecar mounts one', () => {
+  test('the only token of the PostgreSQL pods is a projected volume that only the lease sidecar (and, in the primary StatefulSet, the state sidecar) mounts; in FerretDB pods only the certificate-watch sidecar mounts one', () => {
     const primary = find(objs, 'StatefulSet', 'x-pg-primary').spec.template.spec;
     const replica = find(objs, 'StatefulSet', 'x-pg-replica').spec.template.spec;
-    expect(tokenVolumes(replica)).toEqual([]);
-    expect(replica.serviceAccountName).toBeUndefined();
+    expect(tokenVolumes(replica)).toHaveLength(1);
+    expect(replica.containers.filter((c: any) => c.volumeMounts.some((m: any) => m.name === tokenVolumes(replica)[0].name)).map((c: any) => c.name)).toEqual(['lease']);
+    expect(replica.serviceAccountName).toBe('x-pg-primary-standby');
     const [token] = tokenVolumes(primary);
     expect(tokenVolumes(primary)).toHaveLength(1);
     const mountedBy = primary.containers.filter((c: any) => c.volumeMounts.some((m: any) => m.name === token.name)).map((c: any) => c.name);
-    expect(mountedBy).toEqual(['state']);
-    expect(primary.containers.find((c: any) => c.name === 'state').volumeMounts.find((m: any) => m.name === token.name).readOnly).toBe(true);
+    expect(mountedBy).toEqual(['lease', 'state']);
+    for (const c of ['lease', 'state']) {
+      expect(primary.containers.find((x: any) => x.name === c).volumeMounts.find((m: any) => m.name === token.name).readOnly).toBe(true);
+    }
     // A short-lived token (the kubelet rotates it); only its owner can read the files.
     const source = token.projected.sources.find((src: any) => src.serviceAccountToken).serviceAccountToken;
     expect(source.expirationSeconds).toBeLessThanOrEqual(3607);
@@ -105,29 +108,39 @@ describe('service account tokens and RBAC', () => {
     }
   });
 
-  test('only the bootstrap Job, the primary StatefulSet and the FerretDB Deployments (certificate-watch) name a ServiceAccount, and each has exactly one Role through one RoleBinding', () => {
+  test('only the bootstrap Job, the PostgreSQL StatefulSets and the FerretDB Deployments (certificate-watch) name a ServiceAccount; each is bound to its own Role, the PostgreSQL pods\' also to the Lease\'s', () => {
     const named = podSpecs(objs).filter((p) => p.spec.serviceAccountName !== undefined).map((p) => `${p.kind}/${p.owner}`);
-    expect(named.sort()).toEqual(['Deployment/x-ferretdb-ro', 'Deployment/x-ferretdb-rw', `Job/${byKind(objs, 'Job')[0].metadata.name}`, 'StatefulSet/x-pg-primary']);
+    expect(named.sort()).toEqual(['Deployment/x-ferretdb-ro', 'Deployment/x-ferretdb-rw', `Job/${byKind(objs, 'Job')[0].metadata.name}`, 'StatefulSet/x-pg-primary', 'StatefulSet/x-pg-replica']);
     const accounts = byKind(objs, 'ServiceAccount').map((sa) => sa.metadata.name).sort();
-    expect(accounts).toEqual(['x-credentials-bootstrap', 'x-ferretdb-cert-watch', 'x-pg-primary']);
+    expect(accounts).toEqual(['x-credentials-bootstrap', 'x-ferretdb-cert-watch', 'x-pg-primary', 'x-pg-primary-standby']);
     for (const { spec } of podSpecs(objs).filter((p) => p.spec.serviceAccountName !== undefined)) {
       expect(accounts).toContain(spec.serviceAccountName);
     }
+    const lease = 'x-pg-primary-leader';
+    const expected: { [sa: string]: string[] } = {
+      'x-credentials-bootstrap': ['x-credentials-bootstrap'],
+      'x-ferretdb-cert-watch': ['x-ferretdb-cert-watch'],
+      'x-pg-primary': [lease, 'x-pg-primary-state'],
+      'x-pg-primary-standby': [lease],
+    };
     for (const sa of accounts) {
       const bindings = byKind(objs, 'RoleBinding').filter((b) => b.subjects.some((subject: any) => subject.kind === 'ServiceAccount' && subject.name === sa));
-      expect({ sa, bindings: bindings.length }).toEqual({ sa, bindings: 1 });
-      expect(bindings[0].subjects).toEqual([{ kind: 'ServiceAccount', name: sa }]);
-      expect(bindings[0].roleRef.kind).toBe('Role');
-      find(objs, 'Role', bindings[0].roleRef.name);
+      for (const b of bindings) {
+        expect(b.roleRef.kind).toBe('Role');
+        find(objs, 'Role', b.roleRef.name);
+      }
+      expect({ sa, roles: bindings.map((b) => b.roleRef.name).sort() }).toEqual({ sa, roles: expected[sa] });
     }
-    expect(byKind(objs, 'RoleBinding')).toHaveLength(3);
+    // Only the Lease's binding has two subjects.
+    for (const b of byKind(objs, 'RoleBinding').filter((x) => x.metadata.name !== lease)) expect(b.subjects).toHaveLength(1);
+    expect(byKind(objs, 'RoleBinding')).toHaveLength(4);
     expect(byKind(objs, 'ClusterRole')).toEqual([]);
     expect(byKind(objs, 'ClusterRoleBinding')).toEqual([]);
   });
 
   /** The rules of the Role bound to a ServiceAccount. */
   const rulesOf = (objects: any[], sa: string) => {
-    const binding = byKind(objects, 'RoleBinding').find((b) => b.subjects.some((subject: any) => subject.name === sa));
+    const binding = byKind(objects, 'RoleBinding').find((b) => !b.metadata.name.endsWith('-leader') && b.subjects.some((subject: any) => subject.name === sa));
     return find(objects, 'Role', binding.roleRef.name).rules;
   };
 
@@ -183,11 +196,12 @@ describe('credentials', () => {
   test('with Credentials.fromSecret no Job (nor its ServiceAccount, Role, RoleBinding) is synthesized and pods reference that Secret', () => {
     const { cluster, objs } = synthCluster({ credentials: Credentials.fromSecret('x') });
     for (const kind of ['Job', 'Secret']) expect(byKind(objs, kind)).toEqual([]);
-    // Only the state and certificate-watch sidecars'.
-    for (const kind of ['Role', 'RoleBinding', 'ConfigMap']) {
-      expect(byKind(objs, kind).map((o) => o.metadata.name).filter((n) => n !== 'x-pg-primary-config')).toEqual(['x-pg-primary-state', 'x-ferretdb-cert-watch']);
+    // Only the state, lease and certificate-watch sidecars'.
+    for (const kind of ['Role', 'RoleBinding']) {
+      expect(byKind(objs, kind).map((o) => o.metadata.name).sort()).toEqual(['x-ferretdb-cert-watch', 'x-pg-primary-leader', 'x-pg-primary-state']);
     }
-    expect(byKind(objs, 'ServiceAccount').map((o) => o.metadata.name)).toEqual(['x-pg-primary', 'x-ferretdb-cert-watch']);
+    expect(byKind(objs, 'ConfigMap').map((o) => o.metadata.name).filter((n) => n !== 'x-pg-primary-config')).toEqual(['x-pg-primary-state', 'x-ferretdb-cert-watch']);
+    expect(byKind(objs, 'ServiceAccount').map((o) => o.metadata.name).sort()).toEqual(['x-ferretdb-cert-watch', 'x-pg-primary', 'x-pg-primary-standby']);
     expect(cluster.secretName).toBe('x');
     const refs: string[] = [];
     for (const { spec } of podSpecs(objs)) {

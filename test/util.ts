@@ -1,6 +1,7 @@
 import { Chart, Testing } from 'cdk8s';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { Job } from 'kubernetes-models/batch/v1';
+import { Lease } from 'kubernetes-models/coordination.k8s.io/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
@@ -135,6 +136,7 @@ const MODELS: { [apiVersionKind: string]: any } = {
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
+  'coordination.k8s.io/v1/Lease': Lease,
 };
 
 /** Field names kubernetes-models does not check: the ones of containers, pod specs and volumes we use. */

@@ -4,8 +4,10 @@
  * is cut off too, so the new key never reaches it until the partition heals. Writability of every
  * member is sampled inside the pods every 50 ms for the whole scenario.
  *
- * What the product guarantees today: a primary is fenced when it sees a `leader` key that names
- * another pod; there is no lease, so a partitioned primary is fenced only once healed.
+ * What the product guarantees: a primary that cannot renew the cluster's Lease stops taking
+ * writes once its last renewal is older than the renew deadline (2/3 of the 15 s lease duration);
+ * the named standby takes the Lease only after seeing it unrenewed for the lease duration, then
+ * promotes; after healing, the old primary sees the key and rejoins as a standby.
  */
 import { PgCluster, PRIMARY, replica, synthCluster, TABLE } from './fixture';
 import { sampleWritability, writableOverlaps, WritabilitySample } from './harness';
@@ -13,6 +15,11 @@ import { sampleWritability, writableOverlaps, WritabilitySample } from './harnes
 jest.setTimeout(600_000);
 
 const PARTITION_MS = 60_000;
+/** The default lease duration and renew deadline (seconds). */
+const LEASE_DURATION_S = 15;
+const RENEW_DEADLINE_S = 10;
+/** Room for the 1 s supervise poll, the fast shutdown and a loaded machine. */
+const MARGIN_MS = 15_000;
 const MEMBERS = [PRIMARY, replica(0), replica(1)];
 
 interface Outcome {
@@ -21,6 +28,8 @@ interface Outcome {
   readonly ackedAfterKeyMoved: number;
   readonly standbyPromoted: boolean;
   readonly oldPrimaryRejoined: boolean;
+  /** When the partition began (ms, the host clock the samples share). */
+  readonly start: number;
 }
 
 let pg: PgCluster | undefined;
@@ -49,7 +58,7 @@ beforeAll(async () => {
   c.h.releaseConfig(PRIMARY);
   const oldPrimaryRejoined = await c.h.waitUntil(`${PRIMARY} back as a standby`, 240_000, async () =>
     (await c.inRecovery(PRIMARY)) || undefined).then(() => true, () => false);
-  outcome = { samples: await sampling, ackedAfterKeyMoved: acked, standbyPromoted, oldPrimaryRejoined };
+  outcome = { samples: await sampling, ackedAfterKeyMoved: acked, standbyPromoted, oldPrimaryRejoined, start };
   // The record of what happened, in the test log.
   const overlaps = writableOverlaps(outcome.samples);
   const promotedAt = outcome.samples.find((s) => s.pod === replica(0) && s.writable)?.t;
@@ -75,11 +84,17 @@ test('the primary partitioned for 60 s with the leader key moved: the scenario r
   expect(o.oldPrimaryRejoined).toBe(true);
 });
 
-// KNOWN DEFECT (test.failing: passes only while it exists). Nothing fences a primary that cannot
-// see the leader key: no lease, so the partitioned primary keeps taking writes from clients in
-// its partition while the named standby, which cannot reach it, promotes. Remove `.failing` once
-// lease fencing exists.
-test.failing('in no 50 ms sample are two members writable while the primary is partitioned (known defect: no lease fencing)', () => {
+test(`the partitioned primary stops taking writes within the renew deadline (${RENEW_DEADLINE_S} s of the ${LEASE_DURATION_S} s lease) plus ${MARGIN_MS / 1000} s, long before the partition heals`, () => {
+  expect(outcome).toBeDefined();
+  const o = outcome!;
+  const inPartition = o.samples.filter((s) => s.pod === PRIMARY && s.t >= o.start && s.t < o.start + PARTITION_MS);
+  // It was writable in the partition (the client's commits), then never again until healed.
+  expect(inPartition.some((s) => s.writable)).toBe(true);
+  const lastWritable = [...inPartition].reverse().find((s) => s.writable)!.t;
+  expect(lastWritable - o.start).toBeLessThanOrEqual(RENEW_DEADLINE_S * 1000 + MARGIN_MS);
+});
+
+test('in no 50 ms sample are two members writable while the primary is partitioned, nor after', () => {
   expect(outcome).toBeDefined();
   expect(writableOverlaps(outcome!.samples)).toEqual([]);
 });

@@ -3,6 +3,7 @@
 # lib.sh, never executed:
 #   init_primary            initdb, once in the cluster's life (guarded by the state sidecar)
 #   promote_local_standby   promotion of this pod's standby data, once no other member blocks it
+#   wait_until_startable    former primary data: no member writable or on a later timeline
 #   clone_from_primary      pg_basebackup through the pod's slot
 #   rejoin_as_standby       pg_rewind of a former primary's data, or of standby data on an older
 #                           timeline than the primary's, against the new primary (a rewind that
@@ -56,24 +57,39 @@ init_primary() {
 }
 
 # What another member answers right now:
-#   writable        it takes writes
-#   shutting-down   a shutdown is under way: its walsenders may still be sending WAL
-#   standby <LSN>   in recovery, having received (or replayed) WAL up to LSN (empty: unknown)
-#   unreachable     no answer (down, refused, timed out): a member that cannot be asked
+#   writable <TLI>       it takes writes, on timeline TLI
+#   shutting-down        a shutdown is under way (57P03): its walsenders may still be sending WAL
+#   standby <LSN> <TLI>  in recovery, having received (or replayed) WAL up to LSN on timeline TLI
+#   stopped              connection refused: no server listens there
+#   unknown <why>        any other error (timeout, too many clients, TLS, DNS, authentication):
+#                        it may take writes or hold more WAL
 member_state() {
   local out
-  if out=$(psql -X -A -t -q -F ' ' -d "$(conninfo "$(member_host "$1")" 3)" \
-      -c 'SELECT pg_is_in_recovery(), greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())' 2>&1); then
+  if out=$(psql -X -A -t -q -F ' ' -d "$(conninfo "$(member_host "$1")" 3)" -c "$POSITION_SQL" 2>&1); then
     case "$out" in
-      f*) echo writable ;;
+      f*) printf 'writable %s\n' "${out##* }" ;;
       t*) out=${out#t}; printf 'standby %s\n' "${out# }" ;;
-      *) echo unreachable ;;
+      *) printf 'unknown unexpected answer: %s\n' "$out" ;;
     esac
   elif [[ $out == *"the database system is shutting down"* ]]; then
     echo shutting-down
+  elif [[ $out == *"Connection refused"* || $out == *"connection refused"* ]]; then
+    echo stopped
   else
-    echo unreachable
+    printf 'unknown %s\n' "$(printf '%s' "$out" | tr '\n' ' ')"
   fi
+}
+
+# In recovery?, WAL received or replayed (or written, on a primary), and the timeline.
+POSITION_SQL="SELECT pg_is_in_recovery(),
+  CASE WHEN pg_is_in_recovery() THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) ELSE pg_current_wal_lsn() END,
+  greatest((SELECT timeline_id FROM pg_control_checkpoint()), (SELECT max(received_tli) FROM pg_stat_wal_receiver))"
+
+# This pod's own WAL position and timeline ("LSN TLI") from its running server.
+local_position() {
+  local out
+  out=$(local_sql -F ' ' -c "$POSITION_SQL") || return 1
+  printf '%s\n' "${out#* }"
 }
 
 # Whether WAL location $1 is past $2 (both "X/Y" as PostgreSQL prints them; empty: unknown, never past).
@@ -82,21 +98,51 @@ lsn_ahead() {
   (( (16#${1%/*} << 32 | 16#${1#*/}) > (16#${2%/*} << 32 | 16#${2#*/}) ))
 }
 
-# Why this pod must not promote yet, with its WAL up to $1 (nothing printed: it may). Never two
-# writable primaries, and nothing a member received is lost: another member takes writes, is
-# shutting down (its last WAL may still be on its way), or has received more WAL than this pod.
+# Whether a member at WAL $1 on timeline $2 is ahead of this pod at WAL $3 on timeline $4: on a
+# later timeline (it was promoted past this data), or else with more WAL (a timeline or WAL
+# position not known: never ahead by it).
+member_ahead() {
+  if [[ $2 =~ ^[0-9]+$ && $4 =~ ^[0-9]+$ ]] && [ "$2" -ne "$4" ]; then
+    [ "$2" -gt "$4" ]
+    return
+  fi
+  lsn_ahead "$1" "$3"
+}
+
+# "<LSN>[ on timeline <TLI>]" (or "timeline <TLI>") for the messages.
+position() {
+  if [ -z "$1" ]; then
+    printf 'timeline %s' "${2:-unknown}"
+    return
+  fi
+  printf '%s' "$1"
+  [ -z "$2" ] || printf ' on timeline %s' "$2"
+}
+
+# Why this pod must not start as primary yet, with its WAL up to $1 on timeline $2 (nothing
+# printed: it may). Never two writable primaries, and nothing a member received is lost: another
+# member takes writes, is shutting down (its last WAL may still be on its way), is ahead
+# (timeline, then WAL), or cannot be asked (unknown), unless it is the former holder of the
+# Lease this pod took after it went unrenewed: that one fenced itself (fencing.sh).
 promotion_blockers() {
-  local member state
+  local ours=${1:-} tli=${2:-} member state expired
+  expired=$(expired_holder)
   while read -r member; do
     [ "$member" = "$POD_NAME" ] && continue
     state=$(member_state "$member")
     case "$state" in
-      writable) printf '%s still accepts writes; ' "$member" ;;
+      writable*) printf '%s still accepts writes; ' "$member" ;;
       shutting-down) printf '%s is shutting down; ' "$member" ;;
       standby\ *)
-        if lsn_ahead "${state#standby }" "$1"; then
-          printf '%s has received WAL up to %s, this pod only up to %s; ' "$member" "${state#standby }" "$1"
+        # shellcheck disable=SC2086
+        set -- ${state#standby }
+        if member_ahead "${1:-}" "${2:-}" "$ours" "$tli"; then
+          printf '%s has received WAL up to %s, this pod only up to %s; ' "$member" "$(position "${1:-}" "${2:-}")" "$(position "$ours" "$tli")"
         fi
+        ;;
+      unknown*)
+        [ "$member" = "$expired" ] \
+          || printf '%s cannot be asked (%s); ' "$member" "${state#unknown }"
         ;;
     esac
   done < <(members)
@@ -128,7 +174,8 @@ LIST
 wait_until_promotable() {
   local i blockers
   for i in $(seq 1 "${PROMOTE_WAIT_SECONDS:-600}"); do
-    blockers=$(promotion_blockers "$(local_sql -c 'SELECT pg_last_wal_replay_lsn()' 2>/dev/null || true)")
+    # shellcheck disable=SC2046
+    blockers=$(promotion_blockers $(local_position || echo '- -'))
     [ -z "$blockers" ] && return 0
     if [ "$i" = 1 ] || [ $(( i % 30 )) = 0 ]; then
       log "not promoting yet: $blockers"
@@ -139,12 +186,31 @@ wait_until_promotable() {
   die "not promoting after ${PROMOTE_WAIT_SECONDS:-600}s: ${blockers}(README: promotion runbook, step 1)"
 }
 
+# Former primary data (not a standby's) starts writable only while no member takes writes or is
+# ahead of it: switched back to after a failed rejoin, the other side may have been promoted past
+# it. On its own timeline this data is where the WAL came from (and its checkpoint location is
+# short of its end after a crash): a member is ahead of it only on a later timeline.
+wait_until_startable() {
+  local i blockers tli
+  tli=$(pg_controldata "$PGDATA" | sed -n "s/^Latest checkpoint's TimeLineID: *//p")
+  for i in $(seq 1 "${PROMOTE_WAIT_SECONDS:-600}"); do
+    blockers=$(promotion_blockers "" "$tli")
+    [ -z "$blockers" ] && return 0
+    if [ "$i" = 1 ] || [ $(( i % 30 )) = 0 ]; then
+      log "not starting as primary yet: $blockers"
+    fi
+    sleep 1
+  done
+  die "not starting as primary after ${PROMOTE_WAIT_SECONDS:-600}s: ${blockers}(README: promotion runbook)"
+}
+
 promote_local_standby() {
   local -a minimums
   log "this pod is the designated primary and holds standby data: promoting it"
   mapfile -t minimums < <(standby_minimums)
   start_local_server "${minimums[@]}"
   wait_until_promotable
+  lease_held || { stop_local_server || true; die "lost the cluster's Lease before promoting; starting over"; }
   pg_ctl -D "$PGDATA" -w -t 3600 promote
   stop_local_server
   log "promoted; now on timeline $(pg_controldata "$PGDATA" | sed -n 's/^Latest checkpoint.s TimeLineID: *//p')"

@@ -4,8 +4,10 @@
 # The pod named in the ConfigMap key `leader` runs as primary; every other pod runs as a hot
 # standby that streams from the read-write Service through its own physical replication slot.
 #   primary, no data      -> initdb, once in the cluster's life (bootstrap pod only)
-#   primary, standby data -> promote it, once no other member takes writes, is shutting down or
-#                            has received more WAL
+#   primary, standby data -> promote it, once it holds the cluster's Lease and no other member
+#                            takes writes, is shutting down, is ahead or cannot be asked
+#   primary, primary data -> start it once it holds the Lease and no member takes writes or is
+#                            on a later timeline
 #   standby, no data      -> pg_basebackup through the pod's slot
 #   standby, former primary data -> pg_rewind against the new primary, then follow it
 #   standby, data on an older timeline than the primary's -> pg_rewind (a no-op unless the data
@@ -14,15 +16,19 @@
 #   standby, unfinished rewind -> re-clone (never a second pg_rewind over half-rewound data)
 #   standby, slot lost    -> the WAL it needs is gone: re-clone automatically
 # The server runs as this shell's child: when the leader key moves away from a running primary,
-# it stops the server at once (fencing) and starts over as a standby; when the key moves to a
-# running standby, that standby streams on until its WAL receiver ends by itself (the former
-# primary has sent everything up to its shutdown checkpoint), then starts over as primary
-# (promotion) unless another member blocks it.
+# or its last renewal of the cluster's Lease is older than LEASE_RENEW_DEADLINE (fencing.sh: a
+# primary cut off from the API server), it stops the server at once (fencing) and starts over;
+# when the key moves to a running standby, that standby streams on until its WAL receiver ends by
+# itself (the former primary has sent everything up to its shutdown checkpoint), then starts over
+# as primary (promotion) once it holds the Lease, unless another member blocks it. No primary
+# starts without the Lease.
 set -Eeuo pipefail
 # shellcheck source=lib.sh
 . "${CONFIG_DIR:-/etc/ferretdb-postgres}/lib.sh"
 # shellcheck source=datadir.sh
 . "$CONFIG_DIR/datadir.sh"
+# shellcheck source=fencing.sh
+. "$CONFIG_DIR/fencing.sh"
 
 SERVER_PID=
 
@@ -30,6 +36,7 @@ SERVER_PID=
 supervise() {
   local role=$1 leader status=0
   shift
+  [ "$role" = primary ] && mark_primary
   "$@" &
   SERVER_PID=$!
   rm -f "$RUN_DIR/preparing"
@@ -40,6 +47,12 @@ supervise() {
       stop_server
       exec bash "$0"
     fi
+    if [ "$role" = primary ] && ! lease_held; then
+      log "FENCING: the cluster's Lease was last renewed $(lease_age_ms) ms ago (bound: ${LEASE_RENEW_DEADLINE:-10} s; see the 'lease' container's log); stopping this primary now (fast shutdown: sessions are disconnected and new ones refused), then waiting for the Lease again"
+      stop_server
+      exec bash "$0"
+    fi
+    [ "$role" = primary ] && mark_primary
     if [ "$role" = standby ] && [ "$leader" = "$POD_NAME" ] && handover_ready; then
       log "the leader key now names this pod, its WAL receiver has ended and no other member blocks a promotion: stopping the standby to promote it"
       stop_server
@@ -50,20 +63,27 @@ supervise() {
   done
   wait "$SERVER_PID" || status=$?
   SERVER_PID=
+  unmark_primary
   die "the server exited (status $status)"
 }
 
 # A standby named leader keeps streaming until the WAL receiver that streamed when it was named
 # has ended by itself: the former primary's walsenders end only once they have sent everything
-# up to its shutdown checkpoint. It then promotes unless another member blocks it (datadir.sh).
+# up to its shutdown checkpoint. It then promotes once it holds the Lease, unless another member
+# blocks it (datadir.sh).
 handover_ready() {
   local ours blockers
+  if ! lease_held; then
+    handover_log "the leader key now names this pod; not promoting before this pod holds the cluster's Lease (released by the former primary once it stopped, or not renewed for ${LEASE_DURATION:-15}s)"
+    return 1
+  fi
   if ! receiver_ended; then
     handover_log "the leader key now names this pod; streaming on until this standby's WAL receiver ends by itself (the former primary has then sent everything up to its shutdown checkpoint)"
     return 1
   fi
-  ours=$(local_sql -c 'SELECT greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())') || return 1
-  blockers=$(promotion_blockers "$ours")
+  ours=$(local_position) || return 1
+  # shellcheck disable=SC2086
+  blockers=$(promotion_blockers $ours)
   [ -z "$blockers" ] && return 0
   handover_log "the leader key now names this pod; not promoting yet: $blockers"
   return 1
@@ -91,8 +111,14 @@ handover_log() {
 
 stop_server() {
   kill -INT "$SERVER_PID" 2>/dev/null || true
+  # A primary's shutdown (its walsenders still sending WAL) keeps the Lease until it has stopped.
+  while kill -0 "$SERVER_PID" 2>/dev/null; do
+    [ -f "$PRIMARY_MARK" ] && mark_primary
+    sleep 0.2
+  done
   wait "$SERVER_PID" || true
   SERVER_PID=
+  unmark_primary
 }
 
 run_primary() {
@@ -103,10 +129,16 @@ run_primary() {
   if ! has_data; then
     [ "$POD_NAME" = "${BOOTSTRAP_POD:-}" ] \
       || die "$POD_NAME is the designated primary but its data directory is empty; refusing to initialise an empty database in an existing cluster. Designate a pod that has data (README: promotion runbook)"
-    init_primary
   fi
-  if is_standby_data; then
+  # No primary starts without the Lease: a former primary cut off from the API server, or one
+  # named again while the other side still serves, never runs writable beside another.
+  wait_for_lease || exec bash "$0"
+  if ! has_data; then
+    init_primary
+  elif is_standby_data; then
     promote_local_standby
+  else
+    wait_until_startable
   fi
   require_recorded_system
   record_system_identifier
@@ -238,7 +270,9 @@ remove_stale_lock() {
 main() {
   # Stops the server, then the clone or rewind under way (and waits for them: nothing of theirs
   # outlives this shell).
-  trap 'log "terminated"; [ -n "$SERVER_PID" ] && kill -INT "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID"; kill $(jobs -p) 2>/dev/null; wait; exit 143' TERM INT
+  trap 'log "terminated"; [ -n "$SERVER_PID" ] && kill -INT "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID"; kill $(jobs -p) 2>/dev/null; wait; unmark_primary; exit 143' TERM INT
+  # No server of this container runs yet (a former one's mark would hold the Lease).
+  unmark_primary
   # Alive while the data directory is prepared (waits, clone, rewind, promotion): see lifecycle.sh.
   touch "$RUN_DIR/preparing"
   remove_stale_lock

@@ -1,6 +1,7 @@
 import { ApiObjectMetadata, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { LeaseInfo, leaseContainer, leaseEnv } from './lease';
 import { postgresScriptsHash } from './scripts';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
 import { DEFAULT_POSTGRES_RESOURCES, POSTGRES_PORT, POSTGRES_UID } from '../../postgres/config';
@@ -14,7 +15,7 @@ export const SECRET_DIR = '/etc/ferretdb-postgres-secret';
 /** The TLS Secret's `tls.crt`, `tls.key` and `ca.crt`, when PostgreSQL serves TLS. */
 export const TLS_DIR = '/etc/ferretdb-postgres-tls';
 export const RUN_DIR = '/var/run/postgresql';
-/** Files between postgres.sh and the state sidecar: an emptyDir without the server's socket. */
+/** Files between postgres.sh and the state and lease sidecars: an emptyDir without the server's socket. */
 export const STATE_DIR = '/var/run/ferretdb-state';
 export const DATA_MOUNT = '/var/lib/postgresql/data';
 /** A subdirectory, so the volume's own root (lost+found) never is the data directory. */
@@ -48,6 +49,8 @@ export interface PostgresClusterInfo {
   readonly exporter?: k8s.Container;
   /** The Secret with the server certificate, its key and the CA, when PostgreSQL serves TLS. */
   readonly tlsSecretName?: string;
+  /** The cluster's Lease: every pod runs a `lease` sidecar. */
+  readonly lease: LeaseInfo;
 }
 
 /** The sidecar that records, through the Kubernetes API, that the cluster was initialised. */
@@ -120,7 +123,7 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     imagePullPolicy: 'IfNotPresent',
     command: ['bash', `${CONFIG_DIR}/postgres.sh`],
     // STOP_TIMEOUT: lifecycle.sh stop (preStop) waits this long for the fast shutdown.
-    env: [...commonEnv, env('STOP_TIMEOUT', String(c.shutdownTimeoutSeconds))],
+    env: [...commonEnv, env('STOP_TIMEOUT', String(c.shutdownTimeoutSeconds)), ...leaseEnv(c.lease)],
     ports: [{ name: 'postgresql', containerPort: POSTGRES_PORT, protocol: 'TCP' }],
     volumeMounts: [
       mounts.data, mounts.config, mounts.secret, mounts.run, mounts.state, mounts.tmp, mounts.shm, ...c.tlsSecretName ? [mounts.tls] : [],
@@ -143,7 +146,10 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     resources: renderResources(undefined, AGENT_RESOURCES),
     securityContext: containerSecurityContext(),
   };
-  const containers = [postgres, agent];
+  // Every pod may be named primary: each takes part in the Lease, with the only API token it has
+  // (the primary StatefulSet's pod: the state sidecar's too).
+  const lease = leaseContainer(c.lease, { configDir: CONFIG_DIR, stateDir: STATE_DIR, mounts: [mounts.config, mounts.state] });
+  const containers = [postgres, agent, lease];
   if (c.exporter) containers.push(c.exporter);
   const volumes: k8s.Volume[] = [
     { name: 'config', configMap: { name: c.configMapName, defaultMode: 0o444 } },
@@ -166,7 +172,8 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     });
   }
   if (o.stateKeeper) {
-    // The only container with a Kubernetes API token (a projected volume, not the automounted one).
+    // With the lease sidecar, the only containers with a Kubernetes API token (a projected volume,
+    // not the automounted one).
     containers.push({
       name: 'state',
       image: BOOTSTRAP_IMAGE,
@@ -182,8 +189,8 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
       resources: renderResources(undefined, SMALL_SIDECAR_RESOURCES),
       securityContext: containerSecurityContext(),
     });
-    volumes.push(apiTokenVolume());
   }
+  volumes.push(apiTokenVolume());
 
   const scheduling = o.scheduling ?? {};
   const defaultAffinity: k8s.Affinity = {
@@ -226,7 +233,7 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
           },
         },
         spec: {
-          serviceAccountName: o.stateKeeper?.serviceAccountName,
+          serviceAccountName: o.stateKeeper?.serviceAccountName ?? c.lease.standbyServiceAccountName,
           automountServiceAccountToken: false,
           enableServiceLinks: false,
           securityContext: podSecurityContext(POSTGRES_UID),

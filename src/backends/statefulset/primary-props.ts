@@ -1,6 +1,7 @@
 import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { checkLeaseDuration, DEFAULT_LEASE_DURATION, LeaseTiming } from './lease';
 import type { PostgresPrimaryProps } from './primary';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
 import { DEFAULT_EXPORTER_IMAGE, EXPORTER_ROLE } from '../../observability/metrics';
@@ -48,6 +49,8 @@ export interface CheckedPrimaryProps {
   readonly networkPolicy: boolean;
   /** Seconds the preStop hook's fast shutdown may take. */
   readonly shutdownTimeoutSeconds: number;
+  /** The cluster's Lease timing. */
+  readonly lease: LeaseTiming;
 }
 
 /**
@@ -84,6 +87,7 @@ export function checkPrimaryProps(scope: Construct, props: PostgresPrimaryProps)
   const tls = props.tls === undefined ? undefined : PostgresTls._check('tls', props.tls);
   const maxReplicationLagBytes = parsePostgresSize('maxReplicationLag', props.maxReplicationLag ?? '64MB');
   const shutdownTimeoutSeconds = checkShutdownTimeout('shutdownTimeout', props.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT);
+  const lease = checkLeaseDuration('leaseDuration', props.leaseDuration ?? DEFAULT_LEASE_DURATION);
   const exporter = props.metricsExporter && {
     image: checkImage('metricsExporter.image', props.metricsExporter.image ?? DEFAULT_EXPORTER_IMAGE),
     resources: props.metricsExporter.resources,
@@ -115,6 +119,7 @@ export function checkPrimaryProps(scope: Construct, props: PostgresPrimaryProps)
     tls,
     networkPolicy: props.networkPolicy ?? true,
     shutdownTimeoutSeconds,
+    lease,
   };
 }
 

@@ -3,6 +3,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { renderPgHba, renderPostgresqlConf, restartSettingsHash } from './config-files';
 import { disruptionBudgets, postgresNetworkPolicy } from './guards';
+import { clusterLease } from './lease';
 import { headlessService, PostgresClusterInfo, postgresStatefulSet } from './pod';
 import { checkPrimaryProps, CheckedPrimaryProps } from './primary-props';
 import { postgresScripts } from './scripts';
@@ -173,6 +174,19 @@ export interface PostgresPrimaryProps {
    * @default Duration.minutes(5)
    */
   readonly shutdownTimeout?: Duration;
+  /**
+   * The cluster's Lease (`<name>-leader`, coordination.k8s.io/v1): only the pod holding it runs as
+   * primary. Every PostgreSQL pod's `lease` sidecar takes it for the pod `currentPrimary` names
+   * once it is released, or once it saw it unrenewed for this long on its own clock; the holder
+   * renews it every 2 s, and a primary whose last renewal is older than 2/3 of this (10 s by
+   * default: cut off from the API server) stops taking writes on its own. A primary therefore
+   * stops writing within 2/3 of this after losing the API server, and an unplanned promotion
+   * waits at least this long; a planned switchover does not (the former primary releases it once
+   * stopped). From 6 seconds to 10 minutes, in whole seconds.
+   *
+   * @default Duration.seconds(15)
+   */
+  readonly leaseDuration?: Duration;
 }
 
 /** What a replica group tells its primary. */
@@ -210,6 +224,8 @@ export class PostgresPrimary extends Construct {
    * initialised; while it holds one, a primary pod with an empty volume refuses to run initdb.
    */
   public readonly stateConfigMapName: string;
+  /** The Lease only the pod running as primary holds (`<name>-leader`). */
+  public readonly leaseName: string;
   /** The Job that creates the credentials Secret (only with generated credentials). */
   public readonly credentialsJobName?: string;
   /** PostgreSQL port of every Service. */
@@ -272,6 +288,10 @@ export class PostgresPrimary extends Construct {
       labels: this._metadataLabels('postgresql'),
       dnsNames: () => this.tlsDnsNames,
     });
+    const lease = clusterLease(this, {
+      name: this.name, primaryServiceAccountName: this.name, timing: spec.lease, metadata: this.metadata('lease'),
+    });
+    this.leaseName = lease.leaseName;
     this._clusterInfo = {
       clusterName: this.name,
       instance: this.instance,
@@ -286,6 +306,7 @@ export class PostgresPrimary extends Construct {
       restartSettingsHash: () => restartSettingsHash(this.settings),
       exporter: spec.exporter && exporterContainer(spec.exporter.image, spec.exporter.resources),
       tlsSecretName: this.tlsSecretName,
+      lease,
     };
     if (spec.credentials.generated) {
       this.credentialsJobName = new CredentialsBootstrap(this, 'Credentials', {

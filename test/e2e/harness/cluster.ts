@@ -113,7 +113,7 @@ interface StsState {
   readonly held: Set<number>;
 }
 
-const NAMESPACED = new Set(['ConfigMap', 'Secret', 'Service', 'StatefulSet', 'Deployment', 'Job', 'ServiceAccount', 'Role', 'RoleBinding']);
+const NAMESPACED = new Set(['ConfigMap', 'Secret', 'Service', 'StatefulSet', 'Deployment', 'Job', 'ServiceAccount', 'Role', 'RoleBinding', 'Lease']);
 
 /** Kubernetes' root-ca-cert publisher puts this ConfigMap in every namespace. */
 const ROOT_CA = 'kube-root-ca.crt';
@@ -718,7 +718,7 @@ export class Cluster implements PodHost {
 
   /** Loads objects; returns the started StatefulSets whose replicas changed. */
   private ingest(objects: KubeObject[], initial: boolean): StsState[] {
-    const applied: Record<Resource, DataObject[]> = { configmaps: [], secrets: [], deployments: [] };
+    const applied: Record<Resource, DataObject[]> = { configmaps: [], secrets: [], deployments: [], leases: [] };
     const svcs = new Map<string, Service>();
     const jobs = new Map<string, Job>();
     const sas = new Map<string, ServiceAccount>();
@@ -736,6 +736,7 @@ export class Cluster implements PodHost {
       switch (kind) {
         case 'ConfigMap': applied.configmaps.push(this.notRootCa(o)); break;
         case 'Secret': applied.secrets.push(o); break;
+        case 'Lease': applied.leases.push(o); break;
         case 'Service': svcs.set(nameOf(o), o as Service); break;
         case 'StatefulSet': stss.set(nameOf(o), o as StatefulSet); break;
         case 'Deployment': deps.set(nameOf(o), o as Deployment); break;

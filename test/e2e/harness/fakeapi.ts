@@ -6,19 +6,25 @@ import { ConfigMap, ObjectMeta, PolicyRule, Secret, StringMap } from './types';
 import { hostEnv, run, signal, sleep } from './util';
 
 /** The resources the fake API server serves, by plural name (as in URLs and RBAC rules). */
-export type Resource = 'configmaps' | 'secrets' | 'deployments';
+export type Resource = 'configmaps' | 'secrets' | 'deployments' | 'leases';
 
-/** A ConfigMap, Secret or Deployment, as a manifest or as stored (a Deployment's spec is kept as it is). */
+/** A ConfigMap, Secret, Deployment or Lease, as a manifest or as stored (a Deployment's or Lease's spec is kept as it is). */
 export type DataObject = ConfigMap & Secret & { spec?: any };
 
 /** kubectl's annotation holding the last applied manifest: its three-way merge reads it. */
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
-const KIND: Record<Resource, string> = { configmaps: 'ConfigMap', secrets: 'Secret', deployments: 'Deployment' };
-const API_VERSION: Record<Resource, string> = { configmaps: 'v1', secrets: 'v1', deployments: 'apps/v1' };
+const KIND: Record<Resource, string> = { configmaps: 'ConfigMap', secrets: 'Secret', deployments: 'Deployment', leases: 'Lease' };
+const API_VERSION: Record<Resource, string> = { configmaps: 'v1', secrets: 'v1', deployments: 'apps/v1', leases: 'coordination.k8s.io/v1' };
 
 /** The string maps of each kind (merged key by key by `ObjectStore.apply`). */
-const DATA_MAPS: Record<Resource, ReadonlyArray<'data' | 'binaryData'>> = { configmaps: ['data', 'binaryData'], secrets: ['data'], deployments: [] };
+const DATA_MAPS: Record<Resource, ReadonlyArray<'data' | 'binaryData' | 'spec'>> = {
+  configmaps: ['data', 'binaryData'],
+  secrets: ['data'],
+  deployments: [],
+  // kubectl apply merges a Lease's spec field by field: the holder the sidecars write is kept.
+  leases: ['spec'],
+};
 
 /**
  * The kind-specific body as the API server stores it (server.js's RESOURCES do the same for API
@@ -26,11 +32,18 @@ const DATA_MAPS: Record<Resource, ReadonlyArray<'data' | 'binaryData'>> = { conf
  * (the API server omits them).
  */
 function body(resource: Resource, o: DataObject): DataObject {
-  if (resource === 'deployments') return { spec: o.spec };
+  if (resource === 'deployments' || resource === 'leases') return { spec: o.spec };
   if (resource === 'configmaps') return withoutEmptyMaps({ data: o.data, binaryData: o.binaryData });
   const data: StringMap = { ...o.data };
   for (const [k, v] of Object.entries(o.stringData ?? {})) data[k] = Buffer.from(v, 'utf8').toString('base64');
   return withoutEmptyMaps({ type: o.type ?? 'Opaque', data });
+}
+
+/** The fields of stored metadata an applied manifest sets (everything but what the server adds). */
+function pickMeta(meta: ObjectMeta | undefined): ObjectMeta {
+  const { namespace, uid, creationTimestamp, resourceVersion, ...rest } = meta ?? {};
+  void namespace; void uid; void creationTimestamp; void resourceVersion;
+  return rest;
 }
 
 function withoutEmptyMaps(o: DataObject): DataObject {
@@ -124,6 +137,10 @@ export class ObjectStore {
       metadata: { ...manifest.metadata, annotations: { ...manifest.metadata?.annotations, [LAST_APPLIED]: JSON.stringify(manifest) } },
       ...Object.fromEntries(DATA_MAPS[resource].map((m) => [m, threeWayMerge(live?.[m], last?.[m], next[m])])),
     };
+    // As kubectl: nothing to change, no write (a Lease's resourceVersion moves only when its
+    // holder writes, which the sidecars' expiry by observation relies on).
+    if (resource === 'leases' && live && JSON.stringify(body(resource, merged)) === JSON.stringify(body(resource, live))
+      && JSON.stringify(merged.metadata) === JSON.stringify(pickMeta(live.metadata))) return;
     this.put(resource, namespace, merged);
   }
 
@@ -150,10 +167,13 @@ export class ObjectStore {
     return existed;
   }
 
-  /** Changes whenever any object is created, updated or deleted. */
+  /**
+   * Changes whenever any object is created, updated or deleted, Leases aside (no volume projects
+   * one; their renewals every few seconds would keep every pod's config delivery due).
+   */
   public signature(): string {
     const parts: string[] = [];
-    for (const resource of Object.keys(KIND)) {
+    for (const resource of Object.keys(KIND).filter((r) => r !== 'leases')) {
       for (const ns of safeReaddir(path.join(this.dir, resource))) {
         for (const f of safeReaddir(path.join(this.dir, resource, ns))) {
           if (!f.endsWith('.json')) continue;
@@ -426,6 +446,13 @@ const RESOURCES = {
     maps: {},
     body: (obj) => ({ spec: obj.spec }),
   },
+  // Leader election: the spec as written (holderIdentity, renewTime...); no field is checked.
+  leases: {
+    kind: 'Lease',
+    group: 'coordination.k8s.io',
+    maps: {},
+    body: (obj) => ({ spec: obj.spec }),
+  },
 };
 // For ConfigMaps and Secrets (string maps only), a strategic merge patch is a JSON merge patch;
 // for a Deployment only while the patch holds no list (the only use here: a template annotation).
@@ -539,9 +566,9 @@ function handle(req, res, body, log) {
   }
   const sa = userOf(req);
   if (sa) log.user = 'system:serviceaccount:' + sa.namespace + ':' + sa.name;
-  const m = /^\/(api\/v1|apis\/apps\/v1)\/namespaces\/([^/]+)\/(configmaps|secrets|deployments)(?:\/([^/]+))?$/.exec(p);
+  const m = /^\/(api\/v1|apis\/apps\/v1|apis\/coordination\.k8s\.io\/v1)\/namespaces\/([^/]+)\/(configmaps|secrets|deployments|leases)(?:\/([^/]+))?$/.exec(p);
   if (!sa) return status(res, 401, 'Unauthorized', 'Unauthorized');
-  if (!m || (m[1] === 'api/v1') !== !RESOURCES[m[3]].group) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
+  if (!m || m[1] !== (RESOURCES[m[3]].group ? 'apis/' + RESOURCES[m[3]].group + '/v1' : 'api/v1')) return status(res, 404, 'NotFound', 'the server could not find the requested resource');
   const r = Object.assign({ resource: m[3] }, RESOURCES[m[3]]);
   const group = r.group || '';
   const ns = decodeURIComponent(m[2]);
