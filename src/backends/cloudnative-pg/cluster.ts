@@ -21,6 +21,7 @@ import { ReplicationMode } from '../../postgres/replication-mode';
 import { WalSettings } from '../../postgres/settings';
 import { metadataLabels } from '../../private/labels';
 import { POSTGRES_CLIENT_LABEL } from '../../private/names';
+import { kube } from '../../private/kube';
 
 export { MAX_CNPG_NAME } from './cluster-props';
 
@@ -286,7 +287,7 @@ export class CloudNativePGCluster extends Construct {
     }
 
     if (c.networkPolicy) {
-      new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
+      kube(k8s.KubeNetworkPolicy, this, 'NetworkPolicy', {
         metadata: { ...metadata('postgresql'), name: `${this.name}-postgresql` },
         spec: cnpgNetworkPolicySpec({
           clusterName: this.name,

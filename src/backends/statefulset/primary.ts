@@ -20,6 +20,7 @@ import { PostgresTls } from '../../postgres/tls';
 import { asset } from '../../private/assets';
 import { metadataLabels } from '../../private/labels';
 import { GROUP_LABEL, POD_NAME_LABEL, POSTGRES_CLIENT_LABEL, POSTGRES_CLUSTER_LABEL } from '../../private/names';
+import { kube } from '../../private/kube';
 
 export { DEFAULT_POSTGRES_IMAGE } from '../../postgres/config';
 
@@ -295,7 +296,7 @@ export class PostgresPrimary extends Construct {
       }).jobName;
     }
 
-    new k8s.KubeConfigMap(this, 'Config', {
+    kube(k8s.KubeConfigMap, this, 'Config', {
       metadata: { ...this.metadata('postgresql'), name: this.configMapName },
       data: Lazy.any({ produce: () => this.configMapData() }) as any,
     });
@@ -318,7 +319,7 @@ export class PostgresPrimary extends Construct {
     stateKeeperAccess(this, { configMapName: this.stateConfigMapName, serviceAccountName: this.name, metadata: this.metadata('state') });
     headlessService(this, 'Headless', this.headlessServiceName, this.metadata('primary'), this.selector);
 
-    new k8s.KubeService(this, 'Service', {
+    kube(k8s.KubeService, this, 'Service', {
       metadata: { ...this.metadata('primary'), name: this.serviceName },
       spec: {
         type: 'ClusterIP',

@@ -8,6 +8,7 @@ import { POSTGRES_PORT } from '../../postgres/config';
 import { defaultName, GROUP_LABEL, MAX_STATEFULSET_NAME, validateName } from '../../private/names';
 import { checkResources } from '../../private/pod-spec';
 import { checkImage, checkInteger, invalid, parseQuantity } from '../../private/validation';
+import { kube } from '../../private/kube';
 
 /**
  * Props of a group of streaming replicas.
@@ -117,7 +118,7 @@ export class StreamingReplica extends Construct {
       cluster: primary._clusterInfo,
     });
     headlessService(this, 'Headless', this.headlessServiceName, { labels }, this.selector);
-    new k8s.KubeService(this, 'Service', {
+    kube(k8s.KubeService, this, 'Service', {
       metadata: { labels, name: this.serviceName },
       spec: {
         type: 'ClusterIP',
