@@ -240,6 +240,7 @@ export class PostgresPrimary extends Construct {
   public readonly tlsSecretName?: string;
 
   private readonly groups: ReplicaGroupInfo[] = [];
+  private settingsCache?: { groups: number; settings: Setting[]; restartHash: string };
   private readonly spec: CheckedPrimaryProps;
   /** What every PostgreSQL pod of the cluster shares (replica groups use it too). @internal */
   public readonly _clusterInfo: PostgresClusterInfo;
@@ -284,7 +285,7 @@ export class PostgresPrimary extends Construct {
       ferretdbUser: this.ferretdbUser,
       maxReplicationLagBytes: spec.maxReplicationLagBytes,
       shutdownTimeoutSeconds: spec.shutdownTimeoutSeconds,
-      restartSettingsHash: () => restartSettingsHash(this.settings),
+      restartSettingsHash: () => this.derivedSettings().restartHash,
       exporter: spec.exporter && exporterContainer(spec.exporter.image, spec.exporter.resources),
       tlsSecretName: this.tlsSecretName,
     };
@@ -348,7 +349,7 @@ export class PostgresPrimary extends Construct {
       });
     }
 
-    this.node.addValidation({ validate: () => topologyErrors(this.spec, this.topology) });
+    this.node.addValidation({ validate: () => topologyErrors(this.spec, this.topology, this.derivedSettings().settings) });
   }
 
   /** Whether the pods run the metrics exporter sidecar. */
@@ -390,7 +391,19 @@ export class PostgresPrimary extends Construct {
 
   /** Every postgresql.conf setting with the reason for its value. */
   public get settings(): Setting[] {
-    return clusterSettings(this.spec, this.topology);
+    return [...this.derivedSettings().settings];
+  }
+
+  /**
+   * The settings and their restart hash, computed once per set of replica groups: the checks,
+   * the ConfigMap and every pod template read them.
+   */
+  private derivedSettings(): { settings: Setting[]; restartHash: string } {
+    if (this.settingsCache?.groups !== this.groups.length) {
+      const settings = clusterSettings(this.spec, this.topology);
+      this.settingsCache = { groups: this.groups.length, settings, restartHash: restartSettingsHash(settings) };
+    }
+    return this.settingsCache;
   }
 
   /**
@@ -421,7 +434,7 @@ export class PostgresPrimary extends Construct {
 
   private configMapData(): { [key: string]: string } {
     return {
-      'postgresql.conf': renderPostgresqlConf(this.settings),
+      'postgresql.conf': renderPostgresqlConf(this.derivedSettings().settings),
       'pg_hba.conf': renderPgHba(this.replicationUser, this.ferretdbUser, this.tlsSecretName !== undefined),
       'leader': this.currentPrimary + '\n',
       'members': this.members.join('\n') + '\n',
