@@ -5,8 +5,7 @@
  * what is left at exit).
  */
 import { FerretDBClusterProps } from '../src';
-import { NAME, PgCluster, PRIMARY, PRIMARY_STS, REPLICA_STS } from '../test/e2e/fixture';
-import { ClusterOptions } from '../test/e2e/harness';
+import { NAME, PgCluster, PgClusterOptions, PRIMARY, PRIMARY_STS, REPLICA_STS } from '../test/e2e/fixture';
 
 const live = new Set<PgCluster>();
 
@@ -36,7 +35,7 @@ export async function release(pg: PgCluster): Promise<void> {
 
 /** Harness options (images), and what to do before any pod starts (Secrets the pods mount). */
 export interface BootOptions {
-  readonly harness?: ClusterOptions;
+  readonly harness?: PgClusterOptions;
   readonly beforeStart?: (pg: PgCluster) => void;
 }
 

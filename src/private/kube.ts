@@ -13,7 +13,7 @@ import { Construct } from 'constructs';
  */
 
 /** The typed props' names that differ from the API's (cdk8s-plus' camel case of acronyms). */
-const API_NAMES: { [name: string]: string } = {
+const API_NAMES = new Map(Object.entries({
   clientIp: 'clientIP',
   clusterIp: 'clusterIP',
   datasetUuid: 'datasetUUID',
@@ -37,22 +37,43 @@ const API_NAMES: { [name: string]: string } = {
   targetCpuUtilizationPercentage: 'targetCPUUtilizationPercentage',
   targetWwNs: 'targetWWNs',
   volumeId: 'volumeID',
-};
+}));
 
 /** Props whose keys are chosen by users (labels, ConfigMap data, selectors), never renamed. */
 const MAPS = new Set(['annotations', 'binaryData', 'data', 'labels', 'limits', 'matchLabels', 'nodeSelector', 'requests', 'selector', 'stringData']);
 
-/** A typed value as the API reads it: API names, quantities and int-or-strings as their values. */
+/**
+ * A typed value as the API reads it: API names, quantities and int-or-strings as their values.
+ * What needs no change is returned as it is (as the typed classes keep their props).
+ */
 function apiValue(value: unknown, isMap = false): unknown {
-  if (value instanceof k8s.Quantity || value instanceof k8s.IntOrString) return value.value;
-  if (value instanceof Lazy) return Lazy.any({ produce: () => apiValue(value.produce(), isMap) });
-  if (Array.isArray(value)) return value.map((v) => apiValue(v));
-  if (value === null || typeof value !== 'object' || value.constructor !== Object) return value;
-  const out: { [key: string]: unknown } = {};
-  for (const [key, v] of Object.entries(value)) {
-    if (v !== undefined) out[isMap ? key : API_NAMES[key] ?? key] = apiValue(v, MAPS.has(key));
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const v = apiValue(value[i]);
+      if (v !== value[i]) (out ??= [...value])[i] = v;
+    }
+    return out ?? value;
   }
-  return out;
+  if (value.constructor !== Object) {
+    if (value instanceof k8s.Quantity || value instanceof k8s.IntOrString) return value.value;
+    if (value instanceof Lazy) return Lazy.any({ produce: () => apiValue(value.produce(), isMap) });
+    return value;
+  }
+  const struct = value as { [key: string]: unknown };
+  let out: { [key: string]: unknown } | undefined;
+  for (const key in struct) {
+    const v = struct[key];
+    const converted = apiValue(v, MAPS.has(key));
+    const name = isMap ? key : API_NAMES.get(key) ?? key;
+    if (converted !== v || name !== key) {
+      out ??= { ...struct };
+      if (name !== key) delete out[key];
+      out[name] = converted;
+    }
+  }
+  return out ?? value;
 }
 
 /** One of cdk8s-plus' typed object classes (`k8s.KubeStatefulSet`, ...). */
