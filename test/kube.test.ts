@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-require-imports -- jest.isolateModules loads the library a second time, with kube() replaced, through require() */
 import { App, Chart, Lazy, Testing } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { kube } from '../src/private/kube';

@@ -2,8 +2,8 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { BOOTSTRAP_IMAGE } from '../postgres/credentials-bootstrap';
 import { asset } from '../private/assets';
-import { API_TOKEN_DIR, API_TOKEN_MOUNT, apiTokenVolume, containerSecurityContext, renderResources, SMALL_SIDECAR_RESOURCES } from '../private/pod-spec';
 import { kube } from '../private/kube';
+import { API_TOKEN_DIR, API_TOKEN_MOUNT, apiTokenVolume, containerSecurityContext, renderResources, SMALL_SIDECAR_RESOURCES } from '../private/pod-spec';
 
 const SCRIPT_DIR = '/etc/ferretdb/scripts';
 const WATCH_STATE_DIR = '/var/run/ferretdb-certificate';

@@ -5,8 +5,8 @@ import { CertificateWatch, certificateWatchPodParts } from './certificate-watch'
 import { Resources, Scheduling } from '../common';
 import { MONGODB_PORT } from './read-service';
 import { TLS_KEYS } from '../private/certificates';
-import { containerSecurityContext, podSecurityContext, renderResources, spreadOverNodes } from '../private/pod-spec';
 import { kube } from '../private/kube';
+import { containerSecurityContext, podSecurityContext, renderResources, spreadOverNodes } from '../private/pod-spec';
 
 /** The pinned FerretDB v2 image (built FROM scratch, runs as uid 1000). */
 export const DEFAULT_FERRETDB_IMAGE = 'ghcr.io/ferretdb/ferretdb:2.7.0';

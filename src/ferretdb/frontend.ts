@@ -7,9 +7,9 @@ import { MONGODB_PORT, ReadService } from './read-service';
 import { FerretDBTls } from './tls';
 import { Resources, Scheduling } from '../common';
 import { PostgresConnection } from '../postgres/connection';
+import { kube } from '../private/kube';
 import { metadataLabels } from '../private/labels';
 import { GROUP_LABEL } from '../private/names';
-import { kube } from '../private/kube';
 
 /** Label on every FerretDB pod of a cluster (NetworkPolicy); value: the cluster name. */
 export const FERRETDB_LABEL = 'ferretdb.cdk8s.io/ferretdb';

@@ -1,10 +1,10 @@
 import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { kube } from '../private/kube';
 import { metadataLabels } from '../private/labels';
 import { defaultName, validateName } from '../private/names';
 import { checkInteger, invalid } from '../private/validation';
-import { kube } from '../private/kube';
 
 /** The MongoDB wire protocol port FerretDB listens on. */
 export const MONGODB_PORT = 27017;

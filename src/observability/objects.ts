@@ -4,9 +4,9 @@ import { Construct } from 'constructs';
 import { grafanaDashboard } from './dashboard';
 import { alertRules, AlertTargets, podMonitorSpec } from './metrics';
 import { AlertThresholds, MonitoringOptions } from './monitoring';
+import { kube } from '../private/kube';
 import { POSTGRES_CLUSTER_LABEL } from '../private/names';
 import { invalid } from '../private/validation';
-import { kube } from '../private/kube';
 
 /** What the monitoring objects of one cluster need to know. */
 export interface MonitoringTargets {

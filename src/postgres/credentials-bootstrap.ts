@@ -4,8 +4,8 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { Scheduling } from '../common';
 import { asset } from '../private/assets';
-import { containerSecurityContext, podSecurityContext, renderResources } from '../private/pod-spec';
 import { kube } from '../private/kube';
+import { containerSecurityContext, podSecurityContext, renderResources } from '../private/pod-spec';
 
 /** A pinned image with curl and a POSIX shell, running as a non-root user (uid 100). */
 export const BOOTSTRAP_IMAGE = 'curlimages/curl:8.13.0';

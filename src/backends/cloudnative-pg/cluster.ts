@@ -19,9 +19,9 @@ import { Credentials } from '../../postgres/credentials';
 import { CredentialsBootstrap } from '../../postgres/credentials-bootstrap';
 import { ReplicationMode } from '../../postgres/replication-mode';
 import { WalSettings } from '../../postgres/settings';
+import { kube } from '../../private/kube';
 import { metadataLabels } from '../../private/labels';
 import { POSTGRES_CLIENT_LABEL } from '../../private/names';
-import { kube } from '../../private/kube';
 
 export { MAX_CNPG_NAME } from './cluster-props';
 

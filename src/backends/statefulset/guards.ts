@@ -3,8 +3,8 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { EXPORTER_PORT } from '../../observability/metrics';
 import { POSTGRES_PORT } from '../../postgres/config';
-import { POD_NAME_LABEL } from '../../private/names';
 import { kube } from '../../private/kube';
+import { POD_NAME_LABEL } from '../../private/names';
 
 type Metadata = { labels: { [key: string]: string } };
 

@@ -5,9 +5,9 @@ import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '..
 import { DEFAULT_POSTGRES_RESOURCES, POSTGRES_PORT, POSTGRES_UID } from '../../postgres/config';
 import { BOOTSTRAP_IMAGE } from '../../postgres/credentials-bootstrap';
 import { TLS_KEYS } from '../../private/certificates';
+import { kube } from '../../private/kube';
 import { POSTGRES_CLUSTER_LABEL, SLOT_PREFIX } from '../../private/names';
 import { API_TOKEN_DIR, API_TOKEN_MOUNT, apiTokenVolume, containerSecurityContext, SMALL_SIDECAR_RESOURCES, podSecurityContext, renderResources, spreadOverNodesAndZones } from '../../private/pod-spec';
-import { kube } from '../../private/kube';
 
 export const CONFIG_DIR = '/etc/ferretdb-postgres';
 export const SECRET_DIR = '/etc/ferretdb-postgres-secret';

@@ -18,9 +18,9 @@ import { ReplicationMode } from '../../postgres/replication-mode';
 import { Setting, WalSettings } from '../../postgres/settings';
 import { PostgresTls } from '../../postgres/tls';
 import { asset } from '../../private/assets';
+import { kube } from '../../private/kube';
 import { metadataLabels } from '../../private/labels';
 import { GROUP_LABEL, POD_NAME_LABEL, POSTGRES_CLIENT_LABEL, POSTGRES_CLUSTER_LABEL } from '../../private/names';
-import { kube } from '../../private/kube';
 
 export { DEFAULT_POSTGRES_IMAGE } from '../../postgres/config';
 

@@ -5,10 +5,10 @@ import { headlessService, postgresStatefulSet } from './pod';
 import { PostgresPrimary } from './primary';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
 import { POSTGRES_PORT } from '../../postgres/config';
+import { kube } from '../../private/kube';
 import { defaultName, GROUP_LABEL, MAX_STATEFULSET_NAME, validateName } from '../../private/names';
 import { checkResources } from '../../private/pod-spec';
 import { checkImage, checkInteger, invalid, parseQuantity } from '../../private/validation';
-import { kube } from '../../private/kube';
 
 /**
  * Props of a group of streaming replicas.
