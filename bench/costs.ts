@@ -31,6 +31,7 @@ import { FerretDBCluster, FerretDBClusterProps, PostgresTls, ReplicationMode } f
 import { log, median, num, Options, range, ratio, row, Row, SectionResult } from './common';
 import { EXPORTER_BIN, idleScrapes, podMonitorIntervalSeconds, ScrapeCpu, scrapeCpu, scrapeLoop } from './exporter';
 import { BootOptions, NAME, PRIMARY, pgbench, waitCaughtUp, withCluster } from './pg';
+import { DOCUMENTDB_TEST_PARAMETERS } from '../test/e2e/documentdb';
 import { replica } from '../test/e2e/fixture';
 
 type Variant = 'plain' | 'tls' | 'monitoring';
@@ -184,18 +185,41 @@ function bareRun(dir: string, port: number, seconds: number): Promise<string> {
 }
 
 /**
- * The floor of row 1: bare PostgreSQL 15, a primary and two pg_basebackup standbys (s1, s2) on
- * Unix sockets in a temporary directory, synchronous_standby_names = 'ANY 1 (s1, s2)', every other
- * setting at its default. The same pgbench runs on the host against the primary's socket.
+ * How a bare floor differs from PostgreSQL's defaults. `old`: the first floor of this section
+ * (Unix sockets everywhere, no data checksums). `equal`: what the library's pods do on those two
+ * points: `initdb --data-checksums`, and the standbys stream over TCP (127.0.0.1) as a
+ * REPLICATION LOGIN role authenticated with scram-sha-256. `settings`: `equal` plus the
+ * library's own postgresql.conf (shared_preload_libraries with DocumentDB and pg_cron,
+ * wal_log_hints, hot_standby_feedback, max_connections, ...; the paths and listen settings
+ * excepted) and `CREATE EXTENSION documentdb` as the library's setup runs it.
  */
-async function measureBare(sizes: Sizes): Promise<Run & { settings: string[] }> {
+type BareKind = 'old' | 'equal' | 'settings';
+
+/** The library's settings for floor `settings`: what a synthesized pod's postgresql.conf holds, minus its paths. */
+function librarySettings(dir: string, port: number): string[] {
+  const skip = new Set(['listen_addresses', 'port', 'unix_socket_directories', 'hba_file', 'synchronous_standby_names']);
+  const paths: { [name: string]: string } = { 'cron.host': dir, 'documentdb.localhost_connection_string': `host=${dir} port=${port}` };
+  const settings = new FerretDBCluster(Testing.chart(), 'db', { name: NAME, ...baseProps(), parameters: DOCUMENTDB_TEST_PARAMETERS }).primary.settings;
+  return settings.filter((x) => !skip.has(x.name)).map((x) => `${x.name} = '${(paths[x.name] ?? x.value).replace(/'/g, "''")}'`);
+}
+
+/**
+ * A floor of row 1: bare PostgreSQL 15, a primary and two pg_basebackup standbys (s1, s2),
+ * synchronous_standby_names = 'ANY 1 (s1, s2)', configured as `kind` says (BareKind), in a
+ * temporary directory. The same pgbench runs on the host against the primary's Unix socket (as
+ * the library's runs inside the primary pod over its socket).
+ */
+async function measureBare(sizes: Sizes, kind: BareKind): Promise<Run & { settings: string[]; kind: BareKind }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fdb-bench-bare-'));
   fs.chownSync(dir, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })));
   const port = 55000 + (process.pid % 1000);
   const nodes = [{ name: 'p', port }, { name: 's1', port: port + 1 }, { name: 's2', port: port + 2 }];
   const data = (name: string): string => path.join(dir, name);
+  const tcp = kind !== 'old';
+  const password = `bench-${process.pid}-${Date.now()}`;
   const settings = [
-    `port = ${port}`, "listen_addresses = ''", `unix_socket_directories = '${dir}'`,
+    ...kind === 'settings' ? librarySettings(dir, port) : [],
+    `port = ${port}`, `listen_addresses = '${tcp ? '127.0.0.1' : ''}'`, `unix_socket_directories = '${dir}'`,
     "synchronous_standby_names = 'ANY 1 (s1, s2)'",
   ];
   const started: string[] = [];
@@ -205,14 +229,22 @@ async function measureBare(sizes: Sizes): Promise<Run & { settings: string[] }> 
   const psql = (query: string): string => asPostgres([`${PG_BIN}/psql`, '-XAtq', '-h', dir, '-p', String(port), '-d', 'postgres', '-c', query]).trim();
   const bench = (args: string[], timeoutMs: number): string => asPostgres([`${PG_BIN}/pgbench`, '-h', dir, '-p', String(port), ...args, 'postgres'], timeoutMs);
   try {
-    asPostgres([`${PG_BIN}/initdb`, '-D', data('p'), '-U', 'postgres', '--auth=trust']);
+    // initdb's host rules for --auth-host cover replication from 127.0.0.1 too.
+    asPostgres([`${PG_BIN}/initdb`, '-D', data('p'), '-U', 'postgres', '--auth-local=trust',
+      ...tcp ? ['--auth-host=scram-sha-256', '--data-checksums'] : ['--auth-host=trust']]);
     fs.appendFileSync(data('p') + '/postgresql.conf', `\n${settings.join('\n')}\n`);
     ctl('p', 'start');
     started.push('p');
+    // No standby acknowledges commits yet: these commit locally.
+    if (tcp) psql(`SET synchronous_commit = local; CREATE ROLE replicator WITH LOGIN REPLICATION PASSWORD '${password}'`);
+    if (kind === 'settings') psql('SET synchronous_commit = local; CREATE EXTENSION IF NOT EXISTS documentdb CASCADE');
     for (const s of nodes.slice(1)) {
       asPostgres([`${PG_BIN}/pg_basebackup`, '-h', dir, '-p', String(port), '-D', data(s.name), '-X', 'stream', '-c', 'fast']);
-      fs.appendFileSync(data(s.name) + '/postgresql.conf', `\nport = ${s.port}\nsynchronous_standby_names = ''\n`
-        + `primary_conninfo = 'host=${dir} port=${port} user=postgres application_name=${s.name}'\n`);
+      const conninfo = tcp
+        ? `host=127.0.0.1 port=${port} user=replicator password=${password} sslmode=disable application_name=${s.name}`
+        : `host=${dir} port=${port} user=postgres application_name=${s.name}`;
+      fs.appendFileSync(data(s.name) + '/postgresql.conf', `\nport = ${s.port}\nlisten_addresses = ''\nsynchronous_standby_names = ''\n`
+        + `primary_conninfo = '${conninfo}'\n`);
       fs.writeFileSync(data(s.name) + '/standby.signal', '');
       execFileSync('chown', ['-R', 'postgres:postgres', data(s.name)]);
       ctl(s.name, 'start');
@@ -220,23 +252,29 @@ async function measureBare(sizes: Sizes): Promise<Run & { settings: string[] }> 
     }
     const deadline = Date.now() + 60_000;
     while (psql("SELECT string_agg(sync_state, ',' ORDER BY application_name) FROM pg_stat_replication WHERE replay_lsn IS NOT NULL") !== 'quorum,quorum') {
-      if (Date.now() > deadline) throw new Error('bare standbys s1, s2 not streaming as quorum standbys after 60 s');
+      if (Date.now() > deadline) throw new Error(`bare (${kind}) standbys s1, s2 not streaming as quorum standbys after 60 s`);
       await new Promise((r) => setTimeout(r, 200));
     }
-    log(`costs: bare: pgbench -i -s ${sizes.scale}`);
+    if (tcp) {
+      const via = psql("SELECT string_agg(coalesce(host(client_addr), 'socket') || '/' || usename, ',' ORDER BY application_name) FROM pg_stat_replication");
+      if (via !== '127.0.0.1/replicator,127.0.0.1/replicator') throw new Error(`bare (${kind}): expected both standbys over TCP as replicator, got ${via}`);
+    }
+    const checksums = psql('SHOW data_checksums');
+    if (checksums !== (tcp ? 'on' : 'off')) throw new Error(`bare (${kind}): data_checksums is ${checksums}`);
+    log(`costs: bare (${kind}): pgbench -i -s ${sizes.scale}`);
     bench(['-i', '-s', String(sizes.scale), '-q'], 900_000);
     psql('CHECKPOINT');
     const warmUp = parseReport(bench([...FLAGS, '-T', String(sizes.warmUpSeconds)], 300_000));
-    log(`costs: bare: warm-up ${num(warmUp.tps)} tps; measuring ${sizes.seconds} s`);
+    log(`costs: bare (${kind}): warm-up ${num(warmUp.tps)} tps; measuring ${sizes.seconds} s`);
     const reports: string[] = [];
     for (let i = 0; i < sizes.runs; i++) reports.push(await bareRun(dir, port, sizes.seconds));
-    return { ...summarize(reports), warmUpTps: warmUp.tps, settings };
+    return { ...summarize(reports), warmUpTps: warmUp.tps, settings, kind };
   } finally {
     for (const name of started.reverse()) {
       try {
         ctl(name, 'stop');
       } catch (e) {
-        log(`costs: bare: stopping ${name}: ${(e as Error).message.split('\n')[0]}`);
+        log(`costs: bare (${kind}): stopping ${name}: ${(e as Error).message.split('\n')[0]}`);
       }
     }
     fs.rmSync(dir, { recursive: true, force: true });
@@ -253,7 +291,9 @@ export async function costsSection(opts: Options): Promise<SectionResult> {
   const cpuWindow = { seconds: opts.quick ? 3 : 15, pairs: opts.quick ? 1 : 3 };
   const intervalS = podMonitorIntervalSeconds(baseProps());
   const nproc = os.availableParallelism();
-  const bare = await measureBare(sizes);
+  const bareOld = await measureBare(sizes, 'old');
+  const bare = await measureBare(sizes, 'equal');
+  const bareSettings = await measureBare(sizes, 'settings');
   const plain = await measureLibrary('plain', sizes);
   const tls = await measureLibrary('tls', sizes);
   const monitoring = await measureLibrary('monitoring', sizes, {
@@ -284,8 +324,15 @@ export async function costsSection(opts: Options): Promise<SectionResult> {
   const lat = (a: Run, b: Run): string => `TPS ranges ${range(a.runsTps)} vs ${range(b.runsTps)}; latency avg ${num(a.latencyMs)} vs ${num(b.latencyMs)} ms`;
   const core = cpu.msPerScrape / (intervalS * 1000);
   const rows: Row[] = [
-    row('costs', `TPS sync quorum ANY 1, 2 standbys (floor: bare PostgreSQL), ${T}`, num(plain.tps), num(bare.tps), ratio(plain.tps, bare.tps),
-      `${lat(plain, bare)}; floor: initdb + 2 pg_basebackup standbys, defaults + ANY 1 (s1, s2)`),
+    row('costs', `TPS sync quorum ANY 1, 2 standbys (floor: bare PostgreSQL, equal), ${T}`, num(plain.tps), num(bare.tps), ratio(plain.tps, bare.tps),
+      `${lat(plain, bare)}; floor: initdb --data-checksums + 2 pg_basebackup standbys over TCP with scram, defaults + ANY 1 (s1, s2)`),
+    row('costs', 'TPS sync quorum: the same (floor: bare, old: sockets, no checksums)', num(plain.tps), num(bareOld.tps), ratio(plain.tps, bareOld.tps),
+      `${lat(plain, bareOld)}; the floor of the earlier records: standbys on Unix sockets as postgres, no data checksums`),
+    row('costs', 'TPS sync quorum: the same (floor: bare, equal + the library\'s settings)', num(plain.tps), num(bareSettings.tps), ratio(plain.tps, bareSettings.tps),
+      `${lat(plain, bareSettings)}; the equal floor with the library's postgresql.conf (DocumentDB + pg_cron preloaded, wal_log_hints, ...) and CREATE EXTENSION documentdb: what remains is the pods (agent, probes, state sidecar, veth)`),
+    row('costs', 'TPS bare: equal (floor: old) / equal + settings (floor: equal)', `${num(bare.tps)} / ${num(bareSettings.tps)}`, `${num(bareOld.tps)} / ${num(bare.tps)}`,
+      `${num(bare.tps / bareOld.tps)}x / ${num(bareSettings.tps / bare.tps)}x`,
+      `checksums + TCP/scram cost; the library's settings cost; TPS ranges ${range(bareOld.runsTps)}, ${range(bare.runsTps)}, ${range(bareSettings.runsTps)}`),
     row('costs', 'TPS with postgresTls (floor: the same without TLS)', num(tls.tps), num(plain.tps), ratio(tls.tps, plain.tps),
       `${lat(tls, plain)}; both walsenders over TLS (checked in pg_stat_ssl)`),
     row('costs', 'TPS with monitoring: {} (floor: the same without)', num(monitoring.tps), num(plain.tps), ratio(monitoring.tps, plain.tps),
@@ -304,8 +351,8 @@ export async function costsSection(opts: Options): Promise<SectionResult> {
   ];
   return {
     section: 'costs',
-    floor: 'TPS: bare PostgreSQL 15 of the same topology (initdb, 2 pg_basebackup standbys, synchronous_standby_names = \'ANY 1 (s1, s2)\', defaults otherwise, Unix sockets, no library script) for the library\'s cluster; the library\'s cluster without TLS and without monitoring for the TLS and monitoring rows. CPU: the same pod over windows of the same length without scrapes. The scrape time has no floor',
+    floor: 'TPS: bare PostgreSQL 15 of the same topology (initdb --data-checksums, 2 pg_basebackup standbys streaming over TCP as a scram-authenticated replication role, synchronous_standby_names = \'ANY 1 (s1, s2)\', defaults otherwise, pgbench on the primary\'s Unix socket, no library script) for the library\'s cluster, beside the old floor (Unix sockets, no checksums) and the equal floor with the library\'s postgresql.conf; the library\'s cluster without TLS and without monitoring for the TLS and monitoring rows. CPU: the same pod over windows of the same length without scrapes. The scrape time has no floor',
     rows,
-    data: { sizes, pgbench: FLAGS.join(' '), bare, plain, tls, monitoring, idleScrapes: idle, loadedScrapes: loaded, scrapeEverySeconds: SCRAPE_EVERY_S, intervalS, nproc },
+    data: { sizes, pgbench: FLAGS.join(' '), bare, bareOld, bareSettings, plain, tls, monitoring, idleScrapes: idle, loadedScrapes: loaded, scrapeEverySeconds: SCRAPE_EVERY_S, intervalS, nproc },
   };
 }

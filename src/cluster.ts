@@ -1,6 +1,6 @@
 import { ApiObject, Chart, Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
-import { Construct } from 'constructs';
+import { Construct, IConstruct } from 'constructs';
 import { CloudNativePGCluster } from './backends/cloudnative-pg/cluster';
 import { PostgresPrimary } from './backends/statefulset/primary';
 import { StreamingReplica } from './backends/statefulset/replica';
@@ -364,8 +364,12 @@ function duplicateNames(chart: Chart): string[] {
   for (const c of chart.node.findAll()) {
     if (!(c instanceof ApiObject)) continue;
     const key = `${c.kind} ${c.metadata.namespace ?? ''}/${c.name}`;
-    const cluster = c.node.scopes.find((s) => s instanceof FerretDBCluster) as FerretDBCluster | undefined;
-    owners.set(key, [...owners.get(key) ?? [], cluster?.name ?? c.node.path]);
+    let cluster: IConstruct | undefined = c.node.scope;
+    while (cluster && !(cluster instanceof FerretDBCluster)) cluster = cluster.node.scope;
+    const owner = cluster instanceof FerretDBCluster ? cluster.name : c.node.path;
+    const names = owners.get(key);
+    if (names) names.push(owner);
+    else owners.set(key, [owner]);
   }
   return [...owners.entries()].filter(([, names]) => names.length > 1).map(([key, names]) =>
     `Invalid name: ${names.map((n) => JSON.stringify(n)).join(' and ')}. Expected names that do not collide: two objects would be ${key}.`);

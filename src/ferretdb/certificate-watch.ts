@@ -2,6 +2,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { BOOTSTRAP_IMAGE } from '../postgres/credentials-bootstrap';
 import { asset } from '../private/assets';
+import { kube } from '../private/kube';
 import { API_TOKEN_DIR, API_TOKEN_MOUNT, apiTokenVolume, containerSecurityContext, renderResources, SMALL_SIDECAR_RESOURCES } from '../private/pod-spec';
 
 const SCRIPT_DIR = '/etc/ferretdb/scripts';
@@ -21,17 +22,17 @@ export interface CertificateWatch {
  */
 export function certificateWatchAccess(scope: Construct, o: { name: string; deployments: string[]; metadata: k8s.ObjectMeta }): CertificateWatch {
   const metadata = { ...o.metadata, name: o.name };
-  new k8s.KubeServiceAccount(scope, 'CertificateWatchAccount', { metadata, automountServiceAccountToken: false });
-  new k8s.KubeRole(scope, 'CertificateWatchRole', {
+  kube(k8s.KubeServiceAccount, scope, 'CertificateWatchAccount', { metadata, automountServiceAccountToken: false });
+  kube(k8s.KubeRole, scope, 'CertificateWatchRole', {
     metadata,
     rules: [{ apiGroups: ['apps'], resources: ['deployments'], resourceNames: o.deployments, verbs: ['patch'] }],
   });
-  new k8s.KubeRoleBinding(scope, 'CertificateWatchRoleBinding', {
+  kube(k8s.KubeRoleBinding, scope, 'CertificateWatchRoleBinding', {
     metadata,
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: o.name },
     subjects: [{ kind: 'ServiceAccount', name: o.name }],
   });
-  new k8s.KubeConfigMap(scope, 'CertificateWatchScript', {
+  kube(k8s.KubeConfigMap, scope, 'CertificateWatchScript', {
     metadata,
     data: { 'certificate-watch.sh': asset('ferretdb/certificate-watch.sh') },
   });

@@ -1,9 +1,11 @@
+import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { CertificateWatch, certificateWatchPodParts } from './certificate-watch';
 import { Resources, Scheduling } from '../common';
 import { MONGODB_PORT } from './read-service';
 import { TLS_KEYS } from '../private/certificates';
+import { kube } from '../private/kube';
 import { containerSecurityContext, podSecurityContext, renderResources, spreadOverNodes } from '../private/pod-spec';
 
 /** The pinned FerretDB v2 image (built FROM scratch, runs as uid 1000). */
@@ -115,7 +117,7 @@ export function postgresUrl(
  * A FerretDB Deployment and its PodDisruptionBudget. The password reaches FerretDB as
  * PGPASSWORD (from the Secret), which its PostgreSQL driver reads, so the URL holds none.
  */
-export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDeploymentOptions): k8s.KubeDeployment {
+export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDeploymentOptions): ApiObject {
   const scheduling = o.scheduling ?? {};
   const probe = (path: string, periodSeconds: number, failureThreshold: number): k8s.Probe => ({
     httpGet: { path, port: k8s.IntOrString.fromString('metrics') },
@@ -134,7 +136,7 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
     files: [...tlsFiles.files, `${PASSWORD_WATCH_DIR}/password`],
     mounts: [...tlsFiles.mounts, { name: passwordVolume.name, mountPath: PASSWORD_WATCH_DIR, readOnly: true }],
   });
-  const deployment = new k8s.KubeDeployment(scope, id, {
+  const deployment = kube(k8s.KubeDeployment, scope, id, {
     metadata: { name: o.name, labels: o.metadataLabels },
     spec: {
       replicas: o.replicas,
@@ -188,7 +190,7 @@ export function ferretdbDeployment(scope: Construct, id: string, o: FerretDBDepl
       },
     },
   });
-  new k8s.KubePodDisruptionBudget(scope, `${id}Budget`, {
+  kube(k8s.KubePodDisruptionBudget, scope, `${id}Budget`, {
     metadata: { name: o.name, labels: o.metadataLabels },
     spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: o.selector } },
   });

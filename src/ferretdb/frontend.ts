@@ -7,6 +7,7 @@ import { MONGODB_PORT, ReadService } from './read-service';
 import { FerretDBTls } from './tls';
 import { Resources, Scheduling } from '../common';
 import { PostgresConnection } from '../postgres/connection';
+import { kube } from '../private/kube';
 import { metadataLabels } from '../private/labels';
 import { GROUP_LABEL } from '../private/names';
 
@@ -106,7 +107,7 @@ export function ferretdbFrontend(scope: Construct, o: FrontendOptions): Frontend
   };
 
   const writerSelector = side('writer', `${o.name}-ferretdb-rw`, postgres.readWriteHost, o.writers);
-  new k8s.KubeService(scope, 'WriteService', {
+  kube(k8s.KubeService, scope, 'WriteService', {
     metadata: { name: writeServiceName, labels: labelsOf('write') },
     spec: {
       type: 'ClusterIP',
@@ -150,7 +151,7 @@ export function ferretdbNetworkPolicy(scope: Construct, o: {
   if (o.metricsScrapers && o.metricsScrapers.length > 0) {
     ingress.push({ from: o.metricsScrapers, ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(METRICS_PORT) }] });
   }
-  new k8s.KubeNetworkPolicy(scope, 'NetworkPolicy', {
+  kube(k8s.KubeNetworkPolicy, scope, 'NetworkPolicy', {
     metadata: { name: `${o.name}-ferretdb`, labels: ferretdbLabels(o.name, 'ferretdb', o.labels) },
     spec: { podSelector: { matchLabels: o.frontend.podLabels }, policyTypes: ['Ingress'], ingress },
   });

@@ -1,6 +1,7 @@
 import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { kube } from '../private/kube';
 import { metadataLabels } from '../private/labels';
 import { defaultName, validateName } from '../private/names';
 import { checkInteger, invalid } from '../private/validation';
@@ -59,7 +60,7 @@ export class ReadService extends Construct {
     this.serviceName = props.name !== undefined ? validateName('name', props.name, 63) : defaultName(this, 63);
     this.port = checkInteger('port', props.port ?? MONGODB_PORT, 1, 65535);
     const target = props.targetPort ?? 'mongodb';
-    this.service = new k8s.KubeService(this, 'Resource', {
+    this.service = kube(k8s.KubeService, this, 'Resource', {
       metadata: {
         name: this.serviceName,
         labels: props.labels ?? metadataLabels({ name: 'ferretdb', instance: this.serviceName, component: 'read' }),

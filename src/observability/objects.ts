@@ -4,6 +4,7 @@ import { Construct } from 'constructs';
 import { grafanaDashboard } from './dashboard';
 import { alertRules, AlertTargets, podMonitorSpec } from './metrics';
 import { AlertThresholds, MonitoringOptions } from './monitoring';
+import { kube } from '../private/kube';
 import { POSTGRES_CLUSTER_LABEL } from '../private/names';
 import { invalid } from '../private/validation';
 
@@ -74,7 +75,7 @@ export function monitoringObjects(scope: Construct, options: MonitoringOptions, 
     });
   }
   if (options.dashboard) {
-    new k8s.KubeConfigMap(scope, 'Dashboard', {
+    kube(k8s.KubeConfigMap, scope, 'Dashboard', {
       metadata: { name: `${t.name}-dashboard`, labels: { ...labels('dashboard'), grafana_dashboard: '1' } },
       data: Lazy.any({ produce: () => ({ [`${t.name}.json`]: JSON.stringify(grafanaDashboard(targets()), undefined, 2) + '\n' }) }) as any,
     });

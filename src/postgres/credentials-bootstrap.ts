@@ -4,6 +4,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { Scheduling } from '../common';
 import { asset } from '../private/assets';
+import { kube } from '../private/kube';
 import { containerSecurityContext, podSecurityContext, renderResources } from '../private/pod-spec';
 
 /** A pinned image with curl and a POSIX shell, running as a non-root user (uid 100). */
@@ -38,19 +39,19 @@ export class CredentialsBootstrap extends Construct {
     const name = `${props.secretName}-bootstrap`.slice(0, 63).replace(/[-.]+$/, '');
     const metadata = { ...props.metadata, name };
 
-    new k8s.KubeServiceAccount(this, 'ServiceAccount', { metadata, automountServiceAccountToken: false });
-    new k8s.KubeRole(this, 'Role', {
+    kube(k8s.KubeServiceAccount, this, 'ServiceAccount', { metadata, automountServiceAccountToken: false });
+    kube(k8s.KubeRole, this, 'Role', {
       metadata,
       // `create` cannot be limited to one name; the Job never reads, updates or deletes Secrets.
       rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['create'] }],
     });
-    new k8s.KubeRoleBinding(this, 'RoleBinding', {
+    kube(k8s.KubeRoleBinding, this, 'RoleBinding', {
       metadata,
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
       subjects: [{ kind: 'ServiceAccount', name }],
     });
     const script = asset('postgres/create-secret.sh');
-    new k8s.KubeConfigMap(this, 'Script', { metadata, data: { 'create-secret.sh': script } });
+    kube(k8s.KubeConfigMap, this, 'Script', { metadata, data: { 'create-secret.sh': script } });
     const template: k8s.PodTemplateSpec = {
       metadata: { labels: props.metadata.labels },
       spec: {
@@ -91,7 +92,7 @@ export class CredentialsBootstrap extends Construct {
     // are removed after a day; a re-created one finds the Secret and leaves it unchanged.
     const digest = createHash('sha256').update(JSON.stringify({ template, script })).digest('hex').slice(0, 8);
     this.jobName = `${name.slice(0, 63 - 9).replace(/[-.]+$/, '')}-${digest}`;
-    new k8s.KubeJob(this, 'Resource', {
+    kube(k8s.KubeJob, this, 'Resource', {
       metadata: { ...metadata, name: this.jobName },
       spec: { backoffLimit: 10, ttlSecondsAfterFinished: 86400, template },
     });

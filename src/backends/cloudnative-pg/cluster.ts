@@ -21,6 +21,7 @@ import { Credentials } from '../../postgres/credentials';
 import { CredentialsBootstrap } from '../../postgres/credentials-bootstrap';
 import { ReplicationMode } from '../../postgres/replication-mode';
 import { WalSettings } from '../../postgres/settings';
+import { kube } from '../../private/kube';
 import { metadataLabels } from '../../private/labels';
 import { POSTGRES_CLIENT_LABEL } from '../../private/names';
 
@@ -304,7 +305,7 @@ export class CloudNativePGCluster extends Construct {
     }
 
     if (c.networkPolicy) {
-      new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
+      kube(k8s.KubeNetworkPolicy, this, 'NetworkPolicy', {
         metadata: { ...metadata('postgresql'), name: `${this.name}-postgresql` },
         spec: cnpgNetworkPolicySpec({
           clusterName: this.name,

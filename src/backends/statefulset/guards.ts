@@ -3,6 +3,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { EXPORTER_PORT } from '../../observability/metrics';
 import { POSTGRES_PORT } from '../../postgres/config';
+import { kube } from '../../private/kube';
 import { POD_NAME_LABEL } from '../../private/names';
 
 type Metadata = { labels: { [key: string]: string } };
@@ -21,14 +22,14 @@ export function disruptionBudgets(scope: Construct, o: {
   currentPrimary: string;
   hasStandbys: () => boolean;
 }): void {
-  new k8s.KubePodDisruptionBudget(scope, 'Budget', {
+  kube(k8s.KubePodDisruptionBudget, scope, 'Budget', {
     metadata: { ...o.primaryMetadata, name: o.name },
     spec: {
       minAvailable: Lazy.any({ produce: () => k8s.IntOrString.fromNumber(o.hasStandbys() ? 1 : 0) }) as any,
       selector: { matchLabels: Lazy.any({ produce: () => o.primarySelector() }) as any },
     },
   });
-  new k8s.KubePodDisruptionBudget(scope, 'StandbyBudget', {
+  kube(k8s.KubePodDisruptionBudget, scope, 'StandbyBudget', {
     metadata: { ...o.standbyMetadata, name: `${o.name}-standbys` },
     spec: {
       maxUnavailable: k8s.IntOrString.fromNumber(1),
@@ -48,7 +49,7 @@ export function postgresNetworkPolicy(scope: Construct, o: {
   clientLabels: { [key: string]: string };
   metricsScrapers?: k8s.NetworkPolicyPeer[];
 }): void {
-  new k8s.KubeNetworkPolicy(scope, 'NetworkPolicy', {
+  kube(k8s.KubeNetworkPolicy, scope, 'NetworkPolicy', {
     metadata: { ...o.metadata, name: `${o.name}-postgresql` },
     spec: {
       podSelector: { matchLabels: o.memberLabels },

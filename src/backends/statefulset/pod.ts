@@ -1,4 +1,4 @@
-import { ApiObjectMetadata, Lazy } from 'cdk8s';
+import { ApiObject, ApiObjectMetadata, Lazy } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { LeaseInfo, leaseContainer, leaseEnv } from './lease';
@@ -7,6 +7,7 @@ import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '..
 import { DEFAULT_POSTGRES_RESOURCES, POSTGRES_PORT, POSTGRES_UID } from '../../postgres/config';
 import { BOOTSTRAP_IMAGE } from '../../postgres/credentials-bootstrap';
 import { TLS_KEYS } from '../../private/certificates';
+import { kube } from '../../private/kube';
 import { POSTGRES_CLUSTER_LABEL, SLOT_PREFIX } from '../../private/names';
 import { API_TOKEN_DIR, API_TOKEN_MOUNT, apiTokenVolume, containerSecurityContext, SMALL_SIDECAR_RESOURCES, podSecurityContext, renderResources, spreadOverNodesAndZones } from '../../private/pod-spec';
 
@@ -83,7 +84,7 @@ function env(name: string, value: string): k8s.EnvVar {
 }
 
 /** The StatefulSet of a group of PostgreSQL pods (the primary's, or a replica group's). */
-export function postgresStatefulSet(scope: Construct, id: string, o: PostgresStatefulSetOptions): k8s.KubeStatefulSet {
+export function postgresStatefulSet(scope: Construct, id: string, o: PostgresStatefulSetOptions): ApiObject {
   const c = o.cluster;
   const mounts = {
     data: { name: 'data', mountPath: DATA_MOUNT },
@@ -211,7 +212,7 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
     },
   };
 
-  return new k8s.KubeStatefulSet(scope, id, {
+  return kube(k8s.KubeStatefulSet, scope, id, {
     metadata: o.metadata,
     spec: {
       serviceName: o.headlessServiceName,
@@ -261,8 +262,8 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
 
 /** A headless Service giving each pod of a StatefulSet a DNS name. */
 export function headlessService(scope: Construct, id: string, name: string, metadata: ApiObjectMetadata,
-  selector: { [key: string]: string }): k8s.KubeService {
-  return new k8s.KubeService(scope, id, {
+  selector: { [key: string]: string }): ApiObject {
+  return kube(k8s.KubeService, scope, id, {
     metadata: { ...metadata, name },
     spec: {
       clusterIp: 'None',

@@ -19,6 +19,7 @@ import { ReplicationMode } from '../../postgres/replication-mode';
 import { Setting, WalSettings } from '../../postgres/settings';
 import { PostgresTls } from '../../postgres/tls';
 import { asset } from '../../private/assets';
+import { kube } from '../../private/kube';
 import { metadataLabels } from '../../private/labels';
 import { GROUP_LABEL, POD_NAME_LABEL, POSTGRES_CLIENT_LABEL, POSTGRES_CLUSTER_LABEL } from '../../private/names';
 
@@ -255,6 +256,7 @@ export class PostgresPrimary extends Construct {
   public readonly tlsSecretName?: string;
 
   private readonly groups: ReplicaGroupInfo[] = [];
+  private settingsCache?: { groups: number; settings: Setting[]; restartHash: string };
   private readonly spec: CheckedPrimaryProps;
   /** What every PostgreSQL pod of the cluster shares (replica groups use it too). @internal */
   public readonly _clusterInfo: PostgresClusterInfo;
@@ -303,7 +305,7 @@ export class PostgresPrimary extends Construct {
       ferretdbUser: this.ferretdbUser,
       maxReplicationLagBytes: spec.maxReplicationLagBytes,
       shutdownTimeoutSeconds: spec.shutdownTimeoutSeconds,
-      restartSettingsHash: () => restartSettingsHash(this.settings),
+      restartSettingsHash: () => this.derivedSettings().restartHash,
       exporter: spec.exporter && exporterContainer(spec.exporter.image, spec.exporter.resources),
       tlsSecretName: this.tlsSecretName,
       lease,
@@ -316,7 +318,7 @@ export class PostgresPrimary extends Construct {
       }).jobName;
     }
 
-    new k8s.KubeConfigMap(this, 'Config', {
+    kube(k8s.KubeConfigMap, this, 'Config', {
       metadata: { ...this.metadata('postgresql'), name: this.configMapName },
       data: Lazy.any({ produce: () => this.configMapData() }) as any,
     });
@@ -339,7 +341,7 @@ export class PostgresPrimary extends Construct {
     stateKeeperAccess(this, { configMapName: this.stateConfigMapName, serviceAccountName: this.name, metadata: this.metadata('state') });
     headlessService(this, 'Headless', this.headlessServiceName, this.metadata('primary'), this.selector);
 
-    new k8s.KubeService(this, 'Service', {
+    kube(k8s.KubeService, this, 'Service', {
       metadata: { ...this.metadata('primary'), name: this.serviceName },
       spec: {
         type: 'ClusterIP',
@@ -368,7 +370,7 @@ export class PostgresPrimary extends Construct {
       });
     }
 
-    this.node.addValidation({ validate: () => topologyErrors(this.spec, this.topology) });
+    this.node.addValidation({ validate: () => topologyErrors(this.spec, this.topology, this.derivedSettings().settings) });
   }
 
   /** Whether the pods run the metrics exporter sidecar. */
@@ -410,7 +412,19 @@ export class PostgresPrimary extends Construct {
 
   /** Every postgresql.conf setting with the reason for its value. */
   public get settings(): Setting[] {
-    return clusterSettings(this.spec, this.topology);
+    return [...this.derivedSettings().settings];
+  }
+
+  /**
+   * The settings and their restart hash, computed once per set of replica groups: the checks,
+   * the ConfigMap and every pod template read them.
+   */
+  private derivedSettings(): { settings: Setting[]; restartHash: string } {
+    if (this.settingsCache?.groups !== this.groups.length) {
+      const settings = clusterSettings(this.spec, this.topology);
+      this.settingsCache = { groups: this.groups.length, settings, restartHash: restartSettingsHash(settings) };
+    }
+    return this.settingsCache;
   }
 
   /**
@@ -441,7 +455,7 @@ export class PostgresPrimary extends Construct {
 
   private configMapData(): { [key: string]: string } {
     return {
-      'postgresql.conf': renderPostgresqlConf(this.settings),
+      'postgresql.conf': renderPostgresqlConf(this.derivedSettings().settings),
       'pg_hba.conf': renderPgHba(this.replicationUser, this.ferretdbUser, this.tlsSecretName !== undefined),
       'leader': this.currentPrimary + '\n',
       'members': this.members.join('\n') + '\n',

@@ -5,6 +5,7 @@ import { headlessService, postgresStatefulSet } from './pod';
 import { PostgresPrimary } from './primary';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
 import { POSTGRES_PORT } from '../../postgres/config';
+import { kube } from '../../private/kube';
 import { defaultName, GROUP_LABEL, MAX_STATEFULSET_NAME, validateName } from '../../private/names';
 import { checkResources } from '../../private/pod-spec';
 import { checkImage, checkInteger, invalid, parseQuantity } from '../../private/validation';
@@ -117,7 +118,7 @@ export class StreamingReplica extends Construct {
       cluster: primary._clusterInfo,
     });
     headlessService(this, 'Headless', this.headlessServiceName, { labels }, this.selector);
-    new k8s.KubeService(this, 'Service', {
+    kube(k8s.KubeService, this, 'Service', {
       metadata: { labels, name: this.serviceName },
       spec: {
         type: 'ClusterIP',

@@ -29,7 +29,7 @@ export function clusterSettings(spec: CheckedPrimaryProps, t: Topology): Setting
 }
 
 /** The errors of a cluster whose pods, quorum, WAL bounds or connections do not fit together. */
-export function topologyErrors(spec: CheckedPrimaryProps, t: Topology): string[] {
+export function topologyErrors(spec: CheckedPrimaryProps, t: Topology, settings = clusterSettings(spec, t)): string[] {
   const errors: string[] = [];
   const members = t.members;
   const replicaCount = members.length - 1;
@@ -47,7 +47,6 @@ export function topologyErrors(spec: CheckedPrimaryProps, t: Topology): string[]
       errors.push(`${(e as Error).message} (the smallest PostgreSQL volume is a replica's)`);
     }
   }
-  const settings = clusterSettings(spec, t);
   const senders = Number(settings.find((s) => s.name === 'max_wal_senders')?.value);
   const slots = Number(settings.find((s) => s.name === 'max_replication_slots')?.value);
   if (senders < members.length + 1) {
