@@ -268,7 +268,7 @@ describe('connection budget (max_connections)', () => {
 describe('changed scripts roll the pods (ferretdb.cdk8s.io/scripts)', () => {
   const objs = synth();
   const data: { [key: string]: string } = postgresConfigMap(objs).data;
-  const scriptKeys = ['lib.sh', 'datadir.sh', 'postgres.sh', 'agent.sh', 'lifecycle.sh', 'cluster-state.sh', 'setup.sql'];
+  const scriptKeys = ['lib.sh', 'datadir.sh', 'postgres.sh', 'agent.sh', 'lifecycle.sh', 'cluster-state.sh', 'fencing.sh', 'lease.sh', 'setup.sql'];
 
   test('every PostgreSQL pod template carries a hash of the scripts the ConfigMap mounts (running shells keep old code until their pod restarts)', () => {
     const hash = createHash('sha256');
