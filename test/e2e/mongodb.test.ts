@@ -69,6 +69,8 @@ async function createUserInSql(user: string, pwd: string, roles: string[]): Prom
   const r = await m.h.exec(PRIMARY, 'postgres', ['psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-U', 'ferretdb', '-d', 'postgres',
     '-c', `SELECT documentdb_api.create_user('${spec}'::documentdb_core.bson)`]);
   if (r.code !== 0) throw new Error(`documentdb_api.create_user(${spec}) as ferretdb failed: ${r.stderr}`);
+  // It reports a refusal in the document it returns (ok 0, errmsg), not as an SQL error.
+  if (/errmsg/.test(r.stdout)) throw new Error(`documentdb_api.create_user(${spec}) as ferretdb answered: ${r.stdout}`);
 }
 
 test('createUser through FerretDB 2.7 is refused for both role sets the README documents: it replaces the given roles with clusterAdmin and runs ALTER ROLE ... SUPERUSER', async () => {
