@@ -267,6 +267,18 @@ export enum DataDurability {
 }
 
 /**
+ * Which standbys may count in the synchronous quorum (`postgresql.syncReplicaElectionConstraint`).
+ */
+export interface SyncReplicaElectionConstraint {
+  /**
+   * Node labels, such as `topology.kubernetes.io/zone`: a standby whose node has the same values
+   * for all of them as the primary's node is no quorum candidate, so an acknowledged commit is
+   * also on a standby in another zone.
+   */
+  readonly nodeLabelsAntiAffinity: string[];
+}
+
+/**
  * What is specific to the CloudNativePG backend.
  */
 export interface CloudNativePGOptions {
@@ -317,6 +329,34 @@ export interface CloudNativePGOptions {
    * @default DataDurability.REQUIRED
    */
   readonly dataDurability?: DataDurability;
+  /**
+   * With `ReplicationMode.synchronousQuorum(k)`: only standbys on nodes that differ from the
+   * primary's in these node labels count in the quorum (a zone-aware quorum). Keep at least `k`
+   * standbys in other zones (the instances' zone spread prefers it; `scheduling` can require it):
+   * with fewer candidates, commits wait (`DataDurability.REQUIRED`) or the quorum shrinks
+   * (`DataDurability.PREFERRED`).
+   *
+   * @default - every standby is a candidate
+   */
+  readonly syncReplicaElectionConstraint?: SyncReplicaElectionConstraint;
+  /**
+   * Concurrent connections FerretDB's role may hold on one instance (the managed role's
+   * `connectionLimit`). At least `clientConnections` (what the FerretDB pools may open) and at
+   * most `max_connections`. DocumentDB's own loopback connections run as the same role and count
+   * too, so leave room above the pools.
+   *
+   * @default - no limit
+   */
+  readonly connectionLimit?: number;
+  /**
+   * Pin FerretDB's role to the client pods: a pg_hba rule admits it (scram-sha-256 over TLS)
+   * only from the IPs of the pods in the cluster's namespace labelled `clientLabels`
+   * (CloudNativePG 1.30's `${podselector:...}` and `podSelectorRefs`), and rejects it from every
+   * other address. A new client pod can log in once the operator has added its IP to pg_hba.
+   *
+   * @default false
+   */
+  readonly pinRoleToClientPods?: boolean;
   /**
    * @default - namespace "cnpg-system", pods labelled app.kubernetes.io/name=cloudnative-pg
    */
