@@ -1,5 +1,6 @@
 import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
+import { ObjectStoreCredentials, ObjectStoreEncryption } from './object-store-credentials';
 import { StorageSettings } from '../../common';
 import { invalid } from '../../private/validation';
 
@@ -37,11 +38,13 @@ export interface CaCertificateSecret {
 }
 
 /**
- * An S3-compatible object store for the Barman Cloud plugin (WAL archive and base backups).
+ * An object store for the Barman Cloud plugin (WAL archive and base backups): S3 or an
+ * S3-compatible service, Azure Blob Storage or Google Cloud Storage.
  */
 export interface ObjectStoreSettings {
   /**
-   * Bucket and path, `s3://bucket/path`.
+   * Where: `s3://bucket/path` (S3), `gs://bucket/path` (Google Cloud Storage) or
+   * `https://ACCOUNT.blob.core.windows.net/container/path` (Azure), matching `credentials`.
    */
   readonly destinationPath: string;
   /**
@@ -60,10 +63,28 @@ export interface ObjectStoreSettings {
    */
   readonly endpointCA?: CaCertificateSecret;
   /**
-   * The Secret with the access keys, in the cluster's namespace.
+   * The Secret with S3 access keys, in the cluster's namespace (the keys below). Give either
+   * this or `credentials`.
+   *
+   * @default - none: `credentials` says how to authenticate
    */
-  readonly credentialsSecret: string;
+  readonly credentialsSecret?: string;
   /**
+   * How the plugin authenticates: S3 access keys or IAM role, Azure, Google Cloud Storage.
+   * Instead of `credentialsSecret`.
+   *
+   * @default - S3 access keys from `credentialsSecret`
+   */
+  readonly credentials?: ObjectStoreCredentials;
+  /**
+   * Server-side encryption S3 applies to the WAL and base backups (S3 only).
+   *
+   * @default - the bucket's own setting
+   */
+  readonly encryption?: ObjectStoreEncryption;
+  /**
+   * With `credentialsSecret`.
+   *
    * @default "ACCESS_KEY_ID"
    */
   readonly accessKeyIdKey?: string;
