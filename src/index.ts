@@ -24,6 +24,7 @@ export { slotNameForPod } from './private/names';
 // The CloudNativePG backend.
 export * from './backends/cloudnative-pg/cluster';
 export * from './backends/cloudnative-pg/options';
+export * from './backends/cloudnative-pg/object-store-credentials';
 
 // Metrics and alerts.
 export * from './observability/monitoring';

@@ -5,6 +5,7 @@ import type { CloudNativePGClusterProps } from './cluster';
 import { checkCnpgSettings } from './cluster-spec';
 import { checkObjectStore } from './object-store';
 import { BackupSchedule, DataDurability, ObjectStoreSettings, RecoveryTarget, RetentionPolicy } from './options';
+import { checkAccess, CnpgAccess } from './security';
 import { DEFAULT_STORAGE_SIZE, Resources, Scheduling, StorageSettings } from '../../common';
 import { CONNECTION_HEADROOM, DEFAULT_POSTGRES_IMAGE } from '../../postgres/config';
 import { Credentials } from '../../postgres/credentials';
@@ -80,6 +81,7 @@ export interface CheckedCnpgClusterProps {
   readonly metricsScrapers?: k8s.NetworkPolicyPeer[];
   readonly statusClients?: k8s.NetworkPolicyPeer[];
   readonly podMonitorLabels?: { [key: string]: string };
+  readonly access: CnpgAccess;
 }
 
 /**
@@ -127,6 +129,7 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
   const maxConnections = props.maxConnections === undefined
     ? clientConnections + CONNECTION_HEADROOM
     : checkInteger('maxConnections', props.maxConnections, 1, 262_143);
+  const access = checkAccess(props, quorum, clientConnections, maxConnections);
   const maxReplicationLagBytes = parsePostgresSize('maxReplicationLag', props.maxReplicationLag ?? CNPG_DEFAULT_MAX_REPLICATION_LAG);
   const failoverDelaySeconds = delaySeconds('failoverDelay', props.failoverDelay ?? Duration.seconds(0));
   const switchoverDelaySeconds = delaySeconds('switchoverDelay', props.switchoverDelay ?? Duration.seconds(3600));
@@ -218,6 +221,7 @@ export function checkCnpgClusterProps(scope: Construct, props: CloudNativePGClus
     metricsScrapers: props.metricsScrapers,
     statusClients: props.statusClients,
     podMonitorLabels: props.podMonitorLabels,
+    access,
   };
 }
 

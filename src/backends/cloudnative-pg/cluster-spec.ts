@@ -217,6 +217,9 @@ export function cnpgClusterSpec(i: CnpgClusterSpecInput): ClusterSpec {
     Object.fromEntries(Object.entries(map ?? {}).map(([k, q]) => [k, from(String(q.value))]));
   const quorum = i.replicationMode.synchronousStandbys;
   const scheduling = i.scheduling ?? {};
+  // initdb creates `database` owned by `owner` (without them, an `app` role, database and Secret).
+  // FerretDB, DocumentDB and pg_cron use `postgres`, which initdb made already and which FerretDB's
+  // role must not own; so this database, named after the role, stays empty.
   const owner = { database: i.ferretdbUser, owner: i.ferretdbUser, secret: { name: i.secretName } };
   return {
     instances: i.instances,

@@ -7,6 +7,7 @@ import { BARMAN_CLOUD_PLUGIN, CNPG_CLUSTER_LABEL, CNPG_POD_ROLE_LABEL, CNPG_RELO
 import { cnpgNetworkPolicySpec } from './network-policy';
 import { objectStoreSpec } from './object-store';
 import { CloudNativePGOptions } from './options';
+import { withAccess } from './security';
 import { Resources, Scheduling, StorageSettings } from '../../common';
 import { ObjectStore } from '../../imports/barman-objectstore-barmancloud.cnpg.io';
 import { Cluster } from '../../imports/cnpg-cluster-postgresql.cnpg.io';
@@ -260,7 +261,7 @@ export class CloudNativePGCluster extends Construct {
 
     this.cluster = new Cluster(this, 'Resource', {
       metadata: { ...metadata('postgresql'), name: this.name },
-      spec: cnpgClusterSpec({
+      spec: withAccess(cnpgClusterSpec({
         name: this.name,
         instances: this.instances,
         image: c.image,
@@ -283,7 +284,7 @@ export class CloudNativePGCluster extends Construct {
         smartShutdownTimeoutSeconds: c.smartShutdownTimeoutSeconds,
         backupObjectStore: this.backupObjectStoreName,
         restore,
-      }),
+      }), c.access, this.ferretdbUser, this.clientLabels),
     });
 
     if (c.podMonitor) {

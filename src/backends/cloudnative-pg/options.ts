@@ -1,5 +1,6 @@
 import { Duration } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
+import { ObjectStoreCredentials, ObjectStoreEncryption } from './object-store-credentials';
 import { StorageSettings } from '../../common';
 import { invalid } from '../../private/validation';
 
@@ -37,11 +38,13 @@ export interface CaCertificateSecret {
 }
 
 /**
- * An S3-compatible object store for the Barman Cloud plugin (WAL archive and base backups).
+ * An object store for the Barman Cloud plugin (WAL archive and base backups): S3 or an
+ * S3-compatible service, Azure Blob Storage or Google Cloud Storage.
  */
 export interface ObjectStoreSettings {
   /**
-   * Bucket and path, `s3://bucket/path`.
+   * Where: `s3://bucket/path` (S3), `gs://bucket/path` (Google Cloud Storage) or
+   * `https://ACCOUNT.blob.core.windows.net/container/path` (Azure), matching `credentials`.
    */
   readonly destinationPath: string;
   /**
@@ -60,10 +63,28 @@ export interface ObjectStoreSettings {
    */
   readonly endpointCA?: CaCertificateSecret;
   /**
-   * The Secret with the access keys, in the cluster's namespace.
+   * The Secret with S3 access keys, in the cluster's namespace (the keys below). Give either
+   * this or `credentials`.
+   *
+   * @default - none: `credentials` says how to authenticate
    */
-  readonly credentialsSecret: string;
+  readonly credentialsSecret?: string;
   /**
+   * How the plugin authenticates: S3 access keys or IAM role, Azure, Google Cloud Storage.
+   * Instead of `credentialsSecret`.
+   *
+   * @default - S3 access keys from `credentialsSecret`
+   */
+  readonly credentials?: ObjectStoreCredentials;
+  /**
+   * Server-side encryption S3 applies to the WAL and base backups (S3 only).
+   *
+   * @default - the bucket's own setting
+   */
+  readonly encryption?: ObjectStoreEncryption;
+  /**
+   * With `credentialsSecret`.
+   *
    * @default "ACCESS_KEY_ID"
    */
   readonly accessKeyIdKey?: string;
@@ -267,6 +288,18 @@ export enum DataDurability {
 }
 
 /**
+ * Which standbys may count in the synchronous quorum (`postgresql.syncReplicaElectionConstraint`).
+ */
+export interface SyncReplicaElectionConstraint {
+  /**
+   * Node labels, such as `topology.kubernetes.io/zone`: a standby whose node has the same values
+   * for all of them as the primary's node is no quorum candidate, so an acknowledged commit is
+   * also on a standby in another zone.
+   */
+  readonly nodeLabelsAntiAffinity: string[];
+}
+
+/**
  * What is specific to the CloudNativePG backend.
  */
 export interface CloudNativePGOptions {
@@ -317,6 +350,34 @@ export interface CloudNativePGOptions {
    * @default DataDurability.REQUIRED
    */
   readonly dataDurability?: DataDurability;
+  /**
+   * With `ReplicationMode.synchronousQuorum(k)`: only standbys on nodes that differ from the
+   * primary's in these node labels count in the quorum (a zone-aware quorum). Keep at least `k`
+   * standbys in other zones (the instances' zone spread prefers it; `scheduling` can require it):
+   * with fewer candidates, commits wait (`DataDurability.REQUIRED`) or the quorum shrinks
+   * (`DataDurability.PREFERRED`).
+   *
+   * @default - every standby is a candidate
+   */
+  readonly syncReplicaElectionConstraint?: SyncReplicaElectionConstraint;
+  /**
+   * Concurrent connections FerretDB's role may hold on one instance (the managed role's
+   * `connectionLimit`). At least `clientConnections` (what the FerretDB pools may open) and at
+   * most `max_connections`. DocumentDB's own loopback connections run as the same role and count
+   * too, so leave room above the pools.
+   *
+   * @default - no limit
+   */
+  readonly connectionLimit?: number;
+  /**
+   * Pin FerretDB's role to the client pods: a pg_hba rule admits it (scram-sha-256 over TLS)
+   * only from the IPs of the pods in the cluster's namespace labelled `clientLabels`
+   * (CloudNativePG 1.30's `${podselector:...}` and `podSelectorRefs`), and rejects it from every
+   * other address. A new client pod can log in once the operator has added its IP to pg_hba.
+   *
+   * @default false
+   */
+  readonly pinRoleToClientPods?: boolean;
   /**
    * @default - namespace "cnpg-system", pods labelled app.kubernetes.io/name=cloudnative-pg
    */
