@@ -214,15 +214,29 @@ SQL
 # of rewinding first. Until the primary answers IDENTIFY_SYSTEM, the data runs read-only without
 # streaming (members, and the promotion runbook, can still ask its WAL position; the pod is not
 # Ready); a leader key naming this pod ends the wait (it then starts over to promote).
+# Whether the primary behind the read-write Service answers IDENTIFY_SYSTEM; when it does not,
+# IDENTITY_ERROR says why, on one line (a wrong password, no endpoint, a timeout).
+IDENTITY_ERROR=
+ask_primary_identity() {
+  local out
+  if out=$(psql -X -A -t -q -d "$(leader_conninfo) replication=true" -c IDENTIFY_SYSTEM 2>&1) && [ -n "$out" ]; then
+    IDENTITY_ERROR=
+    return 0
+  fi
+  IDENTITY_ERROR=$(printf '%s' "${out:-no answer}" | tr -s '\n\t' '  ')
+  return 1
+}
+
 hold_until_primary_answers() {
-  local i=0
+  local i=0 last
   local -a minimums
-  [ -n "$(primary_identity)" ] && return 0
+  ask_primary_identity && return 0
   mapfile -t minimums < <(standby_minimums)
-  log "the primary behind $PRIMARY_HOST cannot be asked for its system identifier and timeline: running this standby read-only without streaming until it answers"
+  log "the primary behind $PRIMARY_HOST cannot be asked for its system identifier and timeline ($IDENTITY_ERROR): running this standby read-only without streaming until it answers"
+  last=$IDENTITY_ERROR
   postgres -D "$PGDATA" -c "config_file=$CONF" -c primary_conninfo= "${minimums[@]}" &
   SERVER_PID=$!
-  until [ -n "$(primary_identity)" ]; do
+  until ask_primary_identity; do
     if [ "$(current_leader)" = "$POD_NAME" ]; then
       log "the leader key now names this pod: stopping the read-only standby to promote it"
       stop_server
@@ -230,7 +244,12 @@ hold_until_primary_answers() {
     fi
     kill -0 "$SERVER_PID" 2>/dev/null || die "the read-only standby server exited while waiting for the primary behind $PRIMARY_HOST"
     i=$(( i + 1 ))
-    [ $(( i % 60 )) = 0 ] && log "still waiting for the primary behind $PRIMARY_HOST to answer IDENTIFY_SYSTEM"
+    if [ "$IDENTITY_ERROR" != "$last" ]; then
+      log "the primary behind $PRIMARY_HOST still cannot be asked: $IDENTITY_ERROR"
+      last=$IDENTITY_ERROR
+    elif [ $(( i % 60 )) = 0 ]; then
+      log "still waiting for the primary behind $PRIMARY_HOST to answer IDENTIFY_SYSTEM ($IDENTITY_ERROR)"
+    fi
     sleep 1 &
     wait $! || true
   done
