@@ -81,8 +81,9 @@ test('switchover to a lagging named standby (its WAL receiver paused under write
   const mark = c.logMark(replica(1));
   await c.h.apply(synthCluster({ ...props, currentPrimary: replica(1) }), { wait: false });
   const acked = await writer.done(); // the first refused write: the old primary is shutting down
-  // The named standby has decided what to do next (stop for promotion, or stream on): release it.
-  await c.waitLog(replica(1), /stopping the standby to promote it|streaming on until this standby's WAL receiver ends/, mark, 180_000);
+  // The named standby has decided what to do next (wait for the Lease the old primary holds until
+  // it has stopped, stream on, or stop for promotion): release it.
+  await c.waitLog(replica(1), /not promoting before this pod holds the cluster's Lease|stopping the standby to promote it|streaming on until this standby's WAL receiver ends/, mark, 180_000);
   // Named, still read-only: it leaves the read-write Service (readiness: failureThreshold probes),
   // and from then on NAME-pg-rw has no read-only endpoint until it is writable.
   await c.h.waitNotReady(replica(1), 180_000);
