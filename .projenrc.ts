@@ -42,8 +42,10 @@ const project = new cdk8s.ConstructLibraryCdk8s({
     updateSnapshot: javascript.UpdateSnapshot.NEVER,
     passWithNoTests: false,
     jestConfig: {
-      // The real-PostgreSQL suite starts processes and network namespaces: one file at a time.
-      maxWorkers: 1,
+      // Two files at a time: each real-PostgreSQL harness has its own subnet, network namespaces,
+      // API server and directories, and most of a scenario's time is spent waiting on PostgreSQL
+      // and the pods; one at a time no longer fits CI's time budget on two cores.
+      maxWorkers: 2,
       testPathIgnorePatterns: ['/node_modules/', '/lib/', '/dist/'],
       // Generated code (npx projen import-crds) is not ours to cover.
       coveragePathIgnorePatterns: ['/node_modules/', '/lib/', '/dist/', '/src/imports/'],
