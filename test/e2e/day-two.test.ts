@@ -324,7 +324,9 @@ test('a standby that lags past maxReplicationLag, or stops streaming, leaves the
   await waitEndpoints(c.h, RO_SERVICE, [replica(0), replica(1)], 60_000);
 
   // Not streaming: its walsender is cut and the replication role's password changed, so it cannot
-  // connect again (replica-1's connection stays).
+  // connect again (replica-1's connection stays). After the agent's first pass, which sets the
+  // Secret's passwords (and would undo the change).
+  await c.waitLog(PRIMARY, /roles, passwords and extension applied/, 0, 60_000, 'agent');
   await c.sql(PRIMARY, `ALTER ROLE replicator PASSWORD 'not-the-secret';
     SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE application_name = '${replica(0)}'`);
   const cut = Date.now();
