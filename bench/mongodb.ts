@@ -27,24 +27,9 @@ import { track } from './pg';
 import { DOCUMENTDB_TEST_PARAMETERS, ensureDocumentDb, PG_BIN } from '../test/e2e/documentdb';
 import { ensureFerretDb } from '../test/e2e/ferretdb';
 import { NAME, synthCluster } from '../test/e2e/fixture';
-import { CLIENT, MongoCluster, PRIMARY, RO, RW, WRITER_DEPLOYMENT } from '../test/e2e/mongo-fixture';
+import { CLIENT, clientStatefulSet, MongoCluster, PRIMARY, RO, RW, WRITER_DEPLOYMENT } from '../test/e2e/mongo-fixture';
 
 const LOAD_SCRIPT = path.join(__dirname, 'mongo-load.js');
-/** The fixture's client StatefulSet, unchanged (an apply without it would prune the client pod). */
-const CLIENT_STATEFULSET = {
-  apiVersion: 'apps/v1',
-  kind: 'StatefulSet',
-  metadata: { name: 'mongo-client' },
-  spec: {
-    replicas: 1,
-    serviceName: 'mongo-client',
-    selector: { matchLabels: { app: 'mongo-client' } },
-    template: {
-      metadata: { labels: { app: 'mongo-client' } },
-      spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'app', image: 'mongo-client', command: ['sleep', 'infinity'] }] },
-    },
-  },
-};
 const CONCURRENCY = 4;
 
 interface Sizes {
@@ -331,7 +316,7 @@ export async function mongodbSection(opts: Options): Promise<SectionResult> {
           env.value = env.value.replace(`@${NAME}-pg-rw:`, `@${primaryIp}:`);
           return copy;
         });
-        await m.h.apply([...objects, CLIENT_STATEFULSET], { timeoutMs: 180_000 });
+        await m.h.apply([...objects, clientStatefulSet], { timeoutMs: 180_000 });
         const bypassWriter = m.ferretPods(WRITER_DEPLOYMENT)[0];
         const bypass = `mongodb://ferretdb:${encodeURIComponent(m.password())}@${m.h.podIP(bypassWriter)}:27017/?directConnection=true`;
         await targets.ours(input(bypass, 'insert', sizes.warmUpSeconds));

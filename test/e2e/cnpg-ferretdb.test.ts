@@ -23,6 +23,7 @@ import { CnpgInstance, reconcileManagedRoles, runInitdbBootstrap, runInstanceSta
 import { DOCUMENTDB_TEST_PARAMETERS, ensureDocumentDb, PG_BIN } from './documentdb';
 import { ferretDbImages } from './ferretdb';
 import { Cluster } from './harness';
+import { clientStatefulSet } from './mongo-fixture';
 import { FerretDBCluster, PostgresBackend } from '../../src';
 
 jest.setTimeout(300_000);
@@ -148,21 +149,6 @@ function cnpgService(suffix: string, selector: Record<string, string>): unknown 
   };
 }
 
-/** A test-only application pod: the MongoDB driver runs in its network namespace. */
-const clientStatefulSet = {
-  apiVersion: 'apps/v1',
-  kind: 'StatefulSet',
-  metadata: { name: 'mongo-client' },
-  spec: {
-    replicas: 1,
-    serviceName: 'mongo-client',
-    selector: { matchLabels: { app: 'mongo-client' } },
-    template: {
-      metadata: { labels: { app: 'mongo-client' } },
-      spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'app', image: 'mongo-client', command: ['sleep', 'infinity'] }] },
-    },
-  },
-};
 
 let h: Cluster;
 let pg: CnpgInstance | undefined;

@@ -14,7 +14,7 @@ const CLIENT_SCRIPT = path.join(__dirname, 'ferretdb', 'mongo-client.js');
  * The client's StatefulSet: `sleep infinity` on the host's Node (the driver is run with exec), a
  * test-only image that runs on the host under either PostgreSQL major.
  */
-const clientStatefulSet = {
+export const clientStatefulSet = {
   apiVersion: 'apps/v1',
   kind: 'StatefulSet',
   metadata: { name: 'mongo-client' },
