@@ -101,14 +101,18 @@ test(`both FerretDB sides on one server, every pool full (${OPERATIONS} concurre
       for (const cl of Object.values(sides)) await cl.connect();
       for (let i = 0; i < 600 && (opened.rw < ${OPERATIONS} || opened.ro < ${OPERATIONS}); i++) await sleep(100);
       fs.writeFileSync(${JSON.stringify(ready)}, JSON.stringify(opened));
+      const atReady = { ...opened };
       while (!fs.existsSync(${JSON.stringify(go)})) await sleep(100);
-      const out = { opened };
+      const out = {};
       await Promise.all(Object.entries(sides).map(async ([side, cl]) => {
         const results = await Promise.allSettled(Array.from({ length: ${OPERATIONS} }, () => cl.db('shop').collection('held').find({}).toArray()));
         out[side] = { ok: results.filter((r) => r.status === 'fulfilled' && r.value.length === 1).length,
           errors: [...new Set(results.filter((r) => r.status === 'rejected').map((r) => String(r.reason.message).slice(0, 120)))] };
         await cl.close();
       }));
+      // Connections the driver opened again while its operations waited (a heartbeat that fails
+      // while the side's pods are unready clears the driver's pool): reported, not asserted.
+      out.reopened = { rw: opened.rw - atReady.rw, ro: opened.ro - atReady.ro };
       return out;`,
     }),
     timeoutMs: 400_000,
@@ -151,7 +155,10 @@ test(`both FerretDB sides on one server, every pool full (${OPERATIONS} concurre
     + `(through NAME-pg-rw, through NAME-pg-ro, FerretDB's, all); pool gauges ${JSON.stringify(pools)}; operations ${JSON.stringify(result)}`);
 
   // Every operation waited for a connection and completed: none was refused.
-  expect(result).toEqual({ ok: true, value: { opened, rw: { ok: OPERATIONS, errors: [] }, ro: { ok: OPERATIONS, errors: [] } } });
+  // (A pool full for longer than readiness allows takes the side's pods out of its Service, and
+  // the driver's heartbeat may then fail and clear its pool: how many connections it opened again
+  // is in the log line above, not asserted.)
+  expect(result).toEqual({ ok: true, value: { reopened: expect.anything(), rw: { ok: OPERATIONS, errors: [] }, ro: { ok: OPERATIONS, errors: [] } } });
   for (const [pod, mark] of marks) {
     const log = c.h.logs(pod, pod === SERVER ? 'postgres' : 'ferretdb').slice(mark);
     expect({ pod, refused: log.split('\n').filter((l) => REFUSED.test(l)).slice(0, 3) }).toEqual({ pod, refused: [] });
