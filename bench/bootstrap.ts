@@ -121,7 +121,9 @@ async function measureBootstrap(opts: Options): Promise<SectionResult> {
     await waitCaughtUp(pg, [VANTAGE], 600_000);
 
     const floor = async (): Promise<{ ms: number; bytes: number }> => {
+      // set -e: a failed copy fails the section (sh throws) instead of timing it.
       const out = await sh(pg, VANTAGE, `
+        set -e
         d=/tmp/bench-basebackup
         rm -rf "$d"
         s=$(${NOW_MS})
@@ -131,6 +133,7 @@ async function measureBootstrap(opts: Options): Promise<SectionResult> {
         rm -rf "$d"
         echo "$s $e $b"`, [], 1_800_000);
       const [s, e, b] = out.trim().split(/\s+/).map(Number);
+      if (!(e > s && b > 0)) throw new Error(`the floor's pg_basebackup printed no timing and size: ${JSON.stringify(out)}`);
       return { ms: e - s, bytes: b };
     };
     const ours = async (): Promise<{ ms: number; bytes: number }> => {

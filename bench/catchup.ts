@@ -58,7 +58,9 @@ export async function catchupSection(opts: Options): Promise<SectionResult> {
       await pg.h.startPod(TARGET);
       const t1 = await caughtUp;
 
+      // set -e: a failed receive fails the section (sh throws) instead of timing it.
       const out = await sh(pg, TARGET, `
+        set -e
         d=/tmp/bench-receivewal
         rm -rf "$d" && mkdir -p "$d"
         s=$(${NOW_MS})
@@ -67,6 +69,7 @@ export async function catchupSection(opts: Options): Promise<SectionResult> {
         rm -rf "$d"
         echo "$s $e"`, [endLsn], 1_800_000);
       const [s, e] = out.trim().split(/\s+/).map(Number);
+      if (!(e > s)) throw new Error(`the floor's pg_receivewal printed no timing: ${JSON.stringify(out)}`);
       await pg.sql(PRIMARY, `SELECT pg_drop_replication_slot('${FLOOR_SLOT}')`);
       return {
         walBytes: await lsnDiff(pg, endLsn, stopLsn),

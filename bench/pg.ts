@@ -77,7 +77,7 @@ export const NOW_MS = 'date +%s%3N';
 
 /** Connection string of the replication role to the read-write Service, from any PostgreSQL pod. */
 export const REPLICATION_CONNINFO =
-  'host=$PRIMARY_HOST port=5432 user=$REPLICATION_USER dbname=postgres passfile=/var/run/postgresql/.pgpass connect_timeout=5';
+  'host=$PRIMARY_HOST port=5432 user=$REPLICATION_USER dbname=postgres passfile=/tmp/.pgpass connect_timeout=5';
 
 /**
  * Polls the primary's pg_stat_replication every 50 ms from inside the primary pod until `condition`

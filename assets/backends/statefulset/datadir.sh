@@ -152,9 +152,10 @@ promotion_blockers() {
 # pg_control records: start with the higher of the two (one "-c name=value" argument per line),
 # so a change to them can roll over the pods in any order, and a promotion replays with them too.
 standby_minimums() {
-  local name key recorded configured
+  local name key recorded configured control
+  control=$(pg_controldata "$PGDATA")
   while read -r name key; do
-    recorded=$(pg_controldata "$PGDATA" | sed -n "s/^$key setting: *//p")
+    recorded=$(printf '%s\n' "$control" | sed -n "s/^$key setting: *//p")
     configured=$(postgres -D "$PGDATA" -c "config_file=$CONF" -C "$name")
     if [ -n "$recorded" ] && [ "$recorded" -gt "$configured" ]; then
       log "$name: using the primary's $recorded instead of $configured until this standby has replayed the primary's change"
