@@ -118,4 +118,28 @@ export class MongoCluster {
   }
 }
 
+/**
+ * Client code that inserts `{ _id: i }` through the client's database one at a time until
+ * `stopFile` exists, pausing `pauseMs` after an error; it returns the acknowledged ids with their
+ * times (ms) and the errors seen, by kind.
+ */
+export function continuousWriter(stopFile: string, pauseMs: number): string {
+  return `
+  const fs = require('fs');
+  const items = db.collection('orders');
+  const acked = [];
+  const errors = {};
+  for (let i = 1; !fs.existsSync(${JSON.stringify(stopFile)}); i++) {
+    try {
+      await items.insertOne({ _id: i });
+      acked.push([i, Date.now()]);
+    } catch (e) {
+      const key = (e.codeName || e.name) + ': ' + String(e.message).slice(0, 80);
+      errors[key] = (errors[key] || 0) + 1;
+      await new Promise((r) => setTimeout(r, ${pauseMs}));
+    }
+  }
+  return { acked, errors };`;
+}
+
 export { PRIMARY, PRIMARY_STS, REPLICA_STS, replica };

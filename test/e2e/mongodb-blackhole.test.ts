@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { NAME } from './fixture';
-import { CLIENT, MongoCluster, PRIMARY, READER_DEPLOYMENT, replica, RO, RW, WRITER_DEPLOYMENT } from './mongo-fixture';
+import { CLIENT, MongoCluster, PRIMARY, READER_DEPLOYMENT, replica, RO, RW, WRITER_DEPLOYMENT, continuousWriter } from './mongo-fixture';
 
 jest.setTimeout(1_200_000);
 
@@ -42,26 +42,10 @@ afterAll(async () => {
 });
 
 /**
- * Inserts `{ _id: i }` through NAME-rw one at a time until `stopFile` exists; returns the
- * acknowledged ids with their times (ms) and the errors seen. A socket timeout bounds each try
- * (an application's own timeout): without one the driver would wait on a silent connection forever.
+ * The continuous writer through NAME-rw. The socket timeout of the client (an application's own
+ * timeout) bounds each try: without one the driver would wait on a silent connection forever.
  */
-const WRITER = (stopFile: string) => `
-  const fs = require('fs');
-  const items = db.collection('orders');
-  const acked = [];
-  const errors = {};
-  for (let i = 1; !fs.existsSync(${JSON.stringify(stopFile)}); i++) {
-    try {
-      await items.insertOne({ _id: i });
-      acked.push([i, Date.now()]);
-    } catch (e) {
-      const key = (e.codeName || e.name) + ': ' + String(e.message).slice(0, 80);
-      errors[key] = (errors[key] || 0) + 1;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  return { acked, errors };`;
+const WRITER = (stopFile: string) => continuousWriter(stopFile, 200);
 
 /** FerretDB reader sessions on `pod` (they come from NAME-pg-ro's ClusterIP), with their start times (ms). */
 async function readerSessions(pod: string): Promise<number[]> {

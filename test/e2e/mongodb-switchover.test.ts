@@ -6,7 +6,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { CLIENT, MongoCluster, PRIMARY, replica, RW } from './mongo-fixture';
+import { CLIENT, MongoCluster, PRIMARY, replica, RW, continuousWriter } from './mongo-fixture';
 import { ReplicationMode } from '../../src';
 
 jest.setTimeout(600_000);
@@ -18,26 +18,7 @@ afterEach(async () => {
   m = undefined;
 });
 
-/**
- * Inserts `{ _id: i, at }` through NAME-rw one at a time until `stopFile` exists; returns the
- * acknowledged ids with their times (ms) and the errors seen.
- */
-const WRITER = (stopFile: string) => `
-  const fs = require('fs');
-  const items = db.collection('orders');
-  const acked = [];
-  const errors = {};
-  for (let i = 1; !fs.existsSync(${JSON.stringify(stopFile)}); i++) {
-    try {
-      await items.insertOne({ _id: i });
-      acked.push([i, Date.now()]);
-    } catch (e) {
-      const key = (e.codeName || e.name) + ': ' + String(e.message).slice(0, 80);
-      errors[key] = (errors[key] || 0) + 1;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  return { acked, errors };`;
+const WRITER = (stopFile: string) => continuousWriter(stopFile, 100);
 
 test('planned switchover under continuous MongoDB writes with synchronousQuorum(1): writes resume through NAME-rw on the new primary and no acknowledged insert is lost', async () => {
   const mode = ReplicationMode.synchronousQuorum(1);
