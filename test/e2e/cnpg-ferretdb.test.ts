@@ -23,7 +23,7 @@ import { CnpgInstance, reconcileManagedRoles, runInitdbBootstrap, runInstanceSta
 import { DOCUMENTDB_TEST_PARAMETERS, ensureDocumentDb, PG_BIN } from './documentdb';
 import { ferretDbImages } from './ferretdb';
 import { Cluster } from './harness';
-import { clientStatefulSet } from './mongo-fixture';
+import { clientStatefulSet, logFerretDBWarnings } from './mongo-fixture';
 import { FerretDBCluster, PostgresBackend } from '../../src';
 
 jest.setTimeout(300_000);
@@ -226,10 +226,8 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
-  for (const pod of h ? [...ferretPods(WRITERS), ...ferretPods(READERS)] : []) {
-    const warnings = h.logs(pod, 'ferretdb').split('\n').filter((l) => /\t(WARN|ERROR|DPANIC|FATAL)\t/.test(l));
-    if (warnings.length > 0) console.log(`${pod}:\n${warnings.slice(-10).join('\n')}`);
-  }
+  // What the FerretDB pods said, for a failed run.
+  if (h) logFerretDBWarnings(h, [...ferretPods(WRITERS), ...ferretPods(READERS)]);
   await h?.destroy();
   pg?.destroy();
   if (certDir) fs.rmSync(certDir, { recursive: true, force: true });

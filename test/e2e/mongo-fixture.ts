@@ -1,5 +1,6 @@
 import * as path from 'path';
 import { NAME, PgCluster, PgClusterOptions, PRIMARY, PRIMARY_STS, replica, REPLICA_STS } from './fixture';
+import { Cluster } from './harness';
 import { FerretDBClusterProps } from '../../src';
 
 export const RW = `${NAME}-rw`;
@@ -113,8 +114,21 @@ export class MongoCluster {
     return r.value;
   }
 
+  /** Prints what the FerretDB pods of both Deployments logged as warnings and errors. */
+  public logWarnings(last = 10): void {
+    logFerretDBWarnings(this.h, [...this.ferretPods(WRITER_DEPLOYMENT), ...this.ferretPods(READER_DEPLOYMENT)], last);
+  }
+
   public async destroy(): Promise<void> {
     await this.pg.destroy();
+  }
+}
+
+/** Prints the last warnings and errors each FerretDB pod logged (for a failed run's output). */
+export function logFerretDBWarnings(h: Cluster, pods: string[], last = 10): void {
+  for (const pod of pods) {
+    const warnings = h.logs(pod, 'ferretdb').split('\n').filter((l) => /\t(WARN|ERROR|DPANIC|FATAL)\t/.test(l));
+    if (warnings.length > 0) console.log(`${pod}:\n${warnings.slice(-last).join('\n')}`);
   }
 }
 

@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { NAME } from './fixture';
-import { CLIENT, MongoCluster, PRIMARY, READER_DEPLOYMENT, replica, RO, RW, WRITER_DEPLOYMENT, continuousWriter } from './mongo-fixture';
+import { CLIENT, MongoCluster, PRIMARY, replica, RO, RW, WRITER_DEPLOYMENT, continuousWriter } from './mongo-fixture';
 
 jest.setTimeout(1_200_000);
 
@@ -34,10 +34,8 @@ const LIFETIME_BOUND_S = CONN_LIFETIME_S + HEALTH_CHECK_S;
 let m: MongoCluster | undefined;
 
 afterAll(async () => {
-  for (const pod of m ? [...m.ferretPods(WRITER_DEPLOYMENT), ...m.ferretPods(READER_DEPLOYMENT)] : []) {
-    const warnings = m!.h.logs(pod, 'ferretdb').split('\n').filter((l) => /\t(WARN|ERROR|DPANIC|FATAL)\t/.test(l));
-    if (warnings.length > 0) console.log(`${pod}:\n${warnings.slice(-8).join('\n')}`);
-  }
+  // What the FerretDB pods said, for a failed run.
+  m?.logWarnings(8);
   await m?.destroy();
 });
 

@@ -44,10 +44,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // What the FerretDB pods said, for a failed run.
-  for (const pod of m ? [...m.ferretPods(WRITER_DEPLOYMENT), ...m.ferretPods(READER_DEPLOYMENT)] : []) {
-    const warnings = m.h.logs(pod, 'ferretdb').split('\n').filter((l) => /\t(WARN|ERROR|DPANIC|FATAL)\t/.test(l));
-    if (warnings.length > 0) console.log(`${pod}:\n${warnings.slice(-10).join('\n')}`);
-  }
+  m?.logWarnings();
   await m?.destroy();
   ca?.destroy();
 });

@@ -4,7 +4,7 @@
  * is behind `NAME-pg-ro`, still read-only, and keep serving once the standbys are back.
  */
 import { NAME } from './fixture';
-import { MongoCluster, PRIMARY, READER_DEPLOYMENT, replica, RO, RW, WRITER_DEPLOYMENT } from './mongo-fixture';
+import { MongoCluster, PRIMARY, READER_DEPLOYMENT, replica, RO, RW } from './mongo-fixture';
 
 jest.setTimeout(300_000);
 
@@ -18,10 +18,8 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  for (const pod of m ? [...m.ferretPods(WRITER_DEPLOYMENT), ...m.ferretPods(READER_DEPLOYMENT)] : []) {
-    const warnings = m.h.logs(pod, 'ferretdb').split('\n').filter((l) => /\t(WARN|ERROR|DPANIC|FATAL)\t/.test(l));
-    if (warnings.length > 0) console.log(`${pod}:\n${warnings.slice(-10).join('\n')}`);
-  }
+  // What the FerretDB pods said, for a failed run.
+  m?.logWarnings();
   await m?.destroy();
 });
 
