@@ -4,25 +4,19 @@
  * should and should not fire each alert. The unit tests compare labels only: the rules under test
  * are the synthesized ones without their annotations (templates that `check rules` parses).
  */
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { stringify } from 'yaml';
+import { promtool, PromtoolResult, runPromtoolTests as promtoolTests, seriesList as series } from './promtool';
 import { find, synth } from './util';
 
-const PROMTOOL = '/usr/bin/promtool';
 const MB = 1024 * 1024;
 const PRIMARY = 'x-pg-primary-0';
 const STANDBY = 'x-pg-replica-0';
 const SLOT = 'fdb_x_pg_replica_0';
 const CLUSTER = { ferretdb_cluster: 'x' };
 
-function promtool(args: string[], cwd: string): { status: number | null; output: string } {
-  if (!fs.existsSync(PROMTOOL)) throw new Error(`${PROMTOOL} is missing: install the Debian package prometheus`);
-  const r = spawnSync(PROMTOOL, args, { cwd, encoding: 'utf8', timeout: 60_000 });
-  return { status: r.status, output: `${r.stdout}${r.stderr}` };
-}
 
 const groups = find(synth({ replicas: 1, monitoring: { prometheusRule: true } }), 'PrometheusRule', 'x').spec.groups;
 
@@ -164,17 +158,11 @@ const NEAR_MISSES: { [what: string]: { [series: string]: string } } = {
 };
 
 function seriesList(change: { [series: string]: string | undefined }): { series: string; values: string }[] {
-  const all: { [series: string]: string | undefined } = { ...healthy(), ...change };
-  return Object.entries(all).filter(([, v]) => v !== undefined).map(([series, values]) => ({ series, values: values! }));
+  return series(healthy(), change);
 }
 
-function runPromtoolTests(name: string, tests: any[]): { status: number | null; output: string } {
-  const rulesFile = path.join(dir, 'rules-without-annotations.yaml');
-  const stripped = groups.map((g: any) => ({ ...g, rules: g.rules.map(({ annotations, ...r }: any) => r) }));
-  fs.writeFileSync(rulesFile, stringify({ groups: stripped }));
-  const testFile = path.join(dir, `${name}.test.yaml`);
-  fs.writeFileSync(testFile, stringify({ rule_files: [rulesFile], evaluation_interval: '1m', tests }));
-  return promtool(['test', 'rules', testFile], dir);
+function runPromtoolTests(name: string, tests: any[]): PromtoolResult {
+  return promtoolTests(dir, groups, name, tests);
 }
 
 describe('promtool check rules', () => {

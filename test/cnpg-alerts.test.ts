@@ -4,7 +4,6 @@
  * the groups as synthesized, and `promtool test rules` with series named as CloudNativePG 1.30's
  * exporter and the Barman Cloud plugin 0.14 publish them (see src/observability/cnpg-alerts.ts).
  */
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -12,9 +11,9 @@ import { Chart, Duration, Testing } from 'cdk8s';
 import { stringify } from 'yaml';
 import { CloudNativePGCluster, CloudNativePGClusterProps } from '../src';
 import { validateCustomResource } from './crd-schema';
+import { promtool, PromtoolResult, runPromtoolTests as promtoolTests, seriesList as series } from './promtool';
 import { byKind, errorOf, find } from './util';
 
-const PROMTOOL = '/usr/bin/promtool';
 const HOUR = 3600;
 const PRIMARY = 'x-pg-1';
 const STANDBY = 'x-pg-2';
@@ -27,11 +26,6 @@ const ARCHIVE_FAILED = 'cnpg_pg_stat_archiver_last_failed_time';
 /** Every case is evaluated 30 hours in: time() is then 108000. */
 const EVAL = '30h';
 
-function promtool(args: string[], cwd: string): { status: number | null; output: string } {
-  if (!fs.existsSync(PROMTOOL)) throw new Error(`${PROMTOOL} is missing: install the Debian package prometheus`);
-  const r = spawnSync(PROMTOOL, args, { cwd, encoding: 'utf8', timeout: 120_000 });
-  return { status: r.status, output: `${r.stdout}${r.stderr}` };
-}
 
 function rule(props: Partial<CloudNativePGClusterProps> = {}): any {
   const chart = Testing.chart();
@@ -125,17 +119,11 @@ const NEAR_MISSES: { [what: string]: { [series: string]: string | undefined } } 
 };
 
 function seriesList(change: { [series: string]: string | undefined }): { series: string; values: string }[] {
-  const all: { [series: string]: string | undefined } = { ...healthy(), ...change };
-  return Object.entries(all).filter(([, v]) => v !== undefined).map(([series, values]) => ({ series, values: values! }));
+  return series(healthy(), change);
 }
 
-function runPromtoolTests(name: string, tests: any[]): { status: number | null; output: string } {
-  const rulesFile = path.join(dir, 'rules-without-annotations.yaml');
-  const stripped = groups.map((g: any) => ({ ...g, rules: g.rules.map(({ annotations, ...r }: any) => r) }));
-  fs.writeFileSync(rulesFile, stringify({ groups: stripped }));
-  const testFile = path.join(dir, `${name}.test.yaml`);
-  fs.writeFileSync(testFile, stringify({ rule_files: [rulesFile], evaluation_interval: '1m', tests }));
-  return promtool(['test', 'rules', testFile], dir);
+function runPromtoolTests(name: string, tests: any[]): PromtoolResult {
+  return promtoolTests(dir, groups, name, tests);
 }
 
 const noAlerts = () => ALERTS.map((alertname) => ({ eval_time: EVAL, alertname, exp_alerts: [] }));
