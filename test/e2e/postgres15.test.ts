@@ -1,4 +1,5 @@
-import { insert, PgCluster, PRIMARY, replica, TABLE } from './fixture';
+import { insert, PgCluster, PRIMARY, replica } from './fixture';
+import { expectCreateUserOfBothRoleSets, expectStreamingToBothStandbys } from './shared-scenarios';
 
 /**
  * The smaller set for users of the PostgreSQL 15 images (`postgresImage` ...:15-...): the suite's
@@ -29,24 +30,11 @@ test('the credentials Job and both StatefulSets bootstrap PostgreSQL 15 with Doc
 });
 
 test('the primary streams to both standbys through their slots, and rows written on it reach them', async () => {
-  await pg.waitStreaming(PRIMARY, [replica(0), replica(1)]);
-  await pg.sql(PRIMARY, `${TABLE}; ${insert(1, 100)}`);
-  await pg.waitCount(replica(0), 't', 100);
-  await pg.waitCount(replica(1), 't', 100);
-  expect(await pg.inRecovery(replica(0))).toBe(true);
-  expect(await pg.inRecovery(replica(1))).toBe(true);
+  await expectStreamingToBothStandbys(pg);
 });
 
 test('documentdb_api.create_user as the ferretdb role grants both role sets on PostgreSQL 15', async () => {
-  const roles = (user: string, list: string[]): string => JSON.stringify({ createUser: user, pwd: `${user}-pw`, roles: list.map((role) => ({ role, db: 'admin' })) });
-  for (const [user, list] of [['reporting', ['readAnyDatabase']], ['orders_app', ['clusterAdmin', 'readWriteAnyDatabase']]] as const) {
-    const r = await pg.h.exec(PRIMARY, 'postgres', ['psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-U', 'ferretdb', '-d', 'postgres',
-      '-c', `SELECT documentdb_api.create_user('${roles(user, [...list])}'::documentdb_core.bson)`]);
-    expect({ user, code: r.code, stderr: r.stderr }).toEqual({ user, code: 0, stderr: '' });
-  }
-  expect(await pg.sql(PRIMARY, `SELECT string_agg(m.rolname || '>' || r.rolname, ',' ORDER BY 1)
-    FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
-    WHERE m.rolname IN ('reporting', 'orders_app')`)).toMatch(/orders_app>documentdb_admin_role.*reporting>documentdb_readonly_role/);
+  await expectCreateUserOfBothRoleSets(pg);
 });
 
 test('a promotion through currentPrimary: the chosen standby becomes the only writable primary and the old primary follows it', async () => {

@@ -1,6 +1,7 @@
-import { insert, NAME, PgCluster, PRIMARY, replica, synthCluster, TABLE } from './fixture';
+import { insert, NAME, PgCluster, PRIMARY, replica, synthCluster } from './fixture';
 import { Cluster } from './harness';
 import { HOST_POSTGRES } from './roots';
+import { expectCreateUserOfBothRoleSets, expectStreamingToBothStandbys } from './shared-scenarios';
 import { imageUserlands } from './userlands';
 
 /**
@@ -56,23 +57,11 @@ test('PostgreSQL 17 runs DocumentDB 0.107 and pg_cron 1.6 at the default 2 s ind
 });
 
 test('the primary streams to both standbys through their slots, and rows written on it reach them', async () => {
-  await pg.waitStreaming(PRIMARY, [replica(0), replica(1)]);
-  await pg.sql(PRIMARY, `${TABLE}; ${insert(1, 100)}`);
-  await pg.waitCount(replica(0), 't', 100);
-  await pg.waitCount(replica(1), 't', 100);
-  expect(await pg.inRecovery(replica(0))).toBe(true);
-  expect(await pg.inRecovery(replica(1))).toBe(true);
+  await expectStreamingToBothStandbys(pg);
 });
 
 test('documentdb_api.create_user as the ferretdb role grants both role sets on PostgreSQL 17 (the ADMIN OPTION grants)', async () => {
-  const roles = (user: string, list: string[]): string => JSON.stringify({ createUser: user, pwd: `${user}-pw`, roles: list.map((role) => ({ role, db: 'admin' })) });
-  for (const [user, list] of [['reporting', ['readAnyDatabase']], ['orders_app', ['clusterAdmin', 'readWriteAnyDatabase']]] as const) {
-    await run(PRIMARY, 'postgres', ['psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-U', 'ferretdb', '-d', 'postgres',
-      '-c', `SELECT documentdb_api.create_user('${roles(user, [...list])}'::documentdb_core.bson)`]);
-  }
-  expect(await pg.sql(PRIMARY, `SELECT string_agg(m.rolname || '>' || r.rolname, ',' ORDER BY 1)
-    FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
-    WHERE m.rolname IN ('reporting', 'orders_app')`)).toMatch(/orders_app>documentdb_admin_role.*reporting>documentdb_readonly_role/);
+  await expectCreateUserOfBothRoleSets(pg);
   expect(await pg.sql(PRIMARY, `SELECT string_agg(r.rolname, ',' ORDER BY r.rolname) FROM pg_auth_members a
     JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member WHERE m.rolname = 'ferretdb' AND a.admin_option`))
     .toMatch(/documentdb_admin_role.*documentdb_readonly_role/);
