@@ -37,6 +37,24 @@ test('documentdb_api.create_user as the ferretdb role grants both role sets on P
   await expectCreateUserOfBothRoleSets(pg);
 });
 
+test('a known limit of PostgreSQL 15 (README, Security): ferretdb (CREATEROLE) grants itself pg_execute_server_program and runs a program as the server\'s user', async () => {
+  // PostgreSQL 15 lets a CREATEROLE role grant any non-superuser role, predefined ones included;
+  // 16 asks for ADMIN OPTION on it (the metrics e2e asserts the refusal on 17). No event trigger
+  // sees a GRANT of a role, so nothing in the setup can stop it on 15.
+  const asFerretdb = (sql: string) => pg.h.exec(PRIMARY, 'postgres', ['psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-U', 'ferretdb', '-d', 'postgres', '-c', sql]);
+  expect(await pg.sql(PRIMARY, "SELECT rolcreaterole::text || ',' || rolsuper::text || ',' || pg_has_role('ferretdb', 'pg_execute_server_program', 'MEMBER')::text FROM pg_roles WHERE rolname = 'ferretdb'"))
+    .toBe('true,false,false');
+  try {
+    const grant = await asFerretdb('GRANT pg_execute_server_program TO ferretdb');
+    expect({ code: grant.code, stderr: grant.stderr }).toEqual({ code: 0, stderr: '' });
+    const run = await asFerretdb("CREATE TEMP TABLE o (l text); COPY o FROM PROGRAM 'id -u'; SELECT l FROM o");
+    const serverUid = (await pg.h.exec(PRIMARY, 'postgres', ['id', '-u'])).stdout.trim();
+    expect({ code: run.code, out: run.stdout.trim() }).toEqual({ code: 0, out: serverUid });
+  } finally {
+    await pg.sql(PRIMARY, 'REVOKE pg_execute_server_program FROM ferretdb');
+  }
+});
+
 test('a promotion through currentPrimary: the chosen standby becomes the only writable primary and the old primary follows it', async () => {
   await pg.h.apply(pg.synth({ currentPrimary: replica(0) }), { wait: false });
   await pg.h.waitUntil(`${replica(0)} is the only writable primary`, 180_000, async () =>
