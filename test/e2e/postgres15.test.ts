@@ -5,8 +5,8 @@ import { expectCreateUserOfBothRoleSets, expectStreamingToBothStandbys } from '.
  * The smaller set for users of the PostgreSQL 15 images (`postgresImage` ...:15-...): the suite's
  * scenarios run PostgreSQL 17 in the images' userlands; these run Debian 12's PostgreSQL 15 with
  * DocumentDB 0.107 built for it (`PgCluster.boot(props, { postgres: 15 })`, the host's tools and
- * PG15_DEVIATION). Bootstrap, streaming replication, createUser for both role sets and a
- * promotion, on one cluster; the promotion runs last.
+ * PG15_DEVIATION). Bootstrap, streaming replication, createUser for both role sets, what
+ * CREATEROLE lets ferretdb do on 15, and a promotion, on one cluster; the promotion runs last.
  */
 const ALL = [PRIMARY, replica(0), replica(1)];
 let pg: PgCluster;
