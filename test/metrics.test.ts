@@ -4,7 +4,7 @@ import { Chart, Testing } from 'cdk8s';
 import { parse } from 'yaml';
 import { validateCustomResource } from './crd-schema';
 import { byKind, find, podTemplates, postgresConfigMap, selectorMatches, synth, validateAll } from './util';
-import { FerretDBCluster, MonitoringOptions, PostgresPrimary } from '../src';
+import { FerretDBCluster, MonitoringOptions, PostgresPrimary, PostgresTls } from '../src';
 
 const QUERIES = path.join(__dirname, '..', 'assets', 'observability', 'queries.yaml');
 const SCRAPERS = [{ podSelector: { matchLabels: { app: 'prometheus' } } }];
@@ -94,18 +94,49 @@ describe('the exporter sidecar', () => {
     expect(c.livenessProbe.httpGet.port).toBe('metrics');
   });
 
-  test('connects over the pod-local socket as postgres_exporter, with no password anywhere', () => {
+  test('connects over the pod\'s loopback as postgres_exporter, with no password anywhere', () => {
     const c = metricsContainer(postgresStatefulSets(objs)[0]);
     expect(c.env.map((e: any) => e.name)).toEqual(['DATA_SOURCE_NAME']);
-    expect(env(c, 'DATA_SOURCE_NAME')).toBe('host=/var/run/postgresql user=postgres_exporter dbname=postgres sslmode=disable');
+    expect(env(c, 'DATA_SOURCE_NAME')).toBe('host=127.0.0.1 port=5432 user=postgres_exporter dbname=postgres sslmode=disable');
     expect(JSON.stringify(c)).not.toMatch(/password|secretKeyRef/i);
-    expect(c.volumeMounts).toEqual([
-      { name: 'config', mountPath: '/etc/ferretdb-postgres', readOnly: true },
-      { name: 'run', mountPath: '/var/run/postgresql', readOnly: true },
-    ]);
-    // The socket directory is the postgres container's (the same emptyDir).
-    const postgres = postgresStatefulSets(objs)[0].spec.template.spec.containers.find((x: any) => x.name === 'postgres');
-    expect(postgres.volumeMounts).toContainEqual({ name: 'run', mountPath: '/var/run/postgresql' });
+    expect(c.volumeMounts).toEqual([{ name: 'config', mountPath: '/etc/ferretdb-postgres', readOnly: true }]);
+  });
+
+  test('mounts neither the socket\'s run directory nor any volume holding a pgpass file or the Secret', () => {
+    for (const sts of postgresStatefulSets(objs)) {
+      const spec = sts.spec.template.spec;
+      const postgres = spec.containers.find((x: any) => x.name === 'postgres');
+      const envOf = (name: string) => postgres.env.find((e: any) => e.name === name)?.value;
+      const volumeAt = (dir: string) => postgres.volumeMounts.find((m: any) => m.mountPath === dir).name;
+      // The volumes behind the socket, the pgpass file (lib.sh: PGPASSFILE=/tmp/.pgpass) and the Secret.
+      const guarded = [volumeAt(envOf('RUN_DIR')), volumeAt('/tmp'), volumeAt(envOf('SECRET_DIR'))];
+      expect(guarded).toEqual(['run', 'tmp', 'credentials']);
+      expect(metricsContainer(sts).volumeMounts.map((m: any) => m.name).filter((v: string) => guarded.includes(v))).toEqual([]);
+    }
+  });
+
+  test('only the PostgreSQL image\'s containers mount the run directory (the socket pg_hba.conf trusts)', () => {
+    for (const sts of postgresStatefulSets(objs)) {
+      const spec = sts.spec.template.spec;
+      const image = spec.containers.find((x: any) => x.name === 'postgres').image;
+      const mounting = spec.containers.filter((x: any) => x.volumeMounts?.some((m: any) => m.name === 'run'));
+      expect(mounting.map((x: any) => `${x.name} ${x.image}`)).toEqual([`postgres ${image}`, `agent ${image}`]);
+      expect(spec.initContainers).toBeUndefined();
+    }
+  });
+
+  test('pg_hba.conf trusts postgres_exporter only, to the postgres database only, from 127.0.0.1 only; without monitoring not at all', () => {
+    const rulesOf = (o: any[]) => postgresConfigMap(o).data['pg_hba.conf'].split('\n').filter((l: string) => l !== '' && !l.startsWith('#'))
+      .map((l: string) => l.trim().split(/\s+/));
+    const trusted = (o: any[]) => rulesOf(o).filter((r: string[]) => r[r.length - 1] === 'trust');
+    expect(trusted(objs)).toEqual([['local', 'postgres', 'all', 'trust'], ['host', 'postgres', 'postgres_exporter', '127.0.0.1/32', 'trust']]);
+    expect(trusted(synth())).toEqual([['local', 'postgres', 'all', 'trust']]);
+    // With postgresTls the exporter (sslmode=disable) is let in before plain-text connections are rejected.
+    const tls = rulesOf(synth({ monitoring: {}, postgresTls: PostgresTls.fromSecret('x-pg-tls') }));
+    const at = (pred: (r: string[]) => boolean) => tls.findIndex(pred);
+    expect(at((r) => r[2] === 'postgres_exporter')).toBeGreaterThan(-1);
+    expect(at((r) => r[2] === 'postgres_exporter')).toBeLessThan(at((r) => r[0] === 'hostnossl'));
+    expect(tls.filter((r: string[]) => r[2] === 'postgres_exporter' || r[r.length - 1] === 'trust')).toHaveLength(2);
   });
 
   test('passes only flags that postgres_exporter 0.17 (the image, which the e2e suite runs) and 0.11 both accept', () => {

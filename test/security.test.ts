@@ -1,5 +1,5 @@
 import { Testing } from 'cdk8s';
-import { Credentials, FerretDBCluster, ReplicationMode, StreamingReplica } from '../src';
+import { Credentials, FerretDBCluster, FerretDBTls, PostgresBackend, PostgresTls, ReplicationMode, StreamingReplica } from '../src';
 import {
   byKind, containers, find, podSpecs, podsSelectedBy, podTemplates, postgresConfigMap, quantity, selectorMatches, synth, synthCluster,
 } from './util';
@@ -154,6 +154,31 @@ describe('service account tokens and RBAC', () => {
     expect(sa).toBe('x-pg-primary');
     expect(rulesOf(objs, sa)).toEqual([{ apiGroups: [''], resources: ['configmaps'], resourceNames: ['x-pg-primary-state'], verbs: ['get', 'patch'] }]);
     find(objs, 'ConfigMap', 'x-pg-primary-state');
+  });
+});
+
+describe('every Role names the objects it may touch', () => {
+  const everything = {
+    monitoring: {},
+    replicas: 2,
+    postgresTls: PostgresTls.fromSecret('x-pg-tls'),
+    ferretdbTls: FerretDBTls.fromSecret('x-mongo-tls'),
+  };
+  test.each([
+    ['StatefulSet backend, TLS both ways, monitoring', synth(everything)],
+    ['StatefulSet backend, defaults', synth()],
+    ['CloudNativePG backend, MongoDB TLS, monitoring', synth({ ...everything, postgresTls: undefined, backend: PostgresBackend.cloudNativePG() })],
+  ])('%s: resourceNames on every rule but a create-only one (Kubernetes cannot restrict create by name)', (_what, objs) => {
+    const rules = [...byKind(objs, 'Role'), ...byKind(objs, 'ClusterRole')]
+      .flatMap((role) => role.rules.map((rule: any) => ({ role: role.metadata.name, ...rule })));
+    expect(rules.length).toBeGreaterThan(0);
+    for (const rule of rules) {
+      const createOnly = rule.verbs.length === 1 && rule.verbs[0] === 'create';
+      expect({ rule, named: createOnly ? 'create only' : rule.resourceNames?.length > 0 })
+        .toEqual({ rule, named: createOnly ? 'create only' : true });
+      expect(rule.verbs).not.toContain('*');
+      expect(rule.resources).not.toContain('*');
+    }
   });
 });
 

@@ -1,7 +1,8 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Resources } from '../common';
 import type { AlertThresholds } from './monitoring';
-import { CONFIG_DIR, RUN_DIR } from '../backends/statefulset/pod';
+import { CONFIG_DIR } from '../backends/statefulset/pod';
+import { POSTGRES_PORT } from '../postgres/config';
 import { containerSecurityContext, renderResources } from '../private/pod-spec';
 
 /*
@@ -17,13 +18,18 @@ import { containerSecurityContext, renderResources } from '../private/pod-spec';
 export const DEFAULT_EXPORTER_IMAGE = 'quay.io/prometheuscommunity/postgres-exporter:v0.17.1';
 /** Port of the exporter in every PostgreSQL pod (named `metrics`). */
 export const EXPORTER_PORT = 9187;
-/** The PostgreSQL role the exporter logs in as over the pod-local socket (setup.sql: pg_monitor). */
+/** The PostgreSQL role the exporter logs in as over the pod's loopback (setup.sql: pg_monitor). */
 export const EXPORTER_ROLE = 'postgres_exporter';
 /** ConfigMap key (and file in CONFIG_DIR) of the exporter's custom queries. */
 export const QUERIES_KEY = 'queries.yaml';
 export const DEFAULT_EXPORTER_RESOURCES: Resources = { cpuRequest: '10m', memoryRequest: '32Mi', memoryLimit: '128Mi' };
 
-/** The `metrics` container of every PostgreSQL pod: postgres_exporter over the pod-local socket. */
+/**
+ * The `metrics` container of every PostgreSQL pod: postgres_exporter over the pod's loopback
+ * (127.0.0.1, which only this pod's containers share). It mounts only the ConfigMap: not the run
+ * directory (the socket, which pg_hba.conf trusts for every role) nor /tmp (the replication
+ * role's pgpass file).
+ */
 export function exporterContainer(image: string, resources: Resources | undefined): k8s.Container {
   return {
     name: 'metrics',
@@ -32,16 +38,12 @@ export function exporterContainer(image: string, resources: Resources | undefine
     // The image's entrypoint is the exporter; only flags here.
     args: [`--web.listen-address=:${EXPORTER_PORT}`, `--extend.query-path=${CONFIG_DIR}/${QUERIES_KEY}`],
     env: [
-      // No password: pg_hba.conf trusts the pod-local socket for the postgres database, and
-      // only this pod's containers mount it. The role has pg_monitor and nothing else.
-      { name: 'DATA_SOURCE_NAME', value: `host=${RUN_DIR} user=${EXPORTER_ROLE} dbname=postgres sslmode=disable` },
+      // No password: pg_hba.conf trusts this one role, for the postgres database only, from
+      // 127.0.0.1 only (the pod's own network namespace). The role has pg_monitor and nothing else.
+      { name: 'DATA_SOURCE_NAME', value: `host=127.0.0.1 port=${POSTGRES_PORT} user=${EXPORTER_ROLE} dbname=postgres sslmode=disable` },
     ],
     ports: [{ name: 'metrics', containerPort: EXPORTER_PORT, protocol: 'TCP' }],
-    volumeMounts: [
-      { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
-      // Connecting to a socket needs no write access to its directory.
-      { name: 'run', mountPath: RUN_DIR, readOnly: true },
-    ],
+    volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }],
     resources: renderResources(resources, DEFAULT_EXPORTER_RESOURCES),
     securityContext: containerSecurityContext(),
     // No readiness probe: the pod's readiness (and so the Services) must not depend on the exporter.

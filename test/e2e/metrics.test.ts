@@ -4,8 +4,10 @@
  * as synthesized (its args, env, volumes and user) in its image's root. Every number asserted is
  * read from the exporter's /metrics, scraped from inside the pod.
  */
-import { PgCluster, PRIMARY, replica } from './fixture';
-import { slotNameForPod } from '../../src';
+import { Testing } from 'cdk8s';
+import { NAME, PgCluster, PRIMARY, replica } from './fixture';
+import { TestCa } from './test-ca';
+import { FerretDBCluster, FerretDBClusterProps, PostgresTls, slotNameForPod } from '../../src';
 
 jest.setTimeout(300_000);
 
@@ -81,12 +83,6 @@ test('the exporter sidecar reports recovery state, lag and retained WAL that ris
     wal: { maxSlotWalKeepSize: '64MB', walKeepSize: '16MB' },
     parameters: { max_wal_size: '96MB', min_wal_size: '32MB' },
   });
-  // The replication password is in the postgres and agent containers' /tmp, which the exporter
-  // does not mount; the run directory it mounts (the socket) holds no password file.
-  expect((await pg.h.exec(PRIMARY, 'postgres', ['test', '-s', '/tmp/.pgpass'])).code).toBe(0);
-  const peek = await pg.h.exec(PRIMARY, 'metrics', ['sh', '-c', 'ls -A /var/run/postgresql; cat /var/run/postgresql/.pgpass /tmp/.pgpass']);
-  expect(peek.code).not.toBe(0);
-  expect(peek.stdout).not.toMatch(/pgpass|replicator/);
   const c = pg;
   await c.waitStreaming(PRIMARY, [STANDBY]);
 
@@ -163,3 +159,70 @@ test('the exporter sidecar reports recovery state, lag and retained WAL that ris
     value(s, 'fdb_pg_basebackup_running', { standby: STANDBY }) === undefined
     && value(s, 'fdb_pg_slot_status_info', { slot: SLOT, wal_status: 'reserved' }) === 1);
 });
+
+/** psql in the pod's postgres container (its network namespace) with no password anywhere. */
+function psqlNoPassword(conninfo: string, sql: string) {
+  return pg!.h.exec(PRIMARY, 'postgres', ['env', '-u', 'PGPASSWORD', 'PGPASSFILE=/nonexistent/pgpass', 'psql', '-X', '-w', '-At', '-v', 'ON_ERROR_STOP=1',
+    conninfo, '-c', sql], { timeoutMs: 15_000 });
+}
+
+const TLS_SECRET = 'fdb-pg-tls';
+let ca: TestCa | undefined;
+
+afterEach(() => {
+  ca?.destroy();
+  ca = undefined;
+});
+
+/** A primary-only cluster with the exporter; with `tls`, postgresTls from a Secret made here. */
+async function bootMonitored(tls: boolean): Promise<PgCluster> {
+  if (!tls) return PgCluster.boot({ replicas: 0, monitoring: {} });
+  const props: FerretDBClusterProps = { replicas: 0, monitoring: {}, postgresTls: PostgresTls.fromSecret(TLS_SECRET) };
+  ca = new TestCa();
+  const c = await PgCluster.create(props);
+  c.h.setSecret(TLS_SECRET, ca.issue(new FerretDBCluster(Testing.chart(), 'db', { name: NAME, ...props }).primary.tlsDnsNames).secret);
+  await c.runCredentialsJob();
+  await c.h.startStatefulSet(`${NAME}-pg-primary`, { timeoutMs: 120_000 });
+  return c;
+}
+
+test.each([['without TLS', false], ['with postgresTls (the loopback rule comes before the plain-text rejects)', true]])(
+  'security, %s: the exporter scrapes over the pod\'s loopback without the socket or a password file in its mounts, and no other role gets in from 127.0.0.1 without a password', async (_what, tls) => {
+    pg = await bootMonitored(tls as boolean);
+    expect(await pg.sql(PRIMARY, 'SHOW ssl')).toBe(tls ? 'on' : 'off');
+    // pg_up 1, and the server sees the exporter's connections coming from 127.0.0.1.
+    await waitMetrics(PRIMARY, 'pg_up 1', (s) => value(s, 'pg_up') === 1);
+    expect(await pg.sql(PRIMARY, "SELECT string_agg(DISTINCT coalesce(host(client_addr), 'socket'), ',') FROM pg_stat_activity WHERE usename = 'postgres_exporter'"))
+      .toBe('127.0.0.1');
+
+    // The socket the server trusts and the replication role's pgpass file exist in the postgres
+    // container and not in the exporter's mount namespace.
+    const files = ['/var/run/postgresql/.s.PGSQL.5432', '/tmp/.pgpass'];
+    const seen = async (container: string) => Promise.all(files.map(async (f) =>
+      (await pg!.h.exec(PRIMARY, container, ['test', '-e', f])).code === 0));
+    expect(await seen('postgres')).toEqual([true, true]);
+    expect(await seen('metrics')).toEqual([false, false]);
+    const listed = await pg.h.exec(PRIMARY, 'metrics', ['sh', '-c', 'ls -A /var/run/postgresql /tmp 2>&1; true']);
+    expect(listed.stdout).not.toMatch(/\.s\.PGSQL|pgpass/);
+
+    // From the pod's network namespace without a password: postgres_exporter to the postgres
+    // database gets in (the exporter's way); ferretdb, postgres, the replication role, and
+    // postgres_exporter to another database are refused.
+    const conninfo = (user: string, db = 'postgres') => `host=127.0.0.1 port=5432 user=${user} dbname=${db} sslmode=disable`;
+    const ok = await psqlNoPassword(conninfo('postgres_exporter'), 'SELECT current_user');
+    expect({ code: ok.code, out: ok.stdout.trim(), err: ok.stderr }).toEqual({ code: 0, out: 'postgres_exporter', err: '' });
+    for (const [user, db] of [['ferretdb', 'postgres'], ['ferretdb', 'template1'], ['postgres', 'postgres'], ['replicator', 'postgres'], ['postgres_exporter', 'template1']]) {
+      const r = await psqlNoPassword(conninfo(user, db), 'SELECT current_user');
+      expect({ user, db, code: r.code, out: r.stdout }).toEqual({ user, db, code: 2, out: '' });
+      expect(r.stderr).toMatch(/no password supplied|password authentication failed|no pg_hba\.conf entry|rejects connection/);
+    }
+
+    // PostgreSQL 17 (the default image): ferretdb, CREATEROLE without ADMIN OPTION on
+    // pg_execute_server_program, cannot grant it to itself, so it cannot run programs.
+    const asFerretdb = (sql: string) => pg!.h.exec(PRIMARY, 'postgres', ['psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-U', 'ferretdb', '-d', 'postgres', '-c', sql]);
+    const grant = await asFerretdb('GRANT pg_execute_server_program TO ferretdb');
+    expect({ code: grant.code, stderr: grant.stderr.trim() }).toEqual({ code: 1, stderr: expect.stringContaining('permission denied to grant role "pg_execute_server_program"') });
+    const run = await asFerretdb("CREATE TEMP TABLE o (l text); COPY o FROM PROGRAM 'id -u'; SELECT * FROM o");
+    expect({ code: run.code, stderr: run.stderr.trim() }).toEqual({ code: 1, stderr: expect.stringMatching(/COPY to or from an external program/) });
+    expect(await pg.sql(PRIMARY, "SELECT pg_has_role('ferretdb', 'pg_execute_server_program', 'MEMBER')")).toBe('f');
+  });

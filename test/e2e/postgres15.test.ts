@@ -5,8 +5,8 @@ import { expectCreateUserOfBothRoleSets, expectStreamingToBothStandbys } from '.
  * The smaller set for users of the PostgreSQL 15 images (`postgresImage` ...:15-...): the suite's
  * scenarios run PostgreSQL 17 in the images' userlands; these run Debian 12's PostgreSQL 15 with
  * DocumentDB 0.107 built for it (`PgCluster.boot(props, { postgres: 15 })`, the host's tools and
- * PG15_DEVIATION). Bootstrap, streaming replication, createUser for both role sets and a
- * promotion, on one cluster; the promotion runs last.
+ * PG15_DEVIATION). Bootstrap, streaming replication, createUser for both role sets, what
+ * CREATEROLE lets ferretdb do on 15, and a promotion, on one cluster; the promotion runs last.
  */
 const ALL = [PRIMARY, replica(0), replica(1)];
 let pg: PgCluster;
@@ -35,6 +35,24 @@ test('the primary streams to both standbys through their slots, and rows written
 
 test('documentdb_api.create_user as the ferretdb role grants both role sets on PostgreSQL 15', async () => {
   await expectCreateUserOfBothRoleSets(pg);
+});
+
+test('a known limit of PostgreSQL 15 (README, Security): ferretdb (CREATEROLE) grants itself pg_execute_server_program and runs a program as the server\'s user', async () => {
+  // PostgreSQL 15 lets a CREATEROLE role grant any non-superuser role, predefined ones included;
+  // 16 asks for ADMIN OPTION on it (the metrics e2e asserts the refusal on 17). No event trigger
+  // sees a GRANT of a role, so nothing in the setup can stop it on 15.
+  const asFerretdb = (sql: string) => pg.h.exec(PRIMARY, 'postgres', ['psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-U', 'ferretdb', '-d', 'postgres', '-c', sql]);
+  expect(await pg.sql(PRIMARY, "SELECT rolcreaterole::text || ',' || rolsuper::text || ',' || pg_has_role('ferretdb', 'pg_execute_server_program', 'MEMBER')::text FROM pg_roles WHERE rolname = 'ferretdb'"))
+    .toBe('true,false,false');
+  try {
+    const grant = await asFerretdb('GRANT pg_execute_server_program TO ferretdb');
+    expect({ code: grant.code, stderr: grant.stderr }).toEqual({ code: 0, stderr: '' });
+    const run = await asFerretdb("CREATE TEMP TABLE o (l text); COPY o FROM PROGRAM 'id -u'; SELECT l FROM o");
+    const serverUid = (await pg.h.exec(PRIMARY, 'postgres', ['id', '-u'])).stdout.trim();
+    expect({ code: run.code, out: run.stdout.trim() }).toEqual({ code: 0, out: serverUid });
+  } finally {
+    await pg.sql(PRIMARY, 'REVOKE pg_execute_server_program FROM ferretdb');
+  }
 });
 
 test('a promotion through currentPrimary: the chosen standby becomes the only writable primary and the old primary follows it', async () => {

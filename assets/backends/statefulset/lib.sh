@@ -14,8 +14,8 @@ RUN_DIR=${RUN_DIR:-/var/run/postgresql}
 # Shared with the state sidecar (primary StatefulSet only), which must not see RUN_DIR's socket.
 STATE_DIR=${STATE_DIR:-/var/run/ferretdb-state}
 PGPORT=${PGPORT:-5432}
-# In /tmp, an emptyDir only the postgres and agent containers mount: the metrics sidecar mounts
-# RUN_DIR (for the socket) and must not read the replication password.
+# In /tmp, an emptyDir only the postgres and agent containers mount: no sidecar of another
+# image (the metrics exporter, the state and lease sidecars) reads the replication password.
 PGPASSFILE=${PGPASSFILE:-/tmp/.pgpass}
 export PGPASSFILE
 

@@ -41,9 +41,9 @@ ALTER ROLE :"ferretdb_user" WITH LOGIN INHERIT CREATEROLE NOSUPERUSER NOREPLICAT
 GRANT documentdb_admin_role, documentdb_readonly_role, pg_read_all_data TO :"ferretdb_user" WITH ADMIN OPTION;
 
 -- The metrics exporter's role (the `metrics` sidecar, when monitoring is on): pg_monitor and
--- nothing else. No password: it logs in only over the pod-local socket, which pg_hba.conf
--- trusts for the postgres database and only the pod's own containers mount; over the network a
--- role without a password cannot authenticate. Schema usage as for the replication role above.
+-- nothing else. No password: it logs in only from the pod's loopback (127.0.0.1), which
+-- pg_hba.conf trusts for this role and the postgres database only; from anywhere else a role
+-- without a password cannot authenticate. Schema usage as for the replication role above.
 SELECT 'CREATE ROLE postgres_exporter'
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'postgres_exporter') \gexec
 ALTER ROLE postgres_exporter WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT

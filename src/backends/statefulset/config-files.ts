@@ -23,20 +23,26 @@ export function renderPostgresqlConf(settings: Setting[]): string {
 
 /**
  * pg_hba.conf: local socket by peer for the postgres superuser (probes, agent, setup), and
- * trusted for DocumentDB's and pg_cron's own connections to the postgres database (the socket is
- * pod-local); every network connection by scram-sha-256; the replication role may open replication
- * connections and (for pg_rewind and slot checks) connect to the postgres database; no trust.
- * With `tls`, a network connection without TLS is rejected first and every rule is `hostssl`.
+ * trusted for DocumentDB's and pg_cron's own connections to the postgres database; with a metrics
+ * exporter, its role trusted from the pod's loopback for the postgres database; every other network
+ * connection by scram-sha-256; the replication role may open replication connections and (for
+ * pg_rewind and slot checks) connect to the postgres database. With `tls`, a network connection
+ * without TLS is rejected (the exporter's loopback line comes first) and every rule is `hostssl`.
  */
-export function renderPgHba(replicationUser: string, ferretdbUser: string, tls = false): string {
+export function renderPgHba(replicationUser: string, ferretdbUser: string, exporterRole: string | undefined, tls = false): string {
   const host = tls ? 'hostssl' : 'host   ';
   return [
     '# TYPE  DATABASE     USER                 ADDRESS   METHOD',
     'local   all          postgres                       peer',
     // DocumentDB (finds, index builds) and pg_cron connect back to the server as the calling
-    // role; they use the pod-local socket, which only this pod's own containers mount. Only the
-    // postgres database, never the network.
+    // role, any role, from the server's own uid: peer cannot map one OS user to every role on
+    // PostgreSQL 15. Only the postgres database. The socket is in the run directory, which only
+    // the containers of the PostgreSQL image mount (postgres and agent); never the network.
     'local   postgres     all                            trust',
+    // postgres_exporter (the `metrics` sidecar, another image, without the run directory): its
+    // pg_monitor role only, the postgres database only, only from 127.0.0.1, which only the
+    // containers of this pod share (their network namespace).
+    ...exporterRole !== undefined ? [`host    postgres     ${exporterRole.padEnd(20)} 127.0.0.1/32 trust`] : [],
     // `all` does not match replication connections: both are named.
     ...tls ? ['hostnossl replication all              all       reject', 'hostnossl all        all                  all       reject'] : [],
     `${host} replication  ${replicationUser.padEnd(20)} all       scram-sha-256`,

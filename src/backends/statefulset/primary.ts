@@ -10,7 +10,7 @@ import { postgresScripts } from './scripts';
 import { stateKeeperAccess } from './state-keeper';
 import { clusterSettings, Topology, topologyErrors } from './topology';
 import { Resources, Scheduling, StorageSettings } from '../../common';
-import { exporterContainer, QUERIES_KEY } from '../../observability/metrics';
+import { EXPORTER_ROLE, exporterContainer, QUERIES_KEY } from '../../observability/metrics';
 import { PostgresExporter } from '../../observability/monitoring';
 import { POSTGRES_PORT } from '../../postgres/config';
 import { Credentials } from '../../postgres/credentials';
@@ -456,7 +456,8 @@ export class PostgresPrimary extends Construct {
   private configMapData(): { [key: string]: string } {
     return {
       'postgresql.conf': renderPostgresqlConf(this.derivedSettings().settings),
-      'pg_hba.conf': renderPgHba(this.replicationUser, this.ferretdbUser, this.tlsSecretName !== undefined),
+      'pg_hba.conf': renderPgHba(this.replicationUser, this.ferretdbUser, this.hasExporter ? EXPORTER_ROLE : undefined,
+        this.tlsSecretName !== undefined),
       'leader': this.currentPrimary + '\n',
       'members': this.members.join('\n') + '\n',
       ...postgresScripts(),
