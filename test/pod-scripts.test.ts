@@ -84,6 +84,12 @@ const STUB_SERVER = [
   '}',
   '$SIG{INT} = sub { record("INT") };',
   '$SIG{TERM} = sub { record("TERM") };',
+  // With STUB_MOVE_LEADER_TO, the leader key moves only once the handlers are in place: a signal
+  // sent between the move and perl's start would kill it unrecorded.
+  'if (my $to = $ENV{STUB_MOVE_LEADER_TO}) {',
+  '  open(my $m, ">", "$ENV{STUB_DIR}/leader-moved-at") or die; printf $m "%.6f\\n", time; close $m;',
+  '  open(my $l, ">", "$ENV{CONFIG_DIR}/leader") or die; print $l "$to\\n"; close $l;',
+  '}',
   'sleep 20;',
   'exit 3;',
   '',
@@ -489,9 +495,7 @@ describe('postgres.sh: fencing and promotion of a running server', () => {
   // runs until SIGINT; the second start exits at once, so the run ends.
   const moveLeaderThenRun = (to: string) => [
     'if [ "$(wc -l < "$STUB_DIR/calls/postgres")" = 1 ]; then',
-    '  date +%s.%N > "$STUB_DIR/leader-moved-at"',
-    `  printf '%s\\n' ${to} > "$CONFIG_DIR/leader"`,
-    '  exec perl "$STUB_DIR/bin/stub-server.pl"',
+    `  STUB_MOVE_LEADER_TO=${to} exec perl "$STUB_DIR/bin/stub-server.pl"`,
     'fi',
   ].join('\n');
 
