@@ -84,16 +84,25 @@ const STUB_SERVER = [
   '}',
   '$SIG{INT} = sub { record("INT") };',
   '$SIG{TERM} = sub { record("TERM") };',
-  // With STUB_MOVE_LEADER_TO, the leader key moves only once the handlers are in place: a signal
-  // sent between the move and perl's start would kill it unrecorded.
-  'if (my $to = $ENV{STUB_MOVE_LEADER_TO}) {',
-  '  open(my $m, ">", "$ENV{STUB_DIR}/leader-moved-at") or die; printf $m "%.6f\\n", time; close $m;',
-  '  open(my $l, ">", "$ENV{CONFIG_DIR}/leader") or die; print $l "$to\\n"; close $l;',
-  '}',
+  // STUB_THEN (shell) runs only once the handlers are in place: a signal that what it changes
+  // provokes, sent before perl had started, would kill it unrecorded.
+  'if (my $then = $ENV{STUB_THEN}) { system("/bin/sh", "-c", $then) == 0 or die "STUB_THEN failed"; }',
   'sleep 20;',
   'exit 3;',
   '',
 ].join('\n');
+
+/**
+ * A postgres stub whose first server start runs `then` (shell) once the stub server's signal
+ * handlers are in place, and then runs until a signal; later starts exit at once.
+ */
+function firstStartThen(then: string): string {
+  return [
+    'if [ "$(wc -l < "$STUB_DIR/calls/postgres")" = 1 ]; then',
+    `  STUB_THEN='${then.replace(/'/g, "'\\''")}' exec perl "$STUB_DIR/bin/stub-server.pl"`,
+    'fi',
+  ].join('\n');
+}
 
 const runs: Paths[] = [];
 afterAll(() => runs.forEach((r) => fs.rmSync(r.dir, { recursive: true, force: true })));
@@ -493,11 +502,7 @@ describe('postgres.sh: promotion of a standby data directory waits until no othe
 describe('postgres.sh: fencing and promotion of a running server', () => {
   // The first server start moves the leader key (the ConfigMap update reaches the pod) and then
   // runs until SIGINT; the second start exits at once, so the run ends.
-  const moveLeaderThenRun = (to: string) => [
-    'if [ "$(wc -l < "$STUB_DIR/calls/postgres")" = 1 ]; then',
-    `  STUB_MOVE_LEADER_TO=${to} exec perl "$STUB_DIR/bin/stub-server.pl"`,
-    'fi',
-  ].join('\n');
+  const moveLeaderThenRun = (to: string) => firstStartThen(`date +%s.%N > "$STUB_DIR/leader-moved-at"; printf '%s\\n' ${to} > "$CONFIG_DIR/leader"`);
 
   describe('a primary whose leader key moves away', () => {
     const run = lazy(() => runScript('postgres.sh', {
@@ -594,12 +599,7 @@ describe('postgres.sh: a standby named leader streams on until its WAL receiver 
     pod: 'x-pg-replica-1',
     prepare: (p) => standbyData(p.pgdata),
     stubs: {
-      postgres: [
-        'if [ "$(wc -l < "$STUB_DIR/calls/postgres")" = 1 ]; then',
-        '  printf \'%s\\n\' x-pg-replica-1 > "$CONFIG_DIR/leader"',
-        '  exec perl "$STUB_DIR/bin/stub-server.pl"',
-        'fi',
-      ].join('\n'),
+      postgres: firstStartThen('printf \'%s\\n\' x-pg-replica-1 > "$CONFIG_DIR/leader"'),
     },
     psql: [
       'if [[ $query == *"SELECT pid FROM pg_stat_wal_receiver"* ]]; then',
@@ -854,12 +854,7 @@ describe('standby data never streams before the primary has said its system iden
       prepare: (p) => standbyData(p.pgdata),
       psql: answersAfter(1000),
       stubs: {
-        postgres: [
-          'if [ "$(wc -l < "$STUB_DIR/calls/postgres")" = 1 ]; then',
-          '  printf \'%s\\n\' x-pg-replica-0 > "$CONFIG_DIR/leader"',
-          '  exec perl "$STUB_DIR/bin/stub-server.pl"',
-          'fi',
-        ].join('\n'),
+        postgres: firstStartThen('printf \'%s\\n\' x-pg-replica-0 > "$CONFIG_DIR/leader"'),
       },
     });
     expect(run.stderr).toContain('the leader key now names this pod: stopping the read-only standby to promote it');
@@ -1344,12 +1339,7 @@ describe('postgres.sh: the cluster\'s Lease (fencing.sh)', () => {
       pod: 'x-pg-primary-0',
       prepare: (p) => fs.writeFileSync(path.join(p.pgdata, 'PG_VERSION'), '15\n'),
       stubs: {
-        postgres: [
-          'if [ "$(wc -l < "$STUB_DIR/calls/postgres")" = 1 ]; then',
-          '  echo 989000 > "$STATE_DIR/lease-renewed"',
-          '  exec perl "$STUB_DIR/bin/stub-server.pl"',
-          'fi',
-        ].join('\n'),
+        postgres: firstStartThen('echo 989000 > "$STATE_DIR/lease-renewed"'),
       },
     }));
 
@@ -1394,14 +1384,7 @@ describe('postgres.sh: the cluster\'s Lease (fencing.sh)', () => {
       pod: 'x-pg-replica-1',
       prepare: (p) => standbyData(p.pgdata),
       stubs: {
-        postgres: [
-          'if [ "$(wc -l < "$STUB_DIR/calls/postgres")" = 1 ]; then',
-          '  rm -f "$STATE_DIR/lease-renewed"',
-          '  printf \'%s\\n\' x-pg-replica-1 > "$CONFIG_DIR/leader"',
-          '  ( sleep 2; echo "lease granted" >> "$STUB_DIR/calls/sequence"; echo 1000000 > "$STATE_DIR/lease-renewed" ) &',
-          '  exec perl "$STUB_DIR/bin/stub-server.pl"',
-          'fi',
-        ].join('\n'),
+        postgres: firstStartThen('rm -f "$STATE_DIR/lease-renewed"; printf \'%s\\n\' x-pg-replica-1 > "$CONFIG_DIR/leader"; ( sleep 2; echo "lease granted" >> "$STUB_DIR/calls/sequence"; echo 1000000 > "$STATE_DIR/lease-renewed" ) &'),
       },
     }));
 
