@@ -1,5 +1,5 @@
 /**
- * Section 7, failover: one cluster of the library (2 standbys, async, real PostgreSQL 15 with the
+ * Section 7, failover: a cluster of the library (2 standbys, async, real PostgreSQL 15 with the
  * StatefulSet backend and its scripts) on the e2e harness with every probe at its synthesized
  * period and the kubelets' config delivery 1-5 s apart per pod.
  *
@@ -14,7 +14,8 @@
  *    writable sample (sampled in the pods every 50 ms). Bound: the lease duration + 5 s. Also the
  *    50 ms windows in which two members were writable (must be 0).
  *
- * The leader moves round the three members, run after run, on the same cluster.
+ * Each run boots its own cluster: the switchover moves the leader from the primary pod to the
+ * first standby, then that new primary is partitioned while the key moves to the second.
  */
 import { log, median, num, Options, range, ratio, row, SectionResult } from './common';
 import { boot, release } from './pg';
@@ -39,6 +40,8 @@ interface SwitchoverRun {
   readonly refusedToAcceptedMs?: number;
   readonly refused: number;
   readonly firstRefusal?: string;
+  /** Each refusal's first line, with how many inserts it refused. */
+  readonly refusals: Record<string, number>;
   readonly inserts: number;
 }
 
@@ -62,10 +65,10 @@ function objects(pg: PgCluster, currentPrimary?: string): unknown[] {
   return [...pg.synth(currentPrimary === undefined ? {} : { currentPrimary }), clientStatefulSet];
 }
 
-async function switchover(pg: PgCluster, from: string, i: number): Promise<SwitchoverRun> {
+async function switchover(pg: PgCluster, from: string): Promise<SwitchoverRun> {
   const to = next(from);
   const oldIp = pg.h.podIP(from);
-  const firstId = (i + 1) * 1_000_000;
+  const firstId = 1_000_000;
   const writing = writeThroughService(pg, { firstId, leaving: oldIp, count: ACCEPTED_AFTER, maxSeconds: 300 });
   await pg.h.waitUntil('the writer\'s first commits through NAME-pg-rw', 60_000, async () =>
     Number(await pg.sql(from, `SELECT count(*) FROM t WHERE id >= ${firstId}`)) >= 10);
@@ -89,18 +92,19 @@ async function switchover(pg: PgCluster, from: string, i: number): Promise<Switc
     refusedToAcceptedMs: firstRefused === undefined ? undefined : outage.firstNew.end - firstRefused.start,
     refused: outage.refused.length,
     firstRefusal: firstRefused?.detail,
+    refusals: outage.refused.reduce<Record<string, number>>((m, w) => ({ ...m, [w.detail]: (m[w.detail] ?? 0) + 1 }), {}),
     inserts: writes.length,
   };
 }
 
-async function partition(pg: PgCluster, primary: string, i: number): Promise<PartitionRun> {
+async function partition(pg: PgCluster, primary: string): Promise<PartitionRun> {
   const target = next(primary);
   const o = await partitionPrimary(pg, {
     primary,
     target,
     members: MEMBERS,
     partitionMs: PARTITION_MS,
-    firstId: (10 + i) * 1_000_000,
+    firstId: 2_000_000,
     moveLeader: (to) => pg.h.apply(objects(pg, to), { wait: false }),
   });
   const what = `partition of ${primary} (key to ${target})`;
@@ -127,32 +131,27 @@ export async function failoverSection(opts: Options): Promise<SectionResult> {
   const runs = opts.quick ? 1 : 3;
   const lease = leaseTiming(synthCluster());
   const boundS = lease.durationS + FENCING_MARGIN_S;
-  log('failover: booting a cluster (2 standbys, async) with probes at their synthesized periods');
-  const pg = await boot({}, {
-    harness: { probeTiming: 'synthesized', configDelivery: { minMs: 1000, maxMs: 5000 }, images: { 'mongo-client': { path: [PG_BIN] } } },
-  });
   const switchovers: SwitchoverRun[] = [];
   const partitions: PartitionRun[] = [];
-  try {
-    await pg.h.apply(objects(pg));
-    await pg.h.startStatefulSet(clientStatefulSet.metadata.name);
-    await pg.waitStreaming(PRIMARY, others(PRIMARY));
-    await pg.sql(PRIMARY, `${TABLE}; GRANT SELECT, INSERT ON t TO ferretdb`);
-    let primary = PRIMARY;
-    for (let i = 0; i < runs; i++) {
-      const r = await switchover(pg, primary, i);
-      switchovers.push(r);
-      log(`failover: switchover ${r.from} -> ${r.to}: outage ${num(r.outageMs / 1000)} s, ${r.refused} inserts refused`);
-      primary = r.to;
+  for (let i = 0; i < runs; i++) {
+    log(`failover: run ${i + 1} of ${runs}: booting a cluster (2 standbys, async) with probes at their synthesized periods`);
+    const pg = await boot({}, {
+      harness: { probeTiming: 'synthesized', configDelivery: { minMs: 1000, maxMs: 5000 }, images: { 'mongo-client': { path: [PG_BIN] } } },
+    });
+    try {
+      await pg.h.apply(objects(pg));
+      await pg.h.startStatefulSet(clientStatefulSet.metadata.name);
+      await pg.waitStreaming(PRIMARY, others(PRIMARY));
+      await pg.sql(PRIMARY, `${TABLE}; GRANT SELECT, INSERT ON t TO ferretdb`);
+      const so = await switchover(pg, PRIMARY);
+      switchovers.push(so);
+      log(`failover: switchover ${so.from} -> ${so.to}: outage ${num(so.outageMs / 1000)} s, ${so.refused} inserts refused`);
+      const pa = await partition(pg, so.to);
+      partitions.push(pa);
+      log(`failover: partition of ${pa.primary}: last writable at +${num(pa.fencingMs / 1000)} s, ${pa.overlaps} windows with two writable`);
+    } finally {
+      await release(pg);
     }
-    for (let i = 0; i < runs; i++) {
-      const r = await partition(pg, primary, i);
-      partitions.push(r);
-      log(`failover: partition of ${r.primary}: last writable at +${num(r.fencingMs / 1000)} s, ${r.overlaps} windows with two writable`);
-      primary = r.target;
-    }
-  } finally {
-    await release(pg);
   }
 
   const s = (ms: number[]): number[] => ms.map((v) => v / 1000);
