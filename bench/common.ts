@@ -4,7 +4,7 @@
  */
 import { ChildProcess } from 'child_process';
 
-export const SECTIONS = ['synth', 'bootstrap', 'lag', 'catchup', 'costs', 'mongodb'] as const;
+export const SECTIONS = ['synth', 'bootstrap', 'lag', 'catchup', 'costs', 'mongodb', 'failover'] as const;
 export type SectionName = typeof SECTIONS[number];
 
 export interface Options {

@@ -1,11 +1,12 @@
 /**
- * `npm run bench [-- --only synth|bootstrap|lag|catchup|costs|mongodb] [--quick]`
+ * `npm run bench [-- --only synth|bootstrap|lag|catchup|costs|mongodb|failover] [--quick]`
  *
  * Prints one table (each measure beside its floor and the ratio) and writes it, with every raw
  * measurement, to bench/results/<timestamp>.json. Not part of the test suite: no thresholds.
  * Sections 2-6 run real PostgreSQL 15 through the e2e harness: root, postgresql-15 and
  * postgresql-15-cron are needed (see BENCHMARKS.md); section 6 (mongodb) also runs the real
- * FerretDB (built once per machine by test/e2e/ferretdb/build.sh, which needs Go).
+ * FerretDB (built once per machine by test/e2e/ferretdb/build.sh, which needs Go); section 7
+ * (failover) runs with every probe at its synthesized period.
  */
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -15,6 +16,7 @@ import { bootstrapSection } from './bootstrap';
 import { catchupSection } from './catchup';
 import { children, log, Options, renderTable, SectionName, SectionResult, SECTIONS } from './common';
 import { costsSection } from './costs';
+import { failoverSection } from './failover';
 import { lagSection } from './lag';
 import { mongodbSection } from './mongodb';
 import { destroyAll } from './pg';
@@ -27,10 +29,11 @@ const RUNNERS: Record<SectionName, (opts: Options) => Promise<SectionResult>> = 
   catchup: catchupSection,
   costs: costsSection,
   mongodb: mongodbSection,
+  failover: failoverSection,
 };
 
 const USAGE = `usage: npm run bench -- [--only ${SECTIONS.join('|')}[,...]] [--quick]
-  --only   run these sections (repeatable or comma-separated); default: all six
+  --only   run these sections (repeatable or comma-separated); default: all seven
   --quick  smaller sizes and single runs (a smoke run, not a measurement)`;
 
 function parseArgs(argv: string[]): Options {
