@@ -32,7 +32,12 @@ beforeAll(async () => {
   const c = pg;
   await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
   await c.sql(PRIMARY, TABLE);
+  const marks = MEMBERS.map((pod) => [pod, c.logMark(pod)] as const);
   outcome = await partitionPrimary(c, { primary: PRIMARY, target: replica(0), members: MEMBERS, partitionMs: PARTITION_MS });
+  if (!outcome.standbyPromoted || !outcome.oldPrimaryRejoined) {
+    // What each member said since the partition, for a failed run.
+    for (const [pod, mark] of marks) console.log(`${pod} since the partition:\n${c.logsSince(pod, mark).split('\n').slice(-40).join('\n')}`);
+  }
   const { start, ackedAfterKeyMoved: acked } = outcome;
   // The record of what happened, in the test log.
   const overlaps = writableOverlaps(outcome.samples);
