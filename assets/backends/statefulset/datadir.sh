@@ -80,10 +80,25 @@ member_state() {
   fi
 }
 
-# In recovery?, WAL received or replayed (or written, on a primary), and the timeline.
-POSITION_SQL="SELECT pg_is_in_recovery(),
-  CASE WHEN pg_is_in_recovery() THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) ELSE pg_current_wal_lsn() END,
-  greatest((SELECT timeline_id FROM pg_control_checkpoint()), (SELECT max(received_tli) FROM pg_stat_wal_receiver))"
+# In recovery?, WAL received or replayed (or written, on a primary), and the timeline of that
+# position. A standby's last checkpoint (restartpoint) may be minutes older than a timeline switch
+# it has replayed, and its WAL receiver's timeline is gone while no primary answers: the timeline
+# is also read from the newest history file in pg_wal, as the timeline whose switch point lies
+# past the position (or that newest one). The replication role may list and read pg_wal (setup.sql).
+POSITION_SQL="WITH p AS (
+  SELECT pg_is_in_recovery() AS r,
+    CASE WHEN pg_is_in_recovery() THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) ELSE pg_current_wal_lsn() END AS lsn
+), h AS (
+  SELECT max(('x' || substr(f, 1, 8))::bit(32)::int) AS tli FROM pg_ls_dir('pg_wal', false, false) f WHERE f ~ '^[0-9A-F]{8}[.]history\$'
+), s AS (
+  SELECT min(m[1]::int) AS tli FROM h, p,
+    regexp_matches(convert_from(pg_read_binary_file('pg_wal/' || lpad(upper(to_hex(h.tli)), 8, '0') || '.history'), 'UTF8'),
+      '^[[:space:]]*([0-9]+)[[:space:]]+([0-9A-Fa-f]+/[0-9A-Fa-f]+)', 'gn') m
+  WHERE p.lsn < m[2]::pg_lsn
+)
+SELECT p.r, p.lsn, greatest((SELECT timeline_id FROM pg_control_checkpoint()), (SELECT max(received_tli) FROM pg_stat_wal_receiver),
+  CASE WHEN p.lsn IS NOT NULL THEN coalesce(s.tli, h.tli) END)
+FROM p, h, s"
 
 # This pod's own WAL position and timeline ("LSN TLI") from its running server.
 local_position() {
