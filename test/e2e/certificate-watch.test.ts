@@ -227,12 +227,21 @@ test('a renewed certificate (the kubelet\'s atomic swap) sets each Deployment\'s
   await waitFor('both Deployments annotated', 15_000, () =>
     template('fdb-ferretdb-rw').metadata.annotations?.[ANNOTATION] === expected && template('fdb-ferretdb-ro').metadata.annotations?.[ANNOTATION] === expected);
   await sleep(2000);
-  // Each pod asked once; both rw pods asked for the same value (one rollout in Kubernetes).
-  expect(patches().map((r) => `${r.path} ${r.code}`).sort()).toEqual([
+  // Each pod asked once, and succeeded once; both rw pods asked for the same value (one rollout in
+  // Kubernetes). A request the API server served after curl gave up (--max-time, a loaded machine)
+  // is asked again, for the same value: the pod's log then says it could not reach the API.
+  const asked = (p: WatchPod) => p.log().split('\n').filter((l) => l.includes('to replace its pods')).length;
+  const unreached = pods.reduce((n, p) => n + p.log().split('\n').filter((l) => l.includes('cannot reach the Kubernetes API')).length, 0);
+  expect(pods.map((p) => ({ pod: p.name, asked: asked(p) }))).toEqual(pods.map((p) => ({ pod: p.name, asked: 1 })));
+  const served = patches().map((r) => `${r.path} ${r.code}`);
+  if (served.length !== 3) console.log(`patches: ${served.join(', ')}\n${pods.map((p) => p.log()).join('')}`);
+  expect([...new Set(served)].sort()).toEqual([
     `/apis/apps/v1/namespaces/${NAMESPACE}/deployments/fdb-ferretdb-ro 200`,
     `/apis/apps/v1/namespaces/${NAMESPACE}/deployments/fdb-ferretdb-rw 200`,
-    `/apis/apps/v1/namespaces/${NAMESPACE}/deployments/fdb-ferretdb-rw 200`,
   ]);
+  expect(served.filter((r) => r.includes('fdb-ferretdb-ro')).length).toBeGreaterThanOrEqual(1);
+  expect(served.filter((r) => r.includes('fdb-ferretdb-rw')).length).toBeGreaterThanOrEqual(2);
+  expect(served.length).toBeLessThanOrEqual(3 + unreached);
   expect(patches().every((r) => r.user === `system:serviceaccount:${NAMESPACE}:${role.metadata.name}`)).toBe(true);
   // Only the annotation changed.
   for (const [name, t] of [['fdb-ferretdb-rw', before.rw], ['fdb-ferretdb-ro', before.ro]] as const) {
