@@ -60,6 +60,12 @@ const project = new cdk8s.ConstructLibraryCdk8s({
 project.postCompileTask.exec('jsii-rosetta extract --strict .jsii');
 project.gitignore.exclude('/.jsii.tabl.json');
 
+// The API reference in each language the packages are published for, with every @example
+// translated by jsii-rosetta (API.md stays the TypeScript one).
+for (const language of ['python', 'java', 'go']) {
+  project.tasks.tryFind('docgen')?.exec(`jsii-docgen -l ${language} -o API.${language}.md`);
+}
+
 // examples/ and bench/ are type-checked and linted like the tests.
 for (const dir of ['examples', 'bench']) {
   project.eslint?.addLintPattern(dir);

@@ -228,6 +228,20 @@ export interface FerretDBClusterProps {
  * A replicated FerretDB: a PostgreSQL primary with the DocumentDB extension, N hot standbys fed
  * by WAL streaming through one physical replication slot each, FerretDB Deployments in front of
  * each side, and separate read-write and read-only Services.
+ *
+ * @example
+ * new ferretdb.FerretDBCluster(chart, 'orders', {
+ *   name: 'orders',
+ *   replicas: 2,
+ *   replicationMode: ferretdb.ReplicationMode.synchronousQuorum(1),
+ *   credentials: ferretdb.Credentials.fromSecret('orders-credentials'),
+ * });
+ *
+ * new ferretdb.FerretDBCluster(chart, 'catalog', {
+ *   name: 'catalog',
+ *   replicas: 2,
+ *   backend: ferretdb.PostgresBackend.cloudNativePG(),
+ * });
  */
 export class FerretDBCluster extends Construct {
   /** Base name of every object. */
