@@ -2,14 +2,15 @@
  * Both TLS hops with the real FerretDB and the real MongoDB driver: `ferretdbTls` (clients to
  * FerretDB's TLS listener through `NAME-rw`/`NAME-ro`) and `postgresTls` (FerretDB to PostgreSQL
  * with `sslmode=verify-full`), from Secrets made with openssl by one throwaway CA, as synthesized.
- * The renewal roll of the FerretDB pods is certificate-watch.test.ts's.
+ * The certificate-watch sidecar's rollout request is certificate-watch.test.ts's; the roll it
+ * asks for, with clients working through it, is here.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Testing } from 'cdk8s';
 import { NAME } from './fixture';
-import { MongoCluster, PRIMARY, READER_DEPLOYMENT, replica, RO, RW, WRITER_DEPLOYMENT } from './mongo-fixture';
+import { clientStatefulSet, CLIENT, MongoCluster, PRIMARY, READER_DEPLOYMENT, replica, RO, RW, WRITER_DEPLOYMENT } from './mongo-fixture';
 import { TestCa } from './test-ca';
 import { FerretDBCluster, FerretDBClusterProps, FerretDBTls, PostgresTls } from '../../src';
 
@@ -155,4 +156,70 @@ test('verify-full: with a PostgreSQL certificate that lacks NAME-pg-rw and NAME-
   expect(m.ferretPods(WRITER_DEPLOYMENT)).toContain(writer);
   expect(m.ferretPods(READER_DEPLOYMENT)).toContain(reader);
   await m.h.waitUntil(`${writer} in ${RW}`, 30_000, () => m.h.endpoints(RW).includes(writer));
+});
+
+/** Runs `op` every 100 ms until the stop file exists: when each succeeded, and the errors by kind. */
+const LOOP = (stopFile: string, op: string) => `
+  const fs = require('fs');
+  const ok = [];
+  const errors = {};
+  for (let i = 1; !fs.existsSync(${JSON.stringify(stopFile)}); i++) {
+    try {
+      ${op}
+      ok.push(Date.now());
+    } catch (e) {
+      const key = (e.codeName || e.name) + ': ' + String(e.message).slice(0, 80);
+      errors[key] = (errors[key] || 0) + 1;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { ok, errors };`;
+
+test('a renewed listener certificate: the rollout it asks for replaces the writer and reader pods one at a time (maxUnavailable 0), and TLS clients of both Services keep working through it', async () => {
+  const before = [...m.ferretPods(WRITER_DEPLOYMENT), ...m.ferretPods(READER_DEPLOYMENT)];
+  const stopFile = path.join(m.h.root, 'stop-tls-clients');
+  const run = (uri: string, op: string) => m.h.exec(CLIENT, 'app', ['node', CLIENT_SCRIPT],
+    { input: JSON.stringify({ uri, db: 'shop', body: LOOP(stopFile, op) }), timeoutMs: 600_000 });
+  const writing = run(tlsUri(RW), "await db.collection('roll').insertOne({ _id: i, at: Date.now() });");
+  const reading = run(`${tlsUri(RO)}&readPreference=secondaryPreferred`, "await db.collection('tls').findOne({ _id: 1 });");
+  await new Promise((r) => setTimeout(r, 3000));
+
+  // The renewal (same CA, new key), and the rollout the certificate-watch sidecar asks for: its
+  // annotation on both pod templates, applied as the Deployment controller gets it.
+  m.h.setSecret(MONGO_SECRET, ca.issue(dnsNames().mongo).secret);
+  const rolled = (m.pg.synth(PROPS) as any[]).map((o) => o.kind === 'Deployment' && [WRITER_DEPLOYMENT, READER_DEPLOYMENT].includes(o.metadata.name)
+    ? { ...o, spec: { ...o.spec, template: { ...o.spec.template, metadata: { ...o.spec.template.metadata,
+      annotations: { ...o.spec.template.metadata.annotations, 'ferretdb.cdk8s.io/certificates': 'renewed' } } } } }
+    : o);
+  const rollStart = Date.now();
+  let fewestReady = Infinity;
+  const sampling = setInterval(() => {
+    for (const d of [WRITER_DEPLOYMENT, READER_DEPLOYMENT]) fewestReady = Math.min(fewestReady, m.ferretPods(d).filter((p) => m.h.isReady(p)).length);
+  }, 100);
+  try {
+    await m.h.apply([...rolled, clientStatefulSet], { wait: false });
+    await m.h.waitUntil('every FerretDB pod replaced and Ready', 240_000, () => {
+      const now = [...m.ferretPods(WRITER_DEPLOYMENT), ...m.ferretPods(READER_DEPLOYMENT)];
+      return now.length === before.length && now.every((p) => !before.includes(p) && m.h.isReady(p));
+    });
+  } finally {
+    clearInterval(sampling);
+  }
+  const rollMs = Date.now() - rollStart;
+  await new Promise((r) => setTimeout(r, 3000));
+  fs.writeFileSync(stopFile, '');
+  const results = await Promise.all([writing, reading]);
+  const [w, rd] = results.map((r) => (JSON.parse(r.stdout) as { ok: boolean; value: { ok: number[]; errors: Record<string, number> } }));
+  const gap = (times: number[]) => Math.max(...times.slice(1).map((t, i) => t - times[i]));
+  const failed = (e: Record<string, number>) => Object.values(e).reduce((a, b) => a + b, 0);
+  console.log(`FerretDB rollout on renewal: ${rollMs} ms; writes ${w.value.ok.length} ok, ${failed(w.value.errors)} failed ${JSON.stringify(w.value.errors)}, `
+    + `longest gap ${gap(w.value.ok)} ms; reads ${rd.value.ok.length} ok, ${failed(rd.value.errors)} failed ${JSON.stringify(rd.value.errors)}, `
+    + `longest gap ${gap(rd.value.ok)} ms; fewest Ready pods of a side during the roll: ${fewestReady}`);
+  expect(w.ok && rd.ok).toBe(true);
+  // One at a time, never below the replicas: each side kept a Ready pod throughout.
+  expect(fewestReady).toBeGreaterThanOrEqual(1);
+  for (const [side, r] of [['writes', w], ['reads', rd]] as const) {
+    expect({ side, workedDuringRoll: r.value.ok.some((at) => at > rollStart && at < rollStart + rollMs) }).toEqual({ side, workedDuringRoll: true });
+    expect({ side, workedAfter: r.value.ok.some((at) => at > rollStart + rollMs) }).toEqual({ side, workedAfter: true });
+  }
 });
