@@ -593,6 +593,34 @@ describe('postgres.sh: fencing and promotion of a running server', () => {
   });
 });
 
+describe('postgres.sh: a restart the agent requests for restart-only settings', () => {
+  // The first server start finds the agent's request ($RUN_DIR/restart-requested) and runs until
+  // SIGINT; the second start exits at once, so the run ends.
+  const run = lazy(() => runScript('postgres.sh', {
+    pod: 'x-pg-primary-0',
+    prepare: (p) => {
+      fs.writeFileSync(path.join(p.pgdata, 'PG_VERSION'), '15\n');
+      // A request left by a former run of the container is spent: the start reads the settings anyway.
+      fs.writeFileSync(path.join(p.runDir, 'restart-requested'), 'stale');
+    },
+    stubs: { postgres: firstStartThen('printf max_connections > "$RUN_DIR/restart-requested"') },
+  }));
+
+  test('a request of a former run is removed at start, before the server starts (one restart, not two)', () => {
+    expect(run().calls('postgres')).toHaveLength(2);
+    expect(run().stderr).not.toContain('(stale)');
+  }, SLOW);
+
+  test('stops the running server with SIGINT (fast shutdown), once, says why, and starts over with the same role', () => {
+    const signals = (run().read('calls/signals') ?? '').trim().split('\n');
+    expect(signals.map((l) => l.split(' ')[0])).toEqual(['INT']);
+    expect(run().stderr).toContain('restarting the server for settings that take effect only after a restart (max_connections)');
+    const [first, second] = run().calls('postgres');
+    expect(second).toEqual(first);
+    expect(run().read('run/restart-requested')).toBeUndefined();
+  });
+});
+
 describe('postgres.sh: a standby named leader streams on until its WAL receiver ends by itself', () => {
   // The WAL receiver (pid 4242) streams for the first 3 asks after the leader key names this pod.
   const run = lazy(() => runScript('postgres.sh', {
@@ -1120,8 +1148,8 @@ describe('agent.sh', () => {
     expect(logged).toHaveLength(2);
     expect(logged[0]).toMatch(/restart: max_connections \(/);
     expect(logged[1]).toMatch(/restart: max_connections, shared_buffers \(/);
-    const query = run.calls('psql').flat().find((a) => a.includes('pending_restart'));
-    expect(query).toMatch(/FROM pg_settings WHERE pending_restart/);
+    const query = run.psqlStdin().find((q) => q.includes('pending_restart'));
+    expect(query).toMatch(/FROM pg_settings s\nWHERE s.pending_restart AND \(s.source <> 'command line' OR/);
   }, SLOW);
 
   test('re-applies setup.sql only when the SQL, a password, or the image\'s DocumentDB default_version changes', () => {
@@ -1138,6 +1166,95 @@ describe('agent.sh', () => {
     // What is applied updates the extension to the image's version.
     for (const stdin of run.psqlStdin().filter((s) => s.includes('CREATE EXTENSION'))) expect(stdin).toContain('ALTER EXTENSION documentdb UPDATE;');
   }, SLOW);
+
+  describe('restart-only settings roll through the servers: standbys one at a time, the primary last', () => {
+    /**
+     * One reconcile_restart pass of `pod` with `leader` in the leader key. The local server has
+     * max_connections pending under configuration H2 (postgresql.conf's ferretdb.restart_settings);
+     * each member asked at its own address answers $STUB_DIR/member-<pod> ("<hash>|<pending>"; no
+     * file: it cannot be asked). `then` runs after the pass (more passes).
+     */
+    const roll = (pod: string, members: { [pod: string]: string }, then = '', leader = 'x-pg-primary-0') => runScript('', {
+      pod,
+      prepare: (p) => {
+        setLeader(p, leader);
+        fs.writeFileSync(path.join(p.dir, 'pending'), 'max_connections\n');
+        for (const [m, answer] of Object.entries(members)) fs.writeFileSync(path.join(p.dir, `member-${m}`), `${answer}\n`);
+      },
+      psql: [
+        'case "$host" in *.*) m=${host%%.*}; [ -f "$STUB_DIR/member-$m" ] || exit 2; cat "$STUB_DIR/member-$m"; exit 0 ;; esac',
+        'case "$query" in *"current_setting(\'ferretdb.restart_settings\'"*) echo H2; exit 0 ;; esac',
+      ].join('\n'),
+      snippet: `eval "$(sed '/^while true; do$/,$d' "$CONFIG_DIR/agent.sh")"; reconcile_restart ${pod.includes('primary') ? 'primary' : 'standby'}; ${then}`,
+    });
+    const requested = (run: Run) => run.read('run/restart-requested');
+
+    test('the members are asked at their own addresses as the replication role, for the hash and whether anything is pending', () => {
+      const run = roll('x-pg-primary-0', { 'x-pg-replica-0': 'H2|f', 'x-pg-replica-1': 'H2|f' });
+      const asked = run.calls('psql').filter((a) => a.some((w) => w.includes('host=x-pg-replica-')));
+      expect(asked).toHaveLength(2);
+      for (const a of asked) {
+        expect(a.join(' ')).toMatch(/user=replicator .*application_name=x-pg-primary-0/);
+        expect(a.join(' ')).toContain('current_setting(\'ferretdb.restart_settings\', true)');
+        expect(a.join(' ')).toContain('pending_restart');
+      }
+    }, SLOW);
+
+    test('the primary restarts once every standby runs the same configuration with nothing pending', () => {
+      const run = roll('x-pg-primary-0', { 'x-pg-replica-0': 'H2|f', 'x-pg-replica-1': 'H2|f' });
+      expect(requested(run)).toBe('max_connections');
+      expect(run.read('run/.restarted-for')).toBe('H2');
+      expect(run.stderr).toContain('restarting this primary for max_connections (configuration H2)');
+    }, SLOW);
+
+    test.each([
+      ['a standby that cannot be asked (down: a value it cannot start with)', { 'x-pg-replica-0': 'H2|f' }, 'x-pg-replica-1 cannot be asked'],
+      ['a standby that has not got the configuration yet (its kubelet has not synced)', { 'x-pg-replica-0': 'H2|f', 'x-pg-replica-1': 'H1|f' }, 'x-pg-replica-1 has not got this configuration yet'],
+      ['a standby that has not restarted yet', { 'x-pg-replica-0': 'H2|t', 'x-pg-replica-1': 'H2|f' }, 'x-pg-replica-0 has not restarted for them yet'],
+    ])('the primary keeps serving while %s, and says why once', (_what, members, why) => {
+      const run = roll('x-pg-primary-0', members, 'reconcile_restart primary');
+      expect(requested(run)).toBeUndefined();
+      expect(run.stderr).toContain(`not restarting yet for max_connections: ${why}`);
+      expect(count(run.stderr, 'not restarting yet')).toBe(1);
+    }, SLOW);
+
+    test('the first standby in the order of members restarts at once; it does not wait for standbys after it', () => {
+      const run = roll('x-pg-replica-0', {});
+      expect(requested(run)).toBe('max_connections');
+      expect(run.calls('psql').some((a) => a.some((w) => w.includes('host=x-pg-')))).toBe(false);
+    }, SLOW);
+
+    test('a later standby waits for the standbys before it, never for the primary', () => {
+      expect(requested(roll('x-pg-replica-1', { 'x-pg-replica-0': 'H2|t' }))).toBeUndefined();
+      expect(requested(roll('x-pg-replica-1', {}))).toBeUndefined();
+      const run = roll('x-pg-replica-1', { 'x-pg-replica-0': 'H2|f' });
+      expect(requested(run)).toBe('max_connections');
+      expect(run.calls('psql').some((a) => a.some((w) => w.includes('host=x-pg-primary-0.')))).toBe(false);
+    }, SLOW);
+
+    test('after a promotion the order follows the leader key: the former primary is a standby like the others', () => {
+      const run = roll('x-pg-replica-1', { 'x-pg-replica-0': 'H2|f' }, '', 'x-pg-primary-0');
+      expect(requested(run)).toBe('max_connections');
+      // x-pg-primary-0 is a standby now (x-pg-replica-0 leads): x-pg-replica-1 waits for it, as it comes first.
+      expect(requested(roll('x-pg-replica-1', { 'x-pg-replica-0': 'H2|f' }, '', 'x-pg-replica-0'))).toBeUndefined();
+    }, SLOW);
+
+    test('a server restarts once per configuration: still pending after its restart, it warns instead of restarting again', () => {
+      const run = roll('x-pg-replica-0', {}, 'rm -f "$RESTART_REQUEST"; reconcile_restart standby; reconcile_restart standby');
+      expect(requested(run)).toBeUndefined();
+      expect(count(run.stderr, 'restarting this standby')).toBe(1);
+      expect(count(run.stderr, 'still wait for a restart after this server restarted for them')).toBe(1);
+    }, SLOW);
+
+    test('nothing pending: nothing is asked and nothing restarts', () => {
+      const none = runScript('', {
+        pod: 'x-pg-primary-0',
+        snippet: 'eval "$(sed \'/^while true; do$/,$d\' "$CONFIG_DIR/agent.sh")"; reconcile_restart primary',
+      });
+      expect(none.read('run/restart-requested')).toBeUndefined();
+      expect(none.calls('psql').some((a) => a.some((w) => w.includes('host=x-pg-')))).toBe(false);
+    }, SLOW);
+  });
 
   describe('ALTER EXTENSION documentdb UPDATE waits until every member\'s image ships the primary\'s version', () => {
     /**

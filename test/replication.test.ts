@@ -290,29 +290,34 @@ describe('changed scripts roll the pods (ferretdb.cdk8s.io/scripts)', () => {
   });
 });
 
-describe('restart-only settings roll the pods (ferretdb.cdk8s.io/restart-settings)', () => {
-  const ANNOTATION = 'ferretdb.cdk8s.io/restart-settings';
-  /** The annotation of every PostgreSQL pod template; they must agree. */
+describe('restart-only settings: their hash in postgresql.conf (ferretdb.restart_settings), by which the agents roll restarts', () => {
+  /** postgresql.conf's ferretdb.restart_settings (one ConfigMap serves every PostgreSQL pod). */
   function hashOf(objs: any[]): string {
-    const values = byKind(objs, 'StatefulSet').map((sts) => sts.spec.template.metadata.annotations?.[ANNOTATION]);
-    expect(values.length).toBeGreaterThanOrEqual(2);
-    expect(new Set(values).size).toBe(1);
-    expect(values[0]).toMatch(/^[0-9a-f]{16}$/);
-    return values[0];
+    const value = postgresqlConf(objs)['ferretdb.restart_settings'];
+    expect(value).toMatch(/^[0-9a-f]{16}$/);
+    return value;
   }
   const base = hashOf(synth());
 
-  test('every PostgreSQL StatefulSet\'s pod template carries the same hash, a second replica group\'s too', () => {
+  test('one ConfigMap serves every PostgreSQL StatefulSet, a second replica group\'s too, so every server reads the same hash', () => {
     const chart = Testing.chart();
     const cluster = new FerretDBCluster(chart, 'db', { name: 'x' });
     new StreamingReplica(chart, 'ZoneB', { primary: cluster.primary, replicas: 2, name: 'x-pg-zone-b' });
     const objs = Testing.synth(chart);
-    expect(byKind(objs, 'StatefulSet')).toHaveLength(3);
+    const statefulSets = byKind(objs, 'StatefulSet');
+    expect(statefulSets).toHaveLength(3);
+    const configMaps = statefulSets.map((sts) => sts.spec.template.spec.volumes.find((v: any) => v.name === 'config').configMap.name);
+    expect(new Set(configMaps)).toEqual(new Set([postgresConfigMap(objs).metadata.name]));
     expect(hashOf(objs)).toBe(base);
   });
 
-  test('FerretDB pods do not carry it (their pods need no restart for PostgreSQL settings)', () => {
-    for (const d of byKind(synth(), 'Deployment')) expect(d.spec.template.metadata.annotations?.[ANNOTATION]).toBeUndefined();
+  test('the pod templates do not change with restart-only settings: no StatefulSet rolls the pods all at once, in any order', () => {
+    const template = (objs: any[]) => byKind(objs, 'StatefulSet').map((sts) => JSON.stringify(sts.spec.template));
+    expect(template(synth({ maxConnections: 500, parameters: { shared_buffers: '1GB' } }))).toEqual(template(synth()));
+  });
+
+  test('parameters may not set it (it is the library\'s)', () => {
+    expect(() => synth({ parameters: { 'ferretdb.restart_settings': 'x' } })).toThrow(/parameters\["ferretdb.restart_settings"\].*managed by cdk8s-ferretdb/);
   });
 
   const restartOnly: [string, FerretDBClusterProps][] = [

@@ -9,6 +9,8 @@ const RESERVED = new Set([
   'port', 'listen_addresses', 'unix_socket_directories', 'hba_file', 'ident_file', 'config_file',
   'data_directory', 'primary_conninfo', 'primary_slot_name', 'hot_standby', 'synchronous_standby_names',
   'restore_command', 'recovery_target_timeline', 'documentdb.localhost_connection_string', 'cron.host',
+  // The StatefulSet backend's hash of the restart-only settings (its agents roll restarts by it).
+  'ferretdb.restart_settings',
   // The tls prop owns these.
   'ssl', 'ssl_cert_file', 'ssl_key_file', 'ssl_ca_file',
 ]);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The `agent` sidecar of every PostgreSQL pod. Every AGENT_INTERVAL seconds:
 #   on every server: reloads the configuration when postgresql.conf or pg_hba.conf changed (a
-#     ConfigMap update) or, with TLS, when the mounted certificate changed (a renewal), and logs
-#     the settings that still wait for a restart (those roll the pods);
+#     ConfigMap update) or, with TLS, when the mounted certificate changed (a renewal); when
+#     settings wait for a restart, restarts the server in its turn: standbys one at a time, the
+#     primary last (reconcile_restart);
 #   on the primary: applies roles/passwords/extension when they change, and keeps exactly one
 #     physical slot per cluster member (creates missing ones; drops inactive slots of pods that
 #     are no longer members, so a scaled-down replica cannot retain WAL);
@@ -77,11 +78,87 @@ reconcile_config() {
     TLS_LOADED=$tls
     sleep 1
   fi
-  pending=$(local_sql -c "SELECT string_agg(name, ', ' ORDER BY name) FROM pg_settings WHERE pending_restart") || return 1
+  pending=$(pending_restart_settings) || return 1
   if [ "$pending" != "$PENDING_LOGGED" ]; then
-    [ -n "$pending" ] && log "settings that take effect only after a restart: $pending (their change rolls the StatefulSets)"
+    [ -n "$pending" ] && log "settings that take effect only after a restart: $pending (the agents restart the servers for them, standbys first, the primary last)"
     PENDING_LOGGED=$pending
   fi
+}
+
+# Settings that take effect only after a restart roll through the servers, never all at once:
+# the standbys one at a time (in the order of `members`), the primary last, once every standby runs
+# the new settings with nothing pending. A value a server cannot start with (memory it cannot map,
+# a library its image lacks) then stops one standby, never the primary: the roll waits there,
+# saying why, until the value is fixed. Each server restarts once per restart-only configuration
+# (ferretdb.restart_settings, their hash in postgresql.conf); postgres.sh does the restart.
+RESTARTED_FOR="$RUN_DIR/.restarted-for"
+ROLL_LOGGED=
+reconcile_restart() {
+  local role=$1 pending ours blockers
+  pending=$(pending_restart_settings) || return 1
+  [ -n "$pending" ] || return 0
+  ours=$(local_sql -c "SELECT current_setting('ferretdb.restart_settings', true)") || return 1
+  if [ -f "$RESTARTED_FOR" ] && [ "$(cat "$RESTARTED_FOR")" = "$ours" ]; then
+    roll_log "WARNING: $pending still wait for a restart after this server restarted for them (configuration $ours): not restarting again"
+    return 0
+  fi
+  blockers=$(roll_blockers "$role" "$ours")
+  if [ -n "$blockers" ]; then
+    roll_log "not restarting yet for $pending:$blockers"
+    return 0
+  fi
+  printf '%s' "$ours" > "$RESTARTED_FOR"
+  printf '%s' "$pending" > "$RESTART_REQUEST"
+  roll_log "restarting this $role for $pending (configuration $ours): its turn in the roll"
+}
+
+# The settings of postgresql.conf this server runs with another value until it restarts. A value
+# postgres.sh passed on the command line (a standby's minimums: the primary's recorded value,
+# higher than the file's) counts only when the file now asks for more: a reload marks it
+# pending_restart all the same, although a restart would keep the command line's value.
+pending_restart_settings() {
+  local_sql <<'SQL'
+SELECT string_agg(s.name, ', ' ORDER BY s.name) FROM pg_settings s
+WHERE s.pending_restart AND (s.source <> 'command line' OR (
+  SELECT f.setting ~ '^[0-9]+$' AND f.setting::numeric > s.setting::numeric
+  FROM pg_file_settings f WHERE f.name = s.name ORDER BY f.seqno DESC LIMIT 1));
+SQL
+}
+
+roll_log() {
+  [ "$1" = "$ROLL_LOGGED" ] || log "$1"
+  ROLL_LOGGED=$1
+}
+
+# Why this server may not restart yet for configuration $2 (nothing when it may): as primary,
+# every standby that has not restarted into it; as a standby, every standby before it in the order
+# of `members` that has not.
+roll_blockers() {
+  local role=$1 ours=$2 leader member
+  leader=$(current_leader)
+  while read -r member; do
+    [ "$member" = "$POD_NAME" ] && { [ "$role" = primary ] && continue; break; }
+    [ "$member" = "$leader" ] && continue
+    member_rolled "$member" "$ours" || printf ' %s' "$ROLLED_WHY"
+  done < <(members)
+}
+
+# Whether a standby member runs configuration $2 with no setting waiting for a restart (values
+# on its command line aside: its minimums, see pending_restart_settings); when it does not,
+# ROLLED_WHY says why (it cannot be asked, it has not got the configuration yet, it has not
+# restarted yet).
+ROLLED_WHY=
+member_rolled() {
+  local answer
+  answer=$(PGOPTIONS=$SQL_TIMEOUTS psql -X -A -t -q -d "$(conninfo "$(member_host "$1")" 3)" -c \
+    "SELECT coalesce(current_setting('ferretdb.restart_settings', true), ''), EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart AND source <> 'command line')" \
+    2>/dev/null) || { ROLLED_WHY="$1 cannot be asked (down, or not started with the new settings);"; return 1; }
+  case "$answer" in
+    "$2|f") return 0 ;;
+    "$2|t") ROLLED_WHY="$1 has not restarted for them yet;" ;;
+    *) ROLLED_WHY="$1 has not got this configuration yet;" ;;
+  esac
+  return 1
 }
 
 reconcile_slots() {
@@ -200,12 +277,14 @@ while true; do
         reconcile_config
         reconcile_setup
         reconcile_slots
+        reconcile_restart primary
         ;;
       t)
         write_pgpass
         reconcile_config
         drop_standby_slots
         watch_standby
+        reconcile_restart standby
         ;;
     esac
   fi

@@ -14,6 +14,10 @@ RUN_DIR=${RUN_DIR:-/var/run/postgresql}
 # Shared with the state sidecar (primary StatefulSet only), which must not see RUN_DIR's socket.
 STATE_DIR=${STATE_DIR:-/var/run/ferretdb-state}
 PGPORT=${PGPORT:-5432}
+# Written by the agent when it is this server's turn to restart for restart-only settings;
+# postgres.sh then stops the server and starts over (agent.sh: reconcile_restart).
+# shellcheck disable=SC2034 # used by postgres.sh and agent.sh
+RESTART_REQUEST="$RUN_DIR/restart-requested"
 # In /tmp, an emptyDir only the postgres and agent containers mount: no sidecar of another
 # image (the metrics exporter, the state and lease sidecars) reads the replication password.
 PGPASSFILE=${PGPASSFILE:-/tmp/.pgpass}

@@ -21,7 +21,8 @@
 # when the key moves to a running standby, that standby streams on until its WAL receiver ends by
 # itself (the former primary has sent everything up to its shutdown checkpoint), then starts over
 # as primary (promotion) once it holds the Lease, unless another member blocks it. No primary
-# starts without the Lease.
+# starts without the Lease. When the agent requests a restart (restart-only settings changed, and
+# it is this server's turn), it stops the server and starts over.
 set -Eeuo pipefail
 # shellcheck source=lib.sh
 . "${CONFIG_DIR:-/etc/ferretdb-postgres}/lib.sh"
@@ -55,6 +56,12 @@ supervise() {
     [ "$role" = primary ] && mark_primary
     if [ "$role" = standby ] && [ "$leader" = "$POD_NAME" ] && handover_ready; then
       log "the leader key now names this pod, its WAL receiver has ended and no other member blocks a promotion: stopping the standby to promote it"
+      stop_server
+      exec bash "$0"
+    fi
+    if [ -f "$RESTART_REQUEST" ]; then
+      log "restarting the server for settings that take effect only after a restart ($(cat "$RESTART_REQUEST")): its turn in the roll, as the agent found"
+      rm -f "$RESTART_REQUEST"
       stop_server
       exec bash "$0"
     fi
@@ -292,6 +299,8 @@ main() {
   trap 'log "terminated"; [ -n "$SERVER_PID" ] && kill -INT "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID"; kill $(jobs -p) 2>/dev/null; wait; unmark_primary; exit 143' TERM INT
   # No server of this container runs yet (a former one's mark would hold the Lease).
   unmark_primary
+  # A start reads the current settings anyway: a restart request of a former run is spent.
+  rm -f "$RESTART_REQUEST"
   # Alive while the data directory is prepared (waits, clone, rewind, promotion): see lifecycle.sh.
   touch "$RUN_DIR/preparing"
   remove_stale_lock

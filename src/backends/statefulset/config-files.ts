@@ -2,15 +2,21 @@ import { createHash } from 'crypto';
 import { Setting } from '../../postgres/settings';
 
 /*
- * The files the StatefulSet pods read from the cluster's ConfigMap: postgresql.conf and
- * pg_hba.conf, and the hash of the settings that need a restart.
+ * The files the StatefulSet pods read from the cluster's ConfigMap: postgresql.conf (with the
+ * hash of the settings that need a restart) and pg_hba.conf.
  */
+
+/**
+ * The custom setting that carries the hash of the restart-only settings in postgresql.conf: each
+ * pod's agent compares it with the other members' to roll restarts through the servers in order.
+ */
+export const RESTART_SETTINGS_GUC = 'ferretdb.restart_settings';
 
 function quote(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, '\'\'')}'`;
 }
 
-export function renderPostgresqlConf(settings: Setting[]): string {
+export function renderPostgresqlConf(settings: Setting[], restartHash: string): string {
   const lines = [
     '# postgresql.conf of every PostgreSQL pod (primary and standbys), rendered by cdk8s-ferretdb.',
     '# Standby-only settings (primary_conninfo, primary_slot_name) are passed by postgres.sh.',
@@ -18,6 +24,11 @@ export function renderPostgresqlConf(settings: Setting[]): string {
   for (const s of settings) {
     lines.push(`# ${s.reason}`, `${s.name} = ${quote(s.value)}`);
   }
+  lines.push(
+    '# The hash of the settings above that take effect only after a restart: each pod\'s agent restarts',
+    '# its server once per value, the standbys one at a time, the primary last (agent.sh).',
+    `${RESTART_SETTINGS_GUC} = ${quote(restartHash)}`,
+  );
   return lines.join('\n') + '\n';
 }
 
@@ -57,9 +68,9 @@ export function renderPgHba(replicationUser: string, ferretdbUser: string, expor
 
 /**
  * Settings PostgreSQL reads only at server start (`pg_settings.context = 'postmaster'` in
- * PostgreSQL 15 to 17, and those of pg_cron and DocumentDB). A change to any of them changes the
- * pod templates (a hash annotation), so the StatefulSets roll; every other setting reaches running
- * servers through a reload by the agent.
+ * PostgreSQL 15 to 17, and those of pg_cron and DocumentDB). A change to any of them changes
+ * their hash in postgresql.conf, and the pods' agents restart the servers in order; every other
+ * setting reaches running servers through a reload by the agent.
  */
 export const RESTART_SETTINGS = new Set([
   'archive_mode', 'autovacuum_freeze_max_age', 'autovacuum_max_workers', 'autovacuum_multixact_freeze_max_age',
@@ -81,7 +92,7 @@ export const RESTART_SETTINGS = new Set([
   'documentdb.bg_worker_database_name', 'documentdb.bg_worker_latch_timeout', 'documentdb.rum_library_load_option',
 ]);
 
-/** A short hash of the settings that need a restart: the pod templates carry it. */
+/** A short hash of the settings that need a restart: postgresql.conf carries it (RESTART_SETTINGS_GUC). */
 export function restartSettingsHash(settings: Setting[]): string {
   const lines = settings.filter((s) => RESTART_SETTINGS.has(s.name.toLowerCase()))
     .map((s) => `${s.name.toLowerCase()}=${s.value}`).sort();

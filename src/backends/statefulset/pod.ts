@@ -1,4 +1,4 @@
-import { ApiObject, ApiObjectMetadata, Lazy } from 'cdk8s';
+import { ApiObject, ApiObjectMetadata } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { LeaseInfo, leaseContainer, leaseEnv } from './lease';
@@ -22,8 +22,6 @@ export const DATA_MOUNT = '/var/lib/postgresql/data';
 /** A subdirectory, so the volume's own root (lost+found) never is the data directory. */
 export const PGDATA = `${DATA_MOUNT}/pgdata`;
 export const AGENT_INTERVAL_SECONDS = 10;
-/** Annotation of the PostgreSQL pod templates: a hash of the settings that need a restart. */
-export const RESTART_SETTINGS_ANNOTATION = 'ferretdb.cdk8s.io/restart-settings';
 /** Annotation of the PostgreSQL pod templates: a hash of the pods' scripts (scripts.ts). */
 export const SCRIPTS_ANNOTATION = 'ferretdb.cdk8s.io/scripts';
 
@@ -44,8 +42,6 @@ export interface PostgresClusterInfo {
   readonly maxReplicationLagBytes: number;
   /** Seconds the preStop hook's fast shutdown may take (the grace period is 10 s more). */
   readonly shutdownTimeoutSeconds: number;
-  /** The hash of the settings that need a restart (computed once every replica group is known). */
-  readonly restartSettingsHash: () => string;
   /** The metrics sidecar of every PostgreSQL pod, if any. */
   readonly exporter?: k8s.Container;
   /** The Secret with the server certificate, its key and the CA, when PostgreSQL serves TLS. */
@@ -226,10 +222,10 @@ export function postgresStatefulSet(scope: Construct, id: string, o: PostgresSta
       template: {
         metadata: {
           labels: { ...o.podLabels, ...o.selector, [POSTGRES_CLUSTER_LABEL]: c.clusterName },
-          // A changed restart-only setting changes the template, so the StatefulSet rolls.
-          // So do changed scripts (a library upgrade): running shells would keep the old code.
+          // Changed scripts (a library upgrade) change the template, so the StatefulSet rolls:
+          // running shells would keep the old code. A changed restart-only setting does not: the
+          // agents restart the servers in order, the primary last (agent.sh).
           annotations: {
-            [RESTART_SETTINGS_ANNOTATION]: Lazy.any({ produce: () => c.restartSettingsHash() }) as any,
             [SCRIPTS_ANNOTATION]: postgresScriptsHash(),
           },
         },

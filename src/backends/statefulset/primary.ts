@@ -305,7 +305,6 @@ export class PostgresPrimary extends Construct {
       ferretdbUser: this.ferretdbUser,
       maxReplicationLagBytes: spec.maxReplicationLagBytes,
       shutdownTimeoutSeconds: spec.shutdownTimeoutSeconds,
-      restartSettingsHash: () => this.derivedSettings().restartHash,
       exporter: spec.exporter && exporterContainer(spec.exporter.image, spec.exporter.resources),
       tlsSecretName: this.tlsSecretName,
       lease,
@@ -455,7 +454,7 @@ export class PostgresPrimary extends Construct {
 
   private configMapData(): { [key: string]: string } {
     return {
-      'postgresql.conf': renderPostgresqlConf(this.derivedSettings().settings),
+      'postgresql.conf': renderPostgresqlConf(this.derivedSettings().settings, this.derivedSettings().restartHash),
       'pg_hba.conf': renderPgHba(this.replicationUser, this.ferretdbUser, this.hasExporter ? EXPORTER_ROLE : undefined,
         this.tlsSecretName !== undefined),
       'leader': this.currentPrimary + '\n',
