@@ -188,8 +188,19 @@ test('a renewed listener certificate: the rollout it asks for replaces the write
   // annotation on both pod templates, applied as the Deployment controller gets it.
   m.h.setSecret(MONGO_SECRET, ca.issue(dnsNames().mongo).secret);
   const rolled = (m.pg.synth(PROPS) as any[]).map((o) => o.kind === 'Deployment' && [WRITER_DEPLOYMENT, READER_DEPLOYMENT].includes(o.metadata.name)
-    ? { ...o, spec: { ...o.spec, template: { ...o.spec.template, metadata: { ...o.spec.template.metadata,
-      annotations: { ...o.spec.template.metadata.annotations, 'ferretdb.cdk8s.io/certificates': 'renewed' } } } } }
+    ? {
+      ...o,
+      spec: {
+        ...o.spec,
+        template: {
+          ...o.spec.template,
+          metadata: {
+            ...o.spec.template.metadata,
+            annotations: { ...o.spec.template.metadata.annotations, 'ferretdb.cdk8s.io/certificates': 'renewed' },
+          },
+        },
+      },
+    }
     : o);
   const rollStart = Date.now();
   let fewestReady = Infinity;
