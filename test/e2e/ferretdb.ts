@@ -56,7 +56,12 @@ export function ensureFerretDb(): string {
 
 /** The image mapping for the harness: the FerretDB image runs the built binary as its ENTRYPOINT. */
 export function ferretDbImages(): Record<string, ImageSpec> {
-  return { [FERRETDB_IMAGE]: { entrypoint: [ensureFerretDb()], env: {}, user: 1000 } };
+  const bin = ensureFerretDb();
+  // On the host's root the pods' /tmp emptyDir would hide it: the container could not start.
+  if (path.resolve(bin).startsWith('/tmp/')) {
+    throw new Error(`FerretDB's binary ${bin} is under /tmp, which the FerretDB pods mount an emptyDir over: set FERRETDB_CACHE_DIR outside /tmp`);
+  }
+  return { [FERRETDB_IMAGE]: { entrypoint: [bin], env: {}, user: 1000 } };
 }
 
 // `npx ts-node test/e2e/ferretdb.ts` (.ci/run): build before the suite, outside any jest timeout.
