@@ -6,7 +6,8 @@
  *
  * 1. the library's cluster against bare PostgreSQL 15 of the same topology (initdb, two
  *    pg_basebackup standbys, synchronous_standby_names = 'ANY 1 (s1, s2)', everything else at
- *    PostgreSQL's defaults, Unix sockets in a temporary directory, no library script);
+ *    PostgreSQL's defaults, Unix sockets in a temporary directory, no library script), in four
+ *    variants (BareKind), the last of which streams through the harness's Service proxy;
  * 2. the same cluster with `postgresTls` (a throwaway CA and certificate made with openssl)
  *    against the cluster without TLS;
  * 3. the same cluster with `monitoring: {}` (the postgres_exporter sidecar, Debian's binary,
@@ -33,6 +34,7 @@ import { EXPORTER_BIN, idleScrapes, podMonitorIntervalSeconds, ScrapeCpu, scrape
 import { BootOptions, NAME, PRIMARY, pgbench, waitCaughtUp, withCluster } from './pg';
 import { DOCUMENTDB_TEST_PARAMETERS } from '../test/e2e/documentdb';
 import { replica } from '../test/e2e/fixture';
+import { ServiceProxy } from '../test/e2e/harness/service-proxy';
 
 type Variant = 'plain' | 'tls' | 'monitoring';
 
@@ -191,9 +193,11 @@ function bareRun(dir: string, port: number, seconds: number): Promise<string> {
  * REPLICATION LOGIN role authenticated with scram-sha-256. `settings`: `equal` plus the
  * library's own postgresql.conf (shared_preload_libraries with DocumentDB and pg_cron,
  * wal_log_hints, hot_standby_feedback, max_connections, ...; the paths and listen settings
- * excepted) and `CREATE EXTENSION documentdb` as the library's setup runs it.
+ * excepted) and `CREATE EXTENSION documentdb` as the library's setup runs it. `proxied`:
+ * `settings` with the standbys streaming through the harness's userspace Service proxy (the same
+ * code, on 127.0.0.1), as the library's standbys stream through `NAME-pg-rw` on the harness.
  */
-type BareKind = 'old' | 'equal' | 'settings';
+type BareKind = 'old' | 'equal' | 'settings' | 'proxied';
 
 /** The library's settings for floor `settings`: what a synthesized pod's postgresql.conf holds, minus its paths. */
 function librarySettings(dir: string, port: number): string[] {
@@ -216,9 +220,14 @@ async function measureBare(sizes: Sizes, kind: BareKind): Promise<Run & { settin
   const nodes = [{ name: 'p', port }, { name: 's1', port: port + 1 }, { name: 's2', port: port + 2 }];
   const data = (name: string): string => path.join(dir, name);
   const tcp = kind !== 'old';
+  const withSettings = kind === 'settings' || kind === 'proxied';
+  const proxyPort = port + 10;
+  const proxy = kind === 'proxied' ? await ServiceProxy.start(path.join(dir, 'proxy')) : undefined;
+  proxy?.update([{ name: 'bare/primary', ip: '127.0.0.1', port: proxyPort, endpoints: [`127.0.0.1:${port}`] }]);
+  await proxy?.synced();
   const password = `bench-${process.pid}-${Date.now()}`;
   const settings = [
-    ...kind === 'settings' ? librarySettings(dir, port) : [],
+    ...withSettings ? librarySettings(dir, port) : [],
     `port = ${port}`, `listen_addresses = '${tcp ? '127.0.0.1' : ''}'`, `unix_socket_directories = '${dir}'`,
     "synchronous_standby_names = 'ANY 1 (s1, s2)'",
   ];
@@ -237,11 +246,11 @@ async function measureBare(sizes: Sizes, kind: BareKind): Promise<Run & { settin
     started.push('p');
     // No standby acknowledges commits yet: these commit locally.
     if (tcp) psql(`SET synchronous_commit = local; CREATE ROLE replicator WITH LOGIN REPLICATION PASSWORD '${password}'`);
-    if (kind === 'settings') psql('SET synchronous_commit = local; CREATE EXTENSION IF NOT EXISTS documentdb CASCADE');
+    if (withSettings) psql('SET synchronous_commit = local; CREATE EXTENSION IF NOT EXISTS documentdb CASCADE');
     for (const s of nodes.slice(1)) {
       asPostgres([`${PG_BIN}/pg_basebackup`, '-h', dir, '-p', String(port), '-D', data(s.name), '-X', 'stream', '-c', 'fast']);
       const conninfo = tcp
-        ? `host=127.0.0.1 port=${port} user=replicator password=${password} sslmode=disable application_name=${s.name}`
+        ? `host=127.0.0.1 port=${proxy ? proxyPort : port} user=replicator password=${password} sslmode=disable application_name=${s.name}`
         : `host=${dir} port=${port} user=postgres application_name=${s.name}`;
       fs.appendFileSync(data(s.name) + '/postgresql.conf', `\nport = ${s.port}\nlisten_addresses = ''\nsynchronous_standby_names = ''\n`
         + `primary_conninfo = '${conninfo}'\n`);
@@ -259,6 +268,7 @@ async function measureBare(sizes: Sizes, kind: BareKind): Promise<Run & { settin
       const via = psql("SELECT string_agg(coalesce(host(client_addr), 'socket') || '/' || usename, ',' ORDER BY application_name) FROM pg_stat_replication");
       if (via !== '127.0.0.1/replicator,127.0.0.1/replicator') throw new Error(`bare (${kind}): expected both standbys over TCP as replicator, got ${via}`);
     }
+    if (proxy && !/bare\/primary: listening/.test(proxy.log())) throw new Error(`bare (${kind}): the proxy did not listen:\n${proxy.log()}`);
     const checksums = psql('SHOW data_checksums');
     if (checksums !== (tcp ? 'on' : 'off')) throw new Error(`bare (${kind}): data_checksums is ${checksums}`);
     log(`costs: bare (${kind}): pgbench -i -s ${sizes.scale}`);
@@ -277,6 +287,7 @@ async function measureBare(sizes: Sizes, kind: BareKind): Promise<Run & { settin
         log(`costs: bare (${kind}): stopping ${name}: ${(e as Error).message.split('\n')[0]}`);
       }
     }
+    proxy?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -294,6 +305,7 @@ export async function costsSection(opts: Options): Promise<SectionResult> {
   const bareOld = await measureBare(sizes, 'old');
   const bare = await measureBare(sizes, 'equal');
   const bareSettings = await measureBare(sizes, 'settings');
+  const bareProxied = await measureBare(sizes, 'proxied');
   const plain = await measureLibrary('plain', sizes);
   const tls = await measureLibrary('tls', sizes);
   const monitoring = await measureLibrary('monitoring', sizes, {
@@ -333,6 +345,11 @@ export async function costsSection(opts: Options): Promise<SectionResult> {
     row('costs', 'TPS bare: equal (floor: old) / equal + settings (floor: equal)', `${num(bare.tps)} / ${num(bareSettings.tps)}`, `${num(bareOld.tps)} / ${num(bare.tps)}`,
       `${num(bare.tps / bareOld.tps)}x / ${num(bareSettings.tps / bare.tps)}x`,
       `checksums + TCP/scram cost; the library's settings cost; TPS ranges ${range(bareOld.runsTps)}, ${range(bare.runsTps)}, ${range(bareSettings.runsTps)}`),
+    row('costs', 'TPS sync quorum: the same (floor: bare, equal + settings, standbys through the userspace proxy)', num(plain.tps), num(bareProxied.tps),
+      ratio(plain.tps, bareProxied.tps),
+      `${lat(plain, bareProxied)}; the floor above with its standbys streaming through the harness's Service proxy on 127.0.0.1, as the library's stream through NAME-pg-rw here: what remains is the pods and the veth path`),
+    row('costs', 'TPS bare: the proxy\'s cost (floor: equal + settings)', num(bareProxied.tps), num(bareSettings.tps), ratio(bareProxied.tps, bareSettings.tps),
+      `the same floor, standbys through the proxy against direct; TPS ranges ${range(bareProxied.runsTps)} vs ${range(bareSettings.runsTps)}`),
     row('costs', 'TPS with postgresTls (floor: the same without TLS)', num(tls.tps), num(plain.tps), ratio(tls.tps, plain.tps),
       `${lat(tls, plain)}; both walsenders over TLS (checked in pg_stat_ssl)`),
     row('costs', 'TPS with monitoring: {} (floor: the same without)', num(monitoring.tps), num(plain.tps), ratio(monitoring.tps, plain.tps),
@@ -351,8 +368,8 @@ export async function costsSection(opts: Options): Promise<SectionResult> {
   ];
   return {
     section: 'costs',
-    floor: 'TPS: bare PostgreSQL 15 of the same topology (initdb --data-checksums, 2 pg_basebackup standbys streaming over TCP as a scram-authenticated replication role, synchronous_standby_names = \'ANY 1 (s1, s2)\', defaults otherwise, pgbench on the primary\'s Unix socket, no library script) for the library\'s cluster, beside the old floor (Unix sockets, no checksums) and the equal floor with the library\'s postgresql.conf; the library\'s cluster without TLS and without monitoring for the TLS and monitoring rows. CPU: the same pod over windows of the same length without scrapes. The scrape time has no floor',
+    floor: 'TPS: bare PostgreSQL 15 of the same topology (initdb --data-checksums, 2 pg_basebackup standbys streaming over TCP as a scram-authenticated replication role, synchronous_standby_names = \'ANY 1 (s1, s2)\', defaults otherwise, pgbench on the primary\'s Unix socket, no library script) for the library\'s cluster, beside the old floor (Unix sockets, no checksums), the equal floor with the library\'s postgresql.conf, and that floor with its standbys streaming through the harness\'s userspace Service proxy on 127.0.0.1; the library\'s cluster without TLS and without monitoring for the TLS and monitoring rows. CPU: the same pod over windows of the same length without scrapes. The scrape time has no floor',
     rows,
-    data: { sizes, pgbench: FLAGS.join(' '), bare, bareOld, bareSettings, plain, tls, monitoring, idleScrapes: idle, loadedScrapes: loaded, scrapeEverySeconds: SCRAPE_EVERY_S, intervalS, nproc },
+    data: { sizes, pgbench: FLAGS.join(' '), bare, bareOld, bareSettings, bareProxied, plain, tls, monitoring, idleScrapes: idle, loadedScrapes: loaded, scrapeEverySeconds: SCRAPE_EVERY_S, intervalS, nproc },
   };
 }

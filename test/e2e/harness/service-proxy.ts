@@ -111,13 +111,18 @@ fs.watch(require('path').dirname(configFile), () => reload());
 
 /** Starts and feeds the userspace Service proxy (see PROXY_JS above). */
 export class ServiceProxy {
-  public static async start(dir: string, switchNs: string): Promise<ServiceProxy> {
+  /**
+   * Starts the proxy in network namespace `switchNs`, or on the host without one (the costs
+   * benchmark puts it between bare PostgreSQL servers on 127.0.0.1).
+   */
+  public static async start(dir: string, switchNs?: string): Promise<ServiceProxy> {
     fs.mkdirSync(dir, { recursive: true });
     const p = new ServiceProxy(dir, switchNs);
     fs.writeFileSync(path.join(dir, 'proxy.js'), PROXY_JS);
     fs.writeFileSync(p.configFile, JSON.stringify({ version: 0, rules: [] }));
     const out = fs.openSync(path.join(dir, 'proxy.log'), 'a');
-    p.proc = spawn('ip', ['netns', 'exec', switchNs, process.execPath, path.join(dir, 'proxy.js'), p.configFile, p.appliedFile],
+    const node = [process.execPath, path.join(dir, 'proxy.js'), p.configFile, p.appliedFile];
+    p.proc = spawn(switchNs ? 'ip' : node[0], switchNs ? ['netns', 'exec', switchNs, ...node] : node.slice(1),
       { detached: true, stdio: ['ignore', out, out], env: hostEnv() });
     fs.closeSync(out);
     p.proc.unref();
@@ -138,13 +143,18 @@ export class ServiceProxy {
   private last = '';
   private version = 0;
 
-  private constructor(private readonly dir: string, private readonly switchNs: string) {
+  private constructor(private readonly dir: string, private readonly switchNs?: string) {
     this.configFile = path.join(dir, 'rules.json');
     this.appliedFile = path.join(dir, 'applied');
   }
 
   public get pid(): number | undefined {
     return this.proc?.pid;
+  }
+
+  /** Stops the proxy process (the harness's goes with its namespace). */
+  public stop(): void {
+    if (this.proc?.pid !== undefined && this.proc.exitCode === null) process.kill(this.proc.pid, 'SIGTERM');
   }
 
   /** The proxy's log (listeners opened and closed, endpoints that failed). */
@@ -173,6 +183,7 @@ export class ServiceProxy {
 
   /** Puts a ClusterIP on the switch's bridge (once). */
   public async addAddress(ip: string): Promise<void> {
+    if (!this.switchNs) throw new Error('a proxy on the host serves 127.0.0.1 only');
     if (this.addresses.has(ip)) return;
     this.addresses.add(ip);
     await run('ip', ['-n', this.switchNs, 'addr', 'add', `${ip}/32`, 'dev', 'br0']);
