@@ -99,6 +99,7 @@ async function switchover(pg: PgCluster, from: string): Promise<SwitchoverRun> {
 
 async function partition(pg: PgCluster, primary: string): Promise<PartitionRun> {
   const target = next(primary);
+  const marks = MEMBERS.map((pod) => [pod, pg.logMark(pod), pg.logMark(pod, 'agent')] as const);
   const o = await partitionPrimary(pg, {
     primary,
     target,
@@ -110,6 +111,13 @@ async function partition(pg: PgCluster, primary: string): Promise<PartitionRun> 
   const what = `partition of ${primary} (key to ${target})`;
   const counts = MEMBERS.map((pod) => o.samples.filter((s) => s.pod === pod).length);
   if (counts.some((n) => n < 100)) throw new Error(`${what}: too few writability samples (${MEMBERS.map((p, k) => `${p} ${counts[k]}`).join(', ')})`);
+  if (!o.standbyPromoted || !o.oldPrimaryRejoined) {
+    // What each member's postgres and agent containers said since the partition, for a failed run.
+    for (const [pod, mark, agentMark] of marks) {
+      log(`failover: ${pod} since the partition:\n${pg.logsSince(pod, mark).split('\n').slice(-40).join('\n')}`
+        + `\n${pod} agent:\n${pg.logsSince(pod, agentMark, 'agent').split('\n').slice(-15).join('\n')}`);
+    }
+  }
   if (!o.standbyPromoted || !o.oldPrimaryRejoined) throw new Error(`${what}: standby promoted ${o.standbyPromoted}, old primary rejoined ${o.oldPrimaryRejoined}`);
   const last = lastWritable(o.samples, primary, o.start, PARTITION_MS);
   if (last === undefined) throw new Error(`${what}: no writable sample of ${primary} in the partition, nothing to measure the fencing from`);
