@@ -24,6 +24,10 @@ async function boot(props: FerretDBClusterProps = {}): Promise<PgCluster> {
 }
 
 const ALL = [PRIMARY, replica(0), replica(1)];
+/** When a pod's server started (seconds since the epoch): a restart moves it. */
+const postmasterStart = async (c: PgCluster, pod: string) => Number(await c.sql(pod, 'SELECT extract(epoch FROM pg_postmaster_start_time())'));
+/** The agent's log lines of a pod's restarts for the roll of restart-only settings. */
+const rollLines = (c: PgCluster, pod: string) => c.h.logs(pod, 'agent').split('\n').filter((l) => /restarting this (primary|standby) for/.test(l));
 const RO_SERVICE = `${NAME}-pg-ro`;
 const RW_SERVICE = `${NAME}-pg-rw`;
 
@@ -89,7 +93,7 @@ test('configuration changes reach running servers: synchronous quorum on and off
   // their turn, the standbys one at a time, the primary last, and no container restarts.
   const template = (objs: unknown[]) => JSON.stringify((objs as any[]).filter((o) => o.kind === 'StatefulSet').map((o) => o.spec.template));
   expect(template(synthCluster({ maxConnections: 200 }))).toBe(template(synthCluster()));
-  const startedAt = async (pod: string) => Number(await c.sql(pod, 'SELECT extract(epoch FROM pg_postmaster_start_time())'));
+  const startedAt = (pod: string) => postmasterStart(c, pod);
   const rolled = async (value: string) => c.h.waitUntil(`every server runs max_connections ${value}`, 300_000, async () => {
     for (const pod of ALL) if (await c.sql(pod, 'SHOW max_connections', 5_000) !== value) return false;
     return true;
@@ -128,7 +132,7 @@ test('a restart-only setting no server can start with: the first standby fails, 
   await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
   await c.sql(PRIMARY, TABLE);
   await c.waitLog(PRIMARY, /roles, passwords and extension applied/, 0, 30_000, 'agent');
-  const startedAt = (pod: string) => c.sql(pod, 'SELECT pg_postmaster_start_time()');
+  const startedAt = (pod: string) => postmasterStart(c, pod);
   const primaryStart = await startedAt(PRIMARY);
   const secondStart = await startedAt(replica(1));
   const writer = writeContinuously(c, PRIMARY, 1000);
@@ -141,7 +145,7 @@ test('a restart-only setting no server can start with: the first standby fails, 
   // Three more agent passes: nothing else restarts for the roll.
   await new Promise((r) => setTimeout(r, 30_000));
   const rollRestarts = (pod: string) => [
-    ...c.h.logs(pod, 'agent').split('\n').filter((l) => /restarting this (primary|standby) for/.test(l)),
+    ...rollLines(c, pod),
     ...c.h.logs(pod, 'postgres').split('\n').filter((l) => l.includes('restarting the server for settings')),
   ];
   const noRollRestart = () => {
@@ -168,10 +172,9 @@ test('a restart-only setting no server can start with: the first standby fails, 
   });
   await c.waitStreaming(PRIMARY, [replica(0), replica(1)], 240_000);
   for (const pod of ALL) expect({ pod, huge_pages: await c.sql(pod, 'SHOW huge_pages') }).toEqual({ pod, huge_pages: 'try' });
-  const rolledFor = (pod: string) => c.h.logs(pod, 'agent').split('\n').filter((l) => /restarting this (primary|standby) for/.test(l));
-  for (const pod of [replica(1), PRIMARY]) expect({ pod, restarts: rolledFor(pod).length }).toEqual({ pod, restarts: 1 });
-  const [second, primary] = await Promise.all([replica(1), PRIMARY].map((pod) => c.sql(pod, 'SELECT extract(epoch FROM pg_postmaster_start_time())')));
-  expect({ second, primary, primaryLast: Number(second) < Number(primary) }).toEqual({ second, primary, primaryLast: true });
+  for (const pod of [replica(1), PRIMARY]) expect({ pod, restarts: rollLines(c, pod).length }).toEqual({ pod, restarts: 1 });
+  const [second, primary] = await Promise.all([replica(1), PRIMARY].map(startedAt));
+  expect({ second, primary, primaryLast: second < primary }).toEqual({ second, primary, primaryLast: true });
   await c.sql(PRIMARY, insert(1_000_000, 1_000_000));
   for (const pod of [replica(0), replica(1)]) await c.waitCount(pod, 't', acked.length + 1);
 });
