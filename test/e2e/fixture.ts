@@ -249,15 +249,16 @@ export interface ContinuousWriter {
 
 /**
  * Inserts one row per transaction (ids from `first` on) through the pod's socket until an insert
- * fails or `stop` is called. `onStart` receives a function that stops it (for afterEach).
+ * fails or `stop` is called. `onStart` receives a function that stops it (for afterEach);
+ * `value` is the SQL of the row's `v` (a short constant by default).
  */
-export function writeContinuously(c: PgCluster, pod: string, first = 1, onStart?: (halt: () => void) => void): ContinuousWriter {
+export function writeContinuously(c: PgCluster, pod: string, first = 1, onStart?: (halt: () => void) => void, value = "'w'"): ContinuousWriter {
   let running = true;
   onStart?.(() => { running = false; });
   const acked: number[] = [];
   const loop = (async () => {
     for (let id = first; running; id++) {
-      const r = await c.trySql(pod, `INSERT INTO t VALUES (${id}, 'w')`, 5_000);
+      const r = await c.trySql(pod, `INSERT INTO t VALUES (${id}, ${value})`, 5_000);
       if (r.code !== 0) break;
       acked.push(id);
     }
