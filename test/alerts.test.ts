@@ -43,6 +43,8 @@ function healthy(): { [series: string]: string } {
     [`kubelet_volume_stats_capacity_bytes{persistentvolumeclaim="data-${PRIMARY}"}`]: '100x20',
     [`kubelet_volume_stats_used_bytes{persistentvolumeclaim="data-${STANDBY}"}`]: '50x20',
     [`kubelet_volume_stats_capacity_bytes{persistentvolumeclaim="data-${STANDBY}"}`]: '100x20',
+    [`fdb_pg_cluster_identity_recorded{pod="${PRIMARY}"}`]: '1x20',
+    [`fdb_pg_cluster_identity_state_age_seconds{pod="${PRIMARY}"}`]: '4x20',
     ['up{pod="x-ferretdb-rw-5d9f8c7b6-abcde"}']: '1x20',
     ['up{pod="x-ferretdb-ro-6c8d7f5b4-fghij"}']: '1x20',
     // A pod of another cluster, never selected.
@@ -128,6 +130,18 @@ const CASES: Case[] = [
     change: { [`fdb_pg_basebackup_running{pod="${PRIMARY}",standby="${STANDBY}"}`]: '1x20' },
   },
   {
+    alert: 'FerretDBClusterIdentityNotRecorded',
+    severity: 'warning',
+    fires: [{ pod: PRIMARY }],
+    change: { [`fdb_pg_cluster_identity_recorded{pod="${PRIMARY}"}`]: '0x20' },
+  },
+  {
+    alert: 'FerretDBClusterIdentityNotRecorded',
+    severity: 'warning',
+    fires: [{ pod: PRIMARY }],
+    change: { [`fdb_pg_cluster_identity_state_age_seconds{pod="${PRIMARY}"}`]: '200x20' },
+  },
+  {
     alert: 'FerretDBPostgresVolumeNearlyFull',
     severity: 'warning',
     fires: [{ persistentvolumeclaim: `data-${PRIMARY}` }],
@@ -150,6 +164,10 @@ const NEAR_MISSES: { [what: string]: { [series: string]: string } } = {
   'a slot retaining 75% of max_slot_wal_keep_size': { [`fdb_pg_slot_retained_bytes{pod="${PRIMARY}",slot="${SLOT}"}`]: `${48 * MB}x20` },
   'a volume 84% full': { [`kubelet_volume_stats_used_bytes{persistentvolumeclaim="data-${PRIMARY}"}`]: '84x20' },
   'a standby that stopped streaming 3 minutes ago': { [`fdb_pg_wal_receiver_streaming{pod="${STANDBY}"}`]: '1x7 0x13' },
+  'a cluster identity unrecorded for 8 minutes, a state read 100 s old': {
+    [`fdb_pg_cluster_identity_recorded{pod="${PRIMARY}"}`]: '1x2 0x18',
+    [`fdb_pg_cluster_identity_state_age_seconds{pod="${PRIMARY}"}`]: '100x20',
+  },
   'one of two FerretDB writer pods down': {
     ['up{pod="x-ferretdb-rw-5d9f8c7b6-abcde"}']: '0x20',
     ['up{pod="x-ferretdb-rw-5d9f8c7b6-klmno"}']: '1x20',
@@ -170,7 +188,7 @@ describe('promtool check rules', () => {
     const file = path.join(dir, 'rules.yaml');
     fs.writeFileSync(file, stringify({ groups }));
     const r = promtool(['check', 'rules', file], dir);
-    expect(r.output).toContain('SUCCESS: 10 rules found');
+    expect(r.output).toContain('SUCCESS: 11 rules found');
     expect(r.status).toBe(0);
   });
 

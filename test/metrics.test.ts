@@ -241,7 +241,7 @@ describe('prometheus-operator objects and the dashboard', () => {
     expect([...new Set(rules.map((r: any) => r.alert))]).toEqual([
       'FerretDBPostgresNoPrimary', 'FerretDBPostgresMultiplePrimaries', 'FerretDBPostgresStandbyNotStreaming',
       'FerretDBPostgresReplicationLag', 'FerretDBPostgresSlotRetainingWal', 'FerretDBPostgresSlotLost',
-      'FerretDBPostgresStandbyCloning', 'FerretDBPostgresVolumeNearlyFull', 'FerretDBDown',
+      'FerretDBPostgresStandbyCloning', 'FerretDBClusterIdentityNotRecorded', 'FerretDBPostgresVolumeNearlyFull', 'FerretDBDown',
     ]);
     const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
     for (const r of rules) {

@@ -5,7 +5,7 @@
  * read from the exporter's /metrics, scraped from inside the pod.
  */
 import { Testing } from 'cdk8s';
-import { NAME, PgCluster, PRIMARY, replica } from './fixture';
+import { NAME, PgCluster, PRIMARY, PRIMARY_STS, replica, synthCluster } from './fixture';
 import { TestCa } from './test-ca';
 import { FerretDBCluster, FerretDBClusterProps, PostgresTls, slotNameForPod } from '../../src';
 
@@ -158,6 +158,44 @@ test('the exporter sidecar reports recovery state, lag and retained WAL that ris
   await waitMetrics(PRIMARY, 'base backup over, slot reserved again', (s) =>
     value(s, 'fdb_pg_basebackup_running', { standby: STANDBY }) === undefined
     && value(s, 'fdb_pg_slot_status_info', { slot: SLOT, wal_status: 'reserved' }) === 1);
+});
+
+test('the primary pod\'s exporter tells whether the state ConfigMap records this server\'s system identifier: 1, then 0 while it records another, a growing state age while the ConfigMap is gone, 1 again once re-applied', async () => {
+  const props: FerretDBClusterProps = { replicas: 1, monitoring: {} };
+  pg = await PgCluster.boot(props);
+  const c = pg;
+  const state = `${PRIMARY_STS}-state`;
+  const recorded = (s: Sample[]) => value(s, 'fdb_pg_cluster_identity_recorded');
+  const age = (s: Sample[]) => value(s, 'fdb_pg_cluster_identity_state_age_seconds');
+  let p = await waitMetrics(PRIMARY, 'identity recorded', (s) => recorded(s) === 1);
+  expect(age(p)).toBeLessThan(30);
+  // The replicas' pods have no state sidecar: no sample, and the scrape does not fail.
+  const r = await scrape(STANDBY);
+  expect(value(r, 'pg_up')).toBe(1);
+  expect([recorded(r), age(r)]).toEqual([undefined, undefined]);
+
+  // The ConfigMap as applied names another database: 0 (and the sidecar says so).
+  const objects = synthCluster(props) as any[];
+  const withOther = objects.map((o) => o.kind === 'ConfigMap' && o.metadata.name === state ? { ...o, data: { ...o.data, systemIdentifier: '1' } } : o);
+  await c.h.apply(withOther, { wait: false });
+  p = await waitMetrics(PRIMARY, 'another identity recorded', (s) => recorded(s) === 0);
+  expect(c.h.logs(PRIMARY, 'state')).toMatch(/WARNING: this pod's data has system identifier \d+, the ConfigMap records 1/);
+  // Applied without it again (the applied key goes): the sidecar records this server's identifier.
+  await c.h.apply(objects, { wait: false });
+  await waitMetrics(PRIMARY, 'identity recorded again', (s) => recorded(s) === 1);
+
+  // The ConfigMap is deleted: the reading grows old; re-applied, it is fresh and recorded.
+  expect(c.h.deleteConfigMap(state)).toBe(true);
+  p = await waitMetrics(PRIMARY, 'state reading older than 20 s', (s) => (age(s) ?? 0) > 20);
+  expect(c.h.logs(PRIMARY, 'state')).toMatch(/reading ConfigMap \S+ failed with HTTP 404/);
+  await c.h.apply(objects, { wait: false });
+  p = await waitMetrics(PRIMARY, 'fresh reading, identity recorded', (s) => recorded(s) === 1 && (age(s) ?? Infinity) < 15);
+  const id = await c.sql(PRIMARY, 'SELECT system_identifier FROM pg_control_system()');
+  expect(c.h.getConfigMap(state)?.systemIdentifier).toBe(id);
+
+  // The exporter's role calls the function and reads no file by itself.
+  const direct = await c.h.exec(PRIMARY, 'postgres', ['psql', '-X', '-At', '-U', 'postgres_exporter', '-d', 'postgres', '-c', "SELECT pg_read_file('/var/run/ferretdb-state/cluster-state')"]);
+  expect({ code: direct.code, stderr: direct.stderr }).toEqual({ code: 1, stderr: expect.stringMatching(/permission denied for function pg_read_file/) });
 });
 
 /** psql in the pod's postgres container (its network namespace) with no password anywhere. */

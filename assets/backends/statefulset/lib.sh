@@ -148,13 +148,15 @@ stop_local_server() {
 }
 
 # Roles, passwords (from the Secret, re-applied so a reused volume never keeps stale passwords),
-# the grants pg_rewind needs, and the DocumentDB extension. Idempotent; runs on the primary only.
+# the grants pg_rewind needs, the DocumentDB extension, and the exporter's view of the state
+# sidecar's file. Idempotent; runs on the primary only.
 # $1: whether to run ALTER EXTENSION documentdb UPDATE (true|false; default true).
 apply_setup() {
   {
     printf '\\set update_extension %s\n' "${1:-true}"
     printf '\\set replication_user %s\n' "$REPLICATION_USER"
     printf '\\set ferretdb_user %s\n' "$FERRETDB_USER"
+    printf '\\set state_file %s/cluster-state\n' "$STATE_DIR"
     # The backticks are psql's: it reads the password files itself, so they never reach argv.
     # shellcheck disable=SC2016
     printf '\\set replication_password `cat %s/replication-password`\n' "$SECRET_DIR"

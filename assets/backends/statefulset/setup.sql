@@ -1,5 +1,6 @@
 -- Applied on the primary by lib.sh apply_setup (at initialisation and whenever it or the Secret
--- changes). psql variables: update_extension, replication_user, replication_password, ferretdb_user, ferretdb_password.
+-- changes). psql variables: update_extension, replication_user, replication_password, ferretdb_user, ferretdb_password,
+-- state_file.
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 -- The passwords below travel as SQL text: this session never logs its statements, whatever
@@ -51,3 +52,22 @@ ALTER ROLE postgres_exporter WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NORE
 GRANT pg_monitor TO postgres_exporter;
 GRANT USAGE ON SCHEMA documentdb_core, documentdb_api_internal, documentdb_api_catalog, documentdb_api
   TO postgres_exporter;
+
+-- For the exporter (fdb_pg_cluster_identity): what the state sidecar last read of the cluster's
+-- recorded system identifier ($STATE_DIR/cluster-state, on the primary StatefulSet's pod only),
+-- set against this server's own, and how old that reading is. Reading a file takes a superuser:
+-- the function runs as its owner, reads only that file, and returns two numbers; the exporter's
+-- role may call it and nothing else in its schema. No row where the file does not exist.
+CREATE SCHEMA IF NOT EXISTS ferretdb_monitoring;
+REVOKE ALL ON SCHEMA ferretdb_monitoring FROM PUBLIC;
+SELECT format($f$
+  CREATE OR REPLACE FUNCTION ferretdb_monitoring.cluster_identity(OUT recorded int, OUT state_age_seconds float8)
+  RETURNS SETOF record LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $body$
+    SELECT (btrim(pg_read_file(%1$L, 0, 100, true), E' \n') = 'initialized ' || c.system_identifier)::int,
+      extract(epoch FROM now() - f.modification)::float8
+    FROM pg_control_system() c, pg_stat_file(%1$L, true) f
+    WHERE f.modification IS NOT NULL
+  $body$$f$, :'state_file') \gexec
+REVOKE ALL ON FUNCTION ferretdb_monitoring.cluster_identity() FROM PUBLIC;
+GRANT USAGE ON SCHEMA ferretdb_monitoring TO postgres_exporter;
+GRANT EXECUTE ON FUNCTION ferretdb_monitoring.cluster_identity() TO postgres_exporter;
