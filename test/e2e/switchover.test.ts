@@ -118,6 +118,86 @@ test('switchover to a lagging named standby (its WAL receiver paused under write
   expect(await c.sql(replica(1), 'SELECT count(*) FROM pg_replication_slots WHERE active')).toBe('2');
 });
 
+/** The time of a PostgreSQL log line (log_line_prefix '%m ...'), in ms; only differences are used. */
+function logTime(log: string, message: RegExp): number | undefined {
+  const line = log.split('\n').find((l) => /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} /.test(l) && message.test(l));
+  return line === undefined ? undefined : Date.parse(`${line.slice(0, 10)}T${line.slice(11, 23)}Z`);
+}
+
+test('switchover with a slow shutdown checkpoint (the old primary\'s checkpointer paused while it shuts down): no acknowledged commit is lost and every other standby follows the new timeline', async () => {
+  // How long the old primary's shutdown is held before its shutdown checkpoint: far longer than
+  // the named standby takes to see the leader key and decide (about a second), far shorter than
+  // the pod's terminationGracePeriodSeconds (postgresShutdownTimeout + 10 s, 310 s by default),
+  // which would not bound this shutdown anyway: a switchover changes no pod template, so no pod
+  // is deleted.
+  const pauseMs = 8_000;
+  const c = await boot();
+  await c.waitStreaming(PRIMARY, [replica(0), replica(1)]);
+  await c.sql(PRIMARY, TABLE);
+  const writer = writeContinuously(c, PRIMARY);
+  await c.h.waitUntil('first commits acknowledged', 60_000, () => writer.acked.length >= 10);
+
+  // The old primary's checkpointer is paused as the switchover is applied: its fast shutdown
+  // disconnects the sessions and refuses new ones ("the database system is shutting down"), then
+  // waits for the shutdown checkpoint, which the walsenders must send before they end.
+  const checkpointer = await c.sql(PRIMARY, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'");
+  expect(checkpointer).toMatch(/^\d+$/);
+  const oldMark = c.logMark(PRIMARY);
+  const namedMark = c.logMark(replica(1));
+  const otherMark = c.logMark(replica(0));
+  expect((await c.h.exec(PRIMARY, 'postgres', ['kill', '-STOP', checkpointer])).code).toBe(0);
+  await c.h.apply(synthCluster({ currentPrimary: replica(1) }), { wait: false });
+  const acked = await writer.done(); // the first refused write: the old primary is shutting down
+  await c.waitLog(PRIMARY, /LOG:\s+received fast shutdown request/, oldMark, 60_000);
+  const shutdownSeenAt = Date.now();
+  // The named standby has decided what to do next (wait for the Lease the old primary holds until
+  // it has stopped, stream on, or stop for promotion); the shutdown is held a while longer.
+  await c.waitLog(replica(1), /not promoting before this pod holds the cluster's Lease|stopping the standby to promote it|streaming on until this standby's WAL receiver ends/, namedMark, 180_000);
+  await c.h.waitUntil(`${PRIMARY} shutting down for ${pauseMs} ms`, pauseMs + 1_000, () => Date.now() - shutdownSeenAt >= pauseMs);
+
+  // Still shutting down, its shutdown checkpoint not begun; the named standby still streams from it.
+  const refused = await c.trySql(PRIMARY, 'SELECT 1', 10_000);
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr).toMatch(/the database system is shutting down/);
+  expect(c.logsSince(PRIMARY, oldMark)).not.toMatch(/LOG:\s+shutting down$|database system is shut down/m);
+  const receiving = await c.trySql(replica(1), 'SELECT status FROM pg_stat_wal_receiver', 10_000);
+  expect(`${receiving.stdout.trim()}${receiving.stderr.trim()}`).toBe('streaming');
+  expect((await c.h.exec(PRIMARY, 'postgres', ['kill', '-CONT', checkpointer])).code).toBe(0);
+
+  await c.waitLog(PRIMARY, /database system is shut down/, oldMark, 120_000);
+  const shutdownLog = c.logsSince(PRIMARY, oldMark);
+  const requested = logTime(shutdownLog, /LOG:\s+received fast shutdown request/)!;
+  const checkpointBegan = logTime(shutdownLog, /LOG:\s+shutting down$/)!;
+  const stopped = logTime(shutdownLog, /LOG:\s+database system is shut down/)!;
+  const checkpoint = /LOG:\s+checkpoint starting: shutdown[^\n]*\n(?:[^\n]*\n)*?[^\n]*LOG:\s+checkpoint complete: [^\n]*; lsn=([0-9A-F]+\/[0-9A-F]+)/.exec(shutdownLog);
+  expect(checkpoint).not.toBeNull();
+  const checkpointLsn = checkpoint![1];
+
+  await c.h.waitUntil(`${replica(1)} promoted and Ready`, 180_000, async () =>
+    c.h.isReady(replica(1)) && (await c.writablePrimaries([replica(1)])).length === 1);
+  const present = Number(await c.sql(replica(1), `SELECT count(*) FROM t WHERE id IN (${acked.join(',')})`));
+  // The new timeline's switch point (its history file's last entry).
+  const history = await c.sql(replica(1),
+    "SELECT pg_read_file('pg_wal/' || max(f)) FROM pg_ls_dir('pg_wal') f WHERE f ~ '^[0-9A-F]{8}[.]history$'");
+  const switchPoint = history.trim().split('\n').pop()!.split('\t')[1];
+  console.log(`switchover with a slow shutdown checkpoint: ${PRIMARY} shutting down for ${((stopped - requested) / 1000).toFixed(1)} s `
+    + `(its shutdown checkpoint began ${((checkpointBegan - requested) / 1000).toFixed(1)} s after the fast shutdown request, at ${checkpointLsn}; `
+    + `new timeline from ${switchPoint}); ${acked.length} acknowledged commits, ${acked.length - present} lost`);
+  expect(checkpointBegan - requested).toBeGreaterThanOrEqual(pauseMs);
+  expect(acked.length - present).toBe(0);
+  // The new timeline forks off after the old primary's shutdown checkpoint: the named standby had
+  // all of the old timeline, as the other standby had.
+  expect(await c.sql(replica(1), `SELECT '${switchPoint}'::pg_lsn > '${checkpointLsn}'::pg_lsn`)).toBe('t');
+
+  // Every other standby follows the new timeline and has what the new primary has.
+  await c.waitStreaming(replica(1), [replica(0), PRIMARY], 180_000);
+  await c.sql(replica(1), insert(100_001, 100_010));
+  const total = await c.count(replica(1), 't');
+  await c.waitCount(replica(0), 't', total);
+  await c.waitCount(PRIMARY, 't', total);
+  expect(c.logsSince(replica(0), otherMark)).not.toMatch(/forked off from database system timeline/);
+});
+
 test('max_connections lowered together with a switchover: the named standby replays with the primary\'s recorded limit and promotes', async () => {
   const before = 200;
   const lowered = 150; // the lowest the default pools allow
