@@ -9,7 +9,8 @@ import { ApiRequest, DataObject, FakeApi, ObjectStore, RbacState, Resource } fro
 import { Network, NETNS_PREFIX, PartitionFrom, reapStaleNamespaces } from './netns';
 import { ExecOptions, ExecResult, ImageSpec, PodHost, PodInit, PodRuntime, Tools } from './pod';
 import { ProxyRule, ServiceProxy } from './service-proxy';
-import { Deployment, Job, KubeObject, PodSpec, ProbeTiming, Role, RoleBinding, Service, ServiceAccount, StatefulSet, StringMap, Volume } from './types';
+import { newStatefulSetState, partitionOf, revisionOf, StatefulSetController, StatefulSetState } from './statefulsets';
+import { Deployment, Job, KubeObject, PodSpec, ProbeTiming, Role, RoleBinding, Service, ServiceAccount, StatefulSet, StringMap } from './types';
 import { checkUserlands, UserlandImage, userlandImage } from './userland';
 import { hostEnv, readText, signal, sleep, waitFor, which } from './util';
 import { ConfigDelivery, ConfigDeliveryOptions, liveHarnessIds, registerHarness, releaseHarness } from './volumes';
@@ -85,6 +86,8 @@ export interface PodInfo {
   readonly ready: boolean;
   readonly terminating: boolean;
   readonly restarts: Record<string, number>;
+  /** Template labels plus the controller's (pod-name, pod-index, controller-revision-hash...). */
+  readonly labels: StringMap;
 }
 
 export interface JobResult {
@@ -104,13 +107,6 @@ export interface DeleteOptions {
   readonly graceSeconds?: number;
   /** Let the StatefulSet controller recreate the pod (default true). */
   readonly recreate?: boolean;
-}
-
-interface StsState {
-  obj: StatefulSet;
-  started: boolean;
-  replicas: number;
-  readonly held: Set<number>;
 }
 
 const NAMESPACED = new Set(['ConfigMap', 'Secret', 'Service', 'StatefulSet', 'Deployment', 'Job', 'ServiceAccount', 'Role', 'RoleBinding', 'Lease']);
@@ -177,7 +173,8 @@ export class Cluster implements PodHost {
   /** ClusterIP per Service name, kept for the harness's life (a re-applied Service keeps it). */
   private readonly clusterIps = new Map<string, string>();
   private proxy?: ServiceProxy;
-  private readonly statefulSets = new Map<string, StsState>();
+  private readonly statefulSets = new Map<string, StatefulSetState>();
+  private readonly statefulSetController: StatefulSetController;
   private readonly deployments = new Map<string, DeploymentState>();
   private readonly deploymentController: DeploymentController;
   private jobs = new Map<string, Job>();
@@ -210,6 +207,16 @@ export class Cluster implements PodHost {
       configMap: (name) => asText(this.store.data('configmaps', this.namespace, name)),
       secret: (name) => this.store.data('secrets', this.namespace, name),
     };
+    this.statefulSetController = new StatefulSetController({
+      pod: (name) => this.podMap.get(name),
+      pods: () => [...this.podMap.values()],
+      createPod: (init) => this.createPod(init),
+      deletePod: (p, then) => {
+        this.removePod(p, p.graceMs(), false).then(then).catch((e) => this.event(`${p.name}: delete failed: ${String(e)}`));
+      },
+      deleteClaim: (claim) => fs.rmSync(path.join(this.root, 'pvc', claim), { recursive: true, force: true }),
+      event: (line) => this.event(line),
+    });
     this.deploymentController = new DeploymentController({
       livePods: () => [...this.podMap.values()].filter((p) => !p.removed),
       createPod: (init) => this.createPod(init),
@@ -330,8 +337,14 @@ export class Cluster implements PodHost {
    * Reconciles a new synth of the same app, like `kubectl apply --prune`: ConfigMaps/Secrets
    * (three-way merge of their data, so keys added through the API are kept; ones no longer
    * applied are deleted; mounted files updated atomically, env for future starts), Services
-   * (endpoints, DNS), RBAC, StatefulSet replicas (scaled, waited for when `wait`, default true)
-   * and templates (used by pods created later: OnDelete semantics).
+   * (endpoints, DNS), RBAC, StatefulSets (replicas scaled; a changed pod template rolls under
+   * `updateStrategy` RollingUpdate, the default: highest ordinal first down to the partition, one
+   * pod at a time, each replacement Ready before the next; OnDelete only changes the pods created
+   * later) and Deployments (replicas; a changed template rolls). With `wait` (default true) it
+   * waits, for each started StatefulSet whose replicas, template or updateStrategy changed, until
+   * its pods are Ready and every pod at or above the partition runs the new template (a held pod
+   * in the way of the roll makes it time out), and for each changed Deployment until it is rolled
+   * out.
    */
   public async apply(objects: readonly unknown[], opts: { wait?: boolean; timeoutMs?: number } = {}): Promise<void> {
     const before = new Map([...this.deployments].map(([n, d]) => [n, `${d.replicas} ${templateHash(d.obj)}`]));
@@ -342,7 +355,7 @@ export class Cluster implements PodHost {
     this.refreshDns();
     this.kick();
     if (opts.wait !== false) {
-      for (const s of changed) await this.waitConverged(s, opts.timeoutMs ?? 120_000);
+      for (const s of changed) await this.waitStsRolledOut(s, opts.timeoutMs ?? 120_000);
       for (const [n, d] of this.deployments) {
         if (d.started && before.get(n) !== `${d.replicas} ${templateHash(d.obj)}`) await this.waitRolledOut(d, opts.timeoutMs ?? 120_000);
       }
@@ -418,6 +431,7 @@ export class Cluster implements PodHost {
       ready: p.ready,
       terminating: p.terminating,
       restarts: Object.fromEntries([...p.initContainers, ...p.containers].map((c) => [c.name, c.restarts])),
+      labels: { ...p.labels },
     }));
   }
 
@@ -716,8 +730,8 @@ export class Cluster implements PodHost {
     this.timer.unref();
   }
 
-  /** Loads objects; returns the started StatefulSets whose replicas changed. */
-  private ingest(objects: KubeObject[], initial: boolean): StsState[] {
+  /** Loads objects; returns the started StatefulSets whose replicas, template or updateStrategy changed. */
+  private ingest(objects: KubeObject[], initial: boolean): StatefulSetState[] {
     const applied: Record<Resource, DataObject[]> = { configmaps: [], secrets: [], deployments: [], leases: [] };
     const svcs = new Map<string, Service>();
     const jobs = new Map<string, Job>();
@@ -769,20 +783,25 @@ export class Cluster implements PodHost {
       this.store.prune(resource, this.namespace, new Set(objs.map(nameOf)));
     }
     this.api?.setRbac(rbac);
-    const changed: StsState[] = [];
+    const changed: StatefulSetState[] = [];
     for (const [name, obj] of stss) {
       const replicas = obj.spec.replicas ?? 1;
       const s = this.statefulSets.get(name);
       if (!s) {
-        this.statefulSets.set(name, { obj, started: false, replicas, held: new Set() });
+        this.statefulSets.set(name, newStatefulSetState(obj));
         continue;
       }
+      let update = revisionOf(s.obj).name !== revisionOf(obj).name
+        || JSON.stringify(s.obj.spec.updateStrategy ?? null) !== JSON.stringify(obj.spec.updateStrategy ?? null);
       s.obj = obj;
+      // Not started: no pod exists yet, so the template applied is the current revision.
+      if (!s.started) s.current = revisionOf(obj);
       if (s.replicas !== replicas && !initial) {
         s.replicas = replicas;
         for (const i of [...s.held]) if (i >= replicas) s.held.delete(i);
-        if (s.started) changed.push(s);
+        update = true;
       }
+      if (update && s.started) changed.push(s);
     }
     for (const [name, s] of this.statefulSets) {
       if (stss.has(name)) continue;
@@ -835,12 +854,12 @@ export class Cluster implements PodHost {
     await this.proxy?.synced();
   }
 
-  /** A Deployment's pod (from the DeploymentController). */
+  /** A pod of the Deployment or StatefulSet controller. */
   private createPod(init: Omit<PodInit, 'namespace'>): void {
     if (!this.checkServiceAccount(init.name, init.spec)) return;
     const pod = new PodRuntime(this, { ...init, namespace: this.namespace });
     this.podMap.set(init.name, pod);
-    this.event(`${init.name}: created by ${init.owner.kind} ${init.owner.name}`);
+    this.event(`${init.name}: created by ${init.owner.kind} ${init.owner.name}${init.owner.revision ? ` (revision ${init.owner.revision})` : ''}`);
     void pod.start();
   }
 
@@ -849,7 +868,7 @@ export class Cluster implements PodHost {
     for (const ip of this.clusterIps.values()) await this.proxy?.addAddress(ip);
   }
 
-  private sts(name: string): StsState {
+  private sts(name: string): StatefulSetState {
     const s = this.statefulSets.get(name);
     if (!s) throw new Error(`no StatefulSet ${name} (have: ${[...this.statefulSets.keys()].join(', ')})`);
     return s;
@@ -861,7 +880,7 @@ export class Cluster implements PodHost {
     return p;
   }
 
-  private stsOfPod(pod: string): [StsState, number] | undefined {
+  private stsOfPod(pod: string): [StatefulSetState, number] | undefined {
     for (const [name, s] of this.statefulSets) {
       const m = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-(\\d+)$`).exec(pod);
       if (m) return [s, Number(m[1])];
@@ -889,68 +908,9 @@ export class Cluster implements PodHost {
     setImmediate(() => {
       this.kickScheduled = false;
       if (this.destroyed) return;
-      for (const s of this.statefulSets.values()) this.reconcile(s);
+      for (const s of this.statefulSets.values()) this.statefulSetController.reconcile(s);
       for (const d of this.deployments.values()) this.deploymentController.reconcile(d);
     });
-  }
-
-  /** The StatefulSet controller's loop (OrderedReady: one pod at a time, in order). */
-  private reconcile(s: StsState): void {
-    if (!s.started) return;
-    const name = nameOf(s.obj);
-    const monotonic = s.obj.spec.podManagementPolicy !== 'Parallel';
-    for (let i = 0; i < s.replicas; i++) {
-      const pod = this.podMap.get(`${name}-${i}`);
-      if (!pod) {
-        if (s.held.has(i)) continue;
-        this.createStsPod(s, i);
-        if (monotonic) return;
-        continue;
-      }
-      if (monotonic && (!pod.ready || pod.terminating)) return;
-    }
-    const extras = [...this.podMap.values()]
-      .filter((p) => p.owner.kind === 'StatefulSet' && p.owner.name === name && ordinalOf(p) >= s.replicas)
-      .sort((a, b) => ordinalOf(b) - ordinalOf(a));
-    for (const p of extras) {
-      if (p.terminating) {
-        if (monotonic) return;
-        continue;
-      }
-      s.held.delete(ordinalOf(p));
-      const wipe = s.obj.spec.persistentVolumeClaimRetentionPolicy?.whenScaled === 'Delete';
-      this.removePod(p, p.graceMs(), false).then(() => {
-        if (!wipe) return;
-        for (const t of s.obj.spec.volumeClaimTemplates ?? []) {
-          fs.rmSync(path.join(this.root, 'pvc', `${t.metadata?.name}-${p.name}`), { recursive: true, force: true });
-        }
-      }).catch((e) => this.event(`${p.name}: delete failed: ${String(e)}`));
-      if (monotonic) return;
-    }
-  }
-
-  private createStsPod(s: StsState, ordinal: number): void {
-    const stsName = nameOf(s.obj);
-    const podName = `${stsName}-${ordinal}`;
-    const tpl = s.obj.spec.template;
-    const claims: Volume[] = (s.obj.spec.volumeClaimTemplates ?? []).map((t) => ({
-      name: t.metadata?.name ?? '',
-      persistentVolumeClaim: { claimName: `${t.metadata?.name}-${podName}` },
-    }));
-    const volumes = [...(tpl.spec.volumes ?? []).filter((v) => !claims.some((c) => c.name === v.name)), ...claims];
-    const spec: PodSpec = { ...tpl.spec, volumes, hostname: podName, subdomain: s.obj.spec.serviceName, restartPolicy: 'Always' };
-    if (!this.checkServiceAccount(podName, spec)) return;
-    const pod = new PodRuntime(this, {
-      name: podName,
-      namespace: this.namespace,
-      owner: { kind: 'StatefulSet', name: stsName, ordinal },
-      labels: { ...(tpl.metadata?.labels ?? {}), 'statefulset.kubernetes.io/pod-name': podName, 'apps.kubernetes.io/pod-index': String(ordinal) },
-      annotations: { ...(tpl.metadata?.annotations ?? {}) },
-      spec,
-    });
-    this.podMap.set(podName, pod);
-    this.event(`${podName}: created by StatefulSet ${stsName}`);
-    void pod.start();
   }
 
   private createJobPod(job: Job): PodRuntime {
@@ -991,20 +951,18 @@ export class Cluster implements PodHost {
     return false;
   }
 
-  private stsConverged(s: StsState): boolean {
-    const name = nameOf(s.obj);
-    for (const p of this.podMap.values()) {
-      if (p.owner.kind === 'StatefulSet' && p.owner.name === name && ordinalOf(p) >= s.replicas) return false;
-    }
-    for (let i = 0; i < s.replicas; i++) {
-      if (s.held.has(i)) continue;
-      if (!this.podMap.get(`${name}-${i}`)?.ready) return false;
-    }
-    return true;
+  private async waitConverged(s: StatefulSetState, timeoutMs: number): Promise<void> {
+    await waitFor(`StatefulSet ${nameOf(s.obj)} to have ${s.replicas} ready pod(s)`, timeoutMs,
+      () => this.statefulSetController.converged(s), () => this.describe());
+    await this.proxy?.synced();
   }
 
-  private async waitConverged(s: StsState, timeoutMs: number): Promise<void> {
-    await waitFor(`StatefulSet ${nameOf(s.obj)} to have ${s.replicas} ready pod(s)`, timeoutMs, () => this.stsConverged(s), () => this.describe());
+  /** Converged, and every pod at or above the partition of the update revision (RollingUpdate). */
+  private async waitStsRolledOut(s: StatefulSetState, timeoutMs: number): Promise<void> {
+    const what = s.obj.spec.updateStrategy?.type === 'OnDelete' ? ''
+      : `, ordinals ${partitionOf(s)} and up of revision ${revisionOf(s.obj).name}`;
+    await waitFor(`StatefulSet ${nameOf(s.obj)} to have ${s.replicas} ready pod(s)${what}`, timeoutMs,
+      () => this.statefulSetController.rolledOut(s), () => this.describe());
     await this.proxy?.synced();
   }
 

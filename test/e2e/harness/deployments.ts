@@ -1,6 +1,6 @@
 import * as crypto from 'crypto';
 import { PodInit, PodRuntime } from './pod';
-import { Deployment } from './types';
+import { Deployment, PodTemplateSpec } from './types';
 
 /** What the Deployment controller needs from the cluster. */
 export interface DeploymentHost {
@@ -27,9 +27,14 @@ function encode(bytes: Buffer, length: number): string {
   return out;
 }
 
+/** A stable hash of a pod template (10 characters of the safe alphabet, like Kubernetes' hashes). */
+export function podTemplateHash(template: PodTemplateSpec | undefined): string {
+  return encode(crypto.createHash('sha256').update(JSON.stringify(template ?? null)).digest(), 10);
+}
+
 /** The pod-template-hash: a stable hash of the pod template (10 characters, like the ReplicaSet's). */
 export function templateHash(d: Deployment): string {
-  return encode(crypto.createHash('sha256').update(JSON.stringify(d.spec?.template ?? null)).digest(), 10);
+  return podTemplateHash(d.spec?.template);
 }
 
 /** maxSurge / maxUnavailable: a count or a percentage of replicas (surge rounds up, unavailable down). */

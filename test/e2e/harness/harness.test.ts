@@ -463,11 +463,15 @@ describe('harness: generic pod features', () => {
       'touch /data/sub/f && echo sub-ok',
     ].join('; ')]);
     expect(r.stderr).toBe('');
+    // The StatefulSet controller's labels, the revision (template) the pod was created from included.
+    const revision = c.pods().find((p) => p.name === 'misc-0')?.labels['controller-revision-hash'];
+    expect(revision).toMatch(/^misc-[bcdfghjklmnpqrstvwxz2456789]{10}$/);
     expect(r.stdout).toBe([
       `1 two none o now 64 ${POSTGRES_UID}`,
       'port=8080',
       'app="misc"',
       'apps.kubernetes.io/pod-index="0"',
+      `controller-revision-hash="${revision}"`,
       'statefulset.kubernetes.io/pod-name="misc-0"',
       'ohi',
       'poststart',
@@ -731,6 +735,171 @@ describe('harness: ConfigMaps through the fake API (projected token, RBAC, apply
     // The pod's start is refused (an event says why; the pod fails), and it never becomes ready.
     await c.waitUntil('the refusal', 60_000, () => c.events().some((e) => /short-0: pod failed: .*expirationSeconds 599: must be at least 600/.test(e)) || undefined);
     expect(await starting).toMatch(/timed out after 20000 ms waiting for StatefulSet short[^]*pod short-0: phase=Failed, ready=false/);
+  }, 120_000);
+});
+
+describe('harness: StatefulSet updateStrategy (a template change through apply())', () => {
+  const ns = 'roll';
+  const REVISION = 'controller-revision-hash';
+  const ORDINALS = [0, 1, 2];
+  let c: Cluster | undefined;
+
+  afterEach(async () => {
+    await c?.destroy();
+    c = undefined;
+  }, 30_000);
+
+  /**
+   * StatefulSet `roll`: 3 pods of `sleep`, Ready while /tmp/ready exists (an emptyDir: per pod
+   * instance). `version` is a template annotation; with `readyAtStart: false` a pod of this
+   * template is Ready only once the test creates the file. SIGTERM ends it at once (a trap), after
+   * its preStop hook.
+   */
+  function rollObjects(version: string, opts: { policy?: string; updateStrategy?: object; readyAtStart?: boolean } = {}): object[] {
+    const labels = { app: 'roll' };
+    return [{
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'roll', namespace: ns },
+      spec: {
+        serviceName: 'roll',
+        replicas: 3,
+        podManagementPolicy: opts.policy ?? 'Parallel',
+        updateStrategy: opts.updateStrategy,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels, annotations: { version } },
+          spec: {
+            terminationGracePeriodSeconds: 5,
+            containers: [{
+              name: 'main',
+              image: 'busybox',
+              command: ['sh', '-c', 'trap "exit 0" TERM; if [ "$READY_AT_START" = yes ]; then touch /tmp/ready; fi; sleep 100000 & wait'],
+              env: [{ name: 'READY_AT_START', value: opts.readyAtStart === false ? 'no' : 'yes' }],
+              readinessProbe: { exec: { command: ['test', '-e', '/tmp/ready'] }, periodSeconds: 1, timeoutSeconds: 5, failureThreshold: 3 },
+              lifecycle: { preStop: { exec: { command: ['true'] } } },
+              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+            }],
+            volumes: [{ name: 'tmp', emptyDir: {} }],
+          },
+        },
+      },
+    }];
+  }
+
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const pod = (name: string) => c!.pods().find((p) => p.name === name);
+  /** Each pod's revision label and IP (a replaced pod has a new IP), by ordinal; '-' if missing. */
+  const state = () => ORDINALS.map((i) => {
+    const p = pod(`roll-${i}`);
+    return p ? `${p.labels[REVISION]} ${p.ip}${p.terminating ? ' terminating' : ''}` : '-';
+  });
+
+  async function start(objects: object[]): Promise<{ v1: string; before: string[] }> {
+    c = await Cluster.create(objects, { namespace: ns, fakeApi: false });
+    await c.startStatefulSet('roll', { timeoutMs: 30_000 });
+    const v1 = pod('roll-0')!.labels[REVISION];
+    expect(v1).toMatch(/^roll-[bcdfghjklmnpqrstvwxz2456789]{10}$/);
+    const before = state();
+    expect(before.every((s) => s.startsWith(`${v1} `))).toBe(true);
+    return { v1, before };
+  }
+
+  test.each(['Parallel', 'OrderedReady'])('RollingUpdate (%s): highest ordinal first, one pod at a time, each replacement Ready before the next; apply() waits for the roll', async (policy) => {
+    const { v1, before } = await start(rollObjects('v1', { policy }));
+    let mostNotReady = 0;
+    const sampler = setInterval(() => {
+      mostNotReady = Math.max(mostNotReady, ORDINALS.filter((i) => !pod(`roll-${i}`)?.ready).length);
+    }, 50);
+    let applied = false;
+    const applying = c!.apply(rollObjects('v2', { policy, readyAtStart: false }), { timeoutMs: 90_000 }).then(() => {
+      applied = true;
+    });
+    try {
+      let v2 = '';
+      for (const i of [2, 1, 0]) {
+        const name = `roll-${i}`;
+        const fresh = await c!.waitUntil(`${name} recreated from the new template`, 30_000, () => {
+          const rev = pod(name)?.labels[REVISION];
+          return rev !== undefined && rev !== v1 && rev;
+        });
+        v2 ||= fresh;
+        expect(fresh).toBe(v2);
+        // The replacement is not Ready: nothing else moves meanwhile.
+        await sleep(2500);
+        const now = state();
+        expect({ i, ready: c!.isReady(name), applied }).toEqual({ i, ready: false, applied: false });
+        for (const lower of ORDINALS.filter((o) => o < i)) expect({ lower, state: now[lower] }).toEqual({ lower, state: before[lower] });
+        for (const higher of ORDINALS.filter((o) => o > i)) expect({ higher, rev: now[higher].split(' ')[0], ready: c!.isReady(`roll-${higher}`) }).toEqual({ higher, rev: v2, ready: true });
+        await c!.waitUntil(`${name}'s /tmp/ready`, 30_000, async () => (await c!.exec(name, 'main', ['touch', '/tmp/ready'])).code === 0);
+      }
+      await applying;
+    } finally {
+      clearInterval(sampler);
+    }
+    const after = state();
+    for (const i of ORDINALS) {
+      expect(after[i].split(' ')[0]).not.toBe(v1);
+      expect(after[i]).not.toBe(before[i]);
+      expect(c!.isReady(`roll-${i}`)).toBe(true);
+    }
+    expect(mostNotReady).toBe(1);
+    // Each old pod went through the normal graceful deletion (its preStop hook ran).
+    for (const i of ORDINALS) expect(c!.events().some((e) => e.includes(`roll-${i}/main: running preStop`))).toBe(true);
+  }, 150_000);
+
+  test('partition: 1 leaves pod 0 on the old template (also when it is deleted); partition 0 then rolls it', async () => {
+    const partition = (n: number) => ({ type: 'RollingUpdate', rollingUpdate: { partition: n } });
+    const { v1, before } = await start(rollObjects('v1', { policy: 'OrderedReady', updateStrategy: partition(1) }));
+    await c!.apply(rollObjects('v2', { policy: 'OrderedReady', updateStrategy: partition(1) }), { timeoutMs: 60_000 });
+    const v2 = pod('roll-2')!.labels[REVISION];
+    expect(v2).not.toBe(v1);
+    let now = state();
+    expect([now[1].split(' ')[0], now[2].split(' ')[0]]).toEqual([v2, v2]);
+    expect(now[0]).toBe(before[0]);
+    await sleep(3000);
+    expect(state()[0]).toBe(before[0]);
+    // Below the partition, a deleted pod comes back from the current revision (the old template).
+    await c!.deletePod('roll-0');
+    await c!.waitReady('roll-0', 30_000);
+    now = state();
+    expect(now[0].split(' ')[0]).toBe(v1);
+    expect(now[0]).not.toBe(before[0]);
+    await c!.apply(rollObjects('v2', { policy: 'OrderedReady', updateStrategy: partition(0) }), { timeoutMs: 60_000 });
+    expect(state().map((s) => s.split(' ')[0])).toEqual([v2, v2, v2]);
+  }, 150_000);
+
+  test('OnDelete: a template change replaces nothing; a deleted pod comes back on the new template', async () => {
+    const onDelete = { type: 'OnDelete' };
+    const { v1, before } = await start(rollObjects('v1', { updateStrategy: onDelete }));
+    const t0 = Date.now();
+    await c!.apply(rollObjects('v2', { updateStrategy: onDelete }), { timeoutMs: 60_000 });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await sleep(4000);
+    expect(state()).toEqual(before);
+    await c!.deletePod('roll-1');
+    await c!.waitReady('roll-1', 30_000);
+    const now = state();
+    expect(now[1].split(' ')[0]).not.toBe(v1);
+    expect([now[0], now[2]]).toEqual([before[0], before[2]]);
+  }, 120_000);
+
+  test('a pod held down (recreate: false) is not recreated by the roll, which waits for it', async () => {
+    const { v1, before } = await start(rollObjects('v1'));
+    await c!.deletePod('roll-1', { recreate: false });
+    await c!.apply(rollObjects('v2'), { wait: false });
+    const v2 = await c!.waitUntil('roll-2 replaced and Ready', 30_000, () => {
+      const p = pod('roll-2');
+      return p?.ready && p.labels[REVISION] !== v1 && p.labels[REVISION];
+    });
+    await sleep(4000);
+    const now = state();
+    expect(now[1]).toBe('-');
+    expect(now[0]).toBe(before[0]);
+    await c!.startPod('roll-1');
+    await c!.waitUntil('every pod of the new template and Ready', 30_000, () =>
+      ORDINALS.every((i) => pod(`roll-${i}`)?.labels[REVISION] === v2 && c!.isReady(`roll-${i}`)));
+    expect(state()[0]).not.toBe(before[0]);
   }, 120_000);
 });
 

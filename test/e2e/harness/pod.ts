@@ -100,6 +100,8 @@ export interface PodOwner {
   readonly ordinal?: number;
   /** A Deployment's pod: the pod-template-hash of its ReplicaSet. */
   readonly templateHash?: string;
+  /** A StatefulSet's pod: the revision it was created from (its controller-revision-hash label). */
+  readonly revision?: string;
 }
 
 export interface PodInit {

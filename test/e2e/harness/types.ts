@@ -260,6 +260,10 @@ export interface StatefulSet extends KubeObject {
     readonly replicas?: number;
     readonly serviceName?: string;
     readonly podManagementPolicy?: string;
+    readonly updateStrategy?: {
+      readonly type?: string;
+      readonly rollingUpdate?: { readonly partition?: number; readonly maxUnavailable?: number | string };
+    };
     readonly selector?: { readonly matchLabels?: StringMap };
     readonly template: PodTemplateSpec;
     readonly volumeClaimTemplates?: PersistentVolumeClaim[];
