@@ -1122,16 +1122,19 @@ const HARNESS_ID_FILE = '.fdb-e2e-harness';
 /**
  * Cleans up after harnesses whose process died without destroy() (Ctrl-C, SIGKILL): their
  * network namespaces (and processes in them) and their temp roots in the default location.
+ * Another jest worker's harness starting meanwhile is left alone: what it created is listed
+ * before the live harnesses are read, and it registers before it creates anything.
  */
 function reapStale(root: string): void {
-  const live = liveHarnessIds();
-  reapStaleNamespaces(live);
+  reapStaleNamespaces(liveHarnessIds);
+  // Markers first, live harnesses after: one that registers meanwhile is seen as live.
   const tmp = os.tmpdir();
-  for (const e of fs.readdirSync(tmp)) {
-    if (!e.startsWith('fdb-e2e-') || e === 'fdb-e2e-registry' || path.join(tmp, e) === root) continue;
-    const marker = readText(path.join(tmp, e, HARNESS_ID_FILE));
-    const id = marker.split('-')[1];
-    if (id && !live.has(id)) fs.rmSync(path.join(tmp, e), { recursive: true, force: true });
+  const roots = fs.readdirSync(tmp)
+    .filter((e) => e.startsWith('fdb-e2e-') && e !== 'fdb-e2e-registry' && path.join(tmp, e) !== root)
+    .map((e) => ({ dir: path.join(tmp, e), id: readText(path.join(tmp, e, HARNESS_ID_FILE)).split('-')[1] }));
+  const live = liveHarnessIds();
+  for (const { dir, id } of roots) {
+    if (id && !live.has(id)) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -2,6 +2,8 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Cluster } from './index';
+import { reapStaleNamespaces } from './netns';
+import { liveHarnessIds, registerHarness, releaseHarness } from './volumes';
 
 /*
  * Self-test of the e2e harness with hand-written objects (not the library): real PostgreSQL 15
@@ -324,6 +326,32 @@ describe('harness: StatefulSet of real PostgreSQL pods', () => {
     for (const n of names) expect(ns).not.toContain(n);
     expect(fs.existsSync(root)).toBe(false);
   }, 30_000);
+});
+
+describe('harness: cleanup of what killed harnesses left behind', () => {
+  const dead = 'fdbe2e-d0d0d0-selftest';
+  const starting = 'fdbe2e-e1e1e1-selftest';
+  afterAll(() => {
+    releaseHarness('e1e1e1');
+    for (const n of netnsList().split('\n').map((l) => l.split(' ')[0]).filter((l) => l === dead || l === starting)) {
+      execFileSync('ip', ['netns', 'del', n]);
+    }
+  });
+
+  test('a dead harness\'s namespace is removed; one of a harness that registers and creates it while another reaps (another jest worker starting) is kept', () => {
+    execFileSync('ip', ['netns', 'add', dead]);
+    // The race: the live harnesses were read, then another harness registered and created its
+    // namespace. Listing the namespaces before reading the live harnesses makes it harmless.
+    reapStaleNamespaces(() => {
+      const live = liveHarnessIds();
+      registerHarness('e1e1e1');
+      execFileSync('ip', ['netns', 'add', starting]);
+      return live;
+    });
+    const after = netnsList();
+    expect(after).not.toContain(dead);
+    expect(after).toContain(starting);
+  });
 });
 
 describe('harness: Job against the fake API server', () => {

@@ -18,19 +18,22 @@ export const NETNS_PREFIX = 'fdbe2e';
 
 /**
  * Removes what harnesses killed without cleanup (SIGINT, SIGKILL) left behind: their network
- * namespaces, after SIGKILLing the processes still in them.
+ * namespaces, after SIGKILLing the processes still in them. The live harnesses are asked after
+ * the namespaces are listed: a harness registers before it creates any namespace, so one that
+ * starts meanwhile (in another jest worker) is never taken for stale.
  */
-export function reapStaleNamespaces(liveIds: Set<string>): void {
+export function reapStaleNamespaces(liveIds: () => Set<string>): void {
   let list = '';
   try {
     list = execFileSync('ip', ['netns', 'list'], { env: hostEnv() }).toString();
   } catch {
     return;
   }
+  const live = liveIds();
   for (const line of list.split('\n')) {
     const name = line.split(' ')[0];
     const m = new RegExp(`^${NETNS_PREFIX}-([0-9a-f]{6})-`).exec(name);
-    if (!m || liveIds.has(m[1])) continue;
+    if (!m || live.has(m[1])) continue;
     try {
       const pids = execFileSync('ip', ['netns', 'pids', name], { env: hostEnv() }).toString().split('\n').filter((p) => p !== '');
       for (const pid of pids) signal(Number(pid), 'SIGKILL');
