@@ -98,17 +98,17 @@ async function switchover(pg: PgCluster, from: string): Promise<SwitchoverRun> {
 }
 
 async function partition(pg: PgCluster, primary: string): Promise<PartitionRun> {
-  const target = next(primary);
   const marks = MEMBERS.map((pod) => [pod, pg.logMark(pod), pg.logMark(pod, 'agent')] as const);
   const o = await partitionPrimary(pg, {
     primary,
-    target,
+    candidates: [next(primary), ...others(primary).filter((p) => p !== next(primary))],
     members: MEMBERS,
     partitionMs: PARTITION_MS,
     firstId: 2_000_000,
     moveLeader: (to) => pg.h.apply(objects(pg, to), { wait: false }),
   });
-  const what = `partition of ${primary} (key to ${target})`;
+  const target = o.target;
+  const what = `partition of ${primary} (key to ${target}, the most advanced standby: ${JSON.stringify(o.positions)})`;
   const counts = MEMBERS.map((pod) => o.samples.filter((s) => s.pod === pod).length);
   if (counts.some((n) => n < 100)) throw new Error(`${what}: too few writability samples (${MEMBERS.map((p, k) => `${p} ${counts[k]}`).join(', ')})`);
   if (!o.standbyPromoted || !o.oldPrimaryRejoined) {
@@ -131,7 +131,7 @@ async function partition(pg: PgCluster, primary: string): Promise<PartitionRun> 
     promotedMs: promoted === undefined ? undefined : promoted - o.start,
     overlaps: writableOverlaps(o.samples).length,
     samples: o.samples.length,
-    ackedInPartition: o.ackedAfterKeyMoved,
+    ackedInPartition: o.ackedInPartition,
   };
 }
 

@@ -21,8 +21,12 @@ export function leaseTiming(objects: readonly unknown[]): { readonly durationS: 
 
 export interface PartitionOutcome {
   readonly samples: WritabilitySample[];
-  /** Commits acknowledged to the client inside the partition after the key moved. */
-  readonly ackedAfterKeyMoved: number;
+  /** Commits acknowledged to the client inside the partition (its socket on the partitioned primary). */
+  readonly ackedInPartition: number;
+  /** The standby the leader key moved to: the most advanced one once the streams had ended. */
+  readonly target: string;
+  /** Each standby's WAL position ("LSN TLI") when the target was chosen. */
+  readonly positions: Readonly<Record<string, string>>;
   readonly standbyPromoted: boolean;
   readonly oldPrimaryRejoined: boolean;
   /** When the partition began (ms, the host clock the samples share). */
@@ -30,9 +34,9 @@ export interface PartitionOutcome {
 }
 
 export interface PartitionOptions {
-  /** The primary partitioned, the standby the key moves to, and every member sampled. */
+  /** The primary partitioned, the standbys the key may move to (in order of preference), and every member sampled. */
   readonly primary: string;
-  readonly target: string;
+  readonly candidates: readonly string[];
   readonly members: readonly string[];
   readonly partitionMs: number;
   /** The first id the client in the partition inserts into `t` (default 1). */
@@ -42,32 +46,69 @@ export interface PartitionOptions {
 }
 
 /**
+ * Waits until no candidate's WAL receiver streams any more (the partition cut them all; they end
+ * after wal_receiver_timeout), then returns the candidate with the most WAL (received or
+ * replayed; the first one on a tie) and every candidate's position: the promotion runbook's step
+ * 2. With asynchronous standbys, WAL in flight when the partition began may have reached one
+ * standby and not another, and a named standby that another reachable standby is ahead of
+ * refuses to promote (never losing what that one received).
+ */
+export async function mostAdvancedStandby(c: PgCluster, candidates: readonly string[]):
+Promise<{ target: string; positions: Record<string, string> }> {
+  for (const pod of candidates) {
+    await c.h.waitUntil(`${pod}'s WAL receiver no longer streaming`, 120_000, async () =>
+      (await c.sql(pod, "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'")) === '0' || undefined);
+  }
+  const positions: Record<string, string> = {};
+  let target = candidates[0];
+  let best = -1n;
+  for (const pod of candidates) {
+    const lsn = await c.sql(pod, 'SELECT greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())');
+    const tli = await c.sql(pod, 'SELECT timeline_id FROM pg_control_checkpoint()');
+    positions[pod] = `${lsn} ${tli}`;
+    const [hi, lo] = lsn.split('/');
+    const value = BigInt(`0x${hi}`) * 0x100000000n + BigInt(`0x${lo}`);
+    if (value > best) {
+      best = value;
+      target = pod;
+    }
+  }
+  return { target, positions };
+}
+
+/**
  * `primary` partitioned from everything (API server, other pods, Services) and its config
- * delivery held for `partitionMs` while a client inside its partition writes over its socket; the
- * leader key moves to `target` meanwhile. Then healed and released: waits (240 s at most) until
- * it runs as a standby. Writability of every member is sampled inside the pods every 50 ms from
- * before the partition until `partitionMs` + 60 s after it.
+ * delivery held for `partitionMs` while a client inside its partition writes over its socket;
+ * once the standbys' streams have ended, the leader key moves to the most advanced candidate
+ * (mostAdvancedStandby). Then healed and released: waits (240 s at most) until it runs as a
+ * standby. Writability of every member is sampled inside the pods every 50 ms from before the
+ * partition until `partitionMs` + 60 s after it.
  */
 export async function partitionPrimary(c: PgCluster, opts: PartitionOptions): Promise<PartitionOutcome> {
-  const { primary, target, partitionMs } = opts;
+  const { primary, partitionMs } = opts;
   const moveLeader = opts.moveLeader ?? ((to: string) => c.h.apply(c.synth({ currentPrimary: to }), { wait: false }));
   const sampling = sampleWritability(c.h, opts.members, partitionMs + 60_000);
   c.h.holdConfig(primary);
   await c.h.partition(primary, { from: 'all' });
   const start = Date.now();
+  const writing = (async () => {
+    let acked = 0;
+    for (let id = opts.firstId ?? 1; Date.now() - start < partitionMs; id++) {
+      const r = await c.trySql(primary, `INSERT INTO t VALUES (${id}, 'partitioned')`, 5_000);
+      if (r.code === 0) acked++;
+      else await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    return acked;
+  })();
+  const { target, positions } = await mostAdvancedStandby(c, opts.candidates);
   await moveLeader(target);
-  let acked = 0;
-  for (let id = opts.firstId ?? 1; Date.now() - start < partitionMs; id++) {
-    const r = await c.trySql(primary, `INSERT INTO t VALUES (${id}, 'partitioned')`, 5_000);
-    if (r.code === 0) acked++;
-    else await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  const acked = await writing;
   const standbyPromoted = (await c.writablePrimaries([target])).length === 1;
   await c.h.heal(primary);
   c.h.releaseConfig(primary);
   const oldPrimaryRejoined = await c.h.waitUntil(`${primary} back as a standby`, 240_000, async () =>
     (await c.inRecovery(primary)) || undefined).then(() => true, () => false);
-  return { samples: await sampling, ackedAfterKeyMoved: acked, standbyPromoted, oldPrimaryRejoined, start };
+  return { samples: await sampling, ackedInPartition: acked, target, positions, standbyPromoted, oldPrimaryRejoined, start };
 }
 
 /** The last writable sample of `pod` inside [start, start + windowMs), or undefined. */
