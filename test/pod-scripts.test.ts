@@ -1581,5 +1581,37 @@ describe('postgres.sh: the cluster\'s Lease (fencing.sh)', () => {
       const run = start('t 9/0 2');
       expect(run.calls('postgres')).toHaveLength(1);
     }, SLOW);
+
+    test('the leader key names another pod while it waits: it stops waiting at once and exits to start over (as that pod\'s standby)', () => {
+      const run = runScript('postgres.sh', {
+        pod: 'x-pg-primary-0',
+        prepare: (p) => fs.writeFileSync(path.join(p.pgdata, 'PG_VERSION'), '15\n'),
+        psql: 'if [ "$host" = x-pg-replica-0.x-pg-replica ]; then printf \'%s\\n\' x-pg-replica-0 > "$CONFIG_DIR/leader"; echo "f 0/3000000 3"; exit 0; fi',
+        stubs: { postgres: 'exit 3' },
+        env: { PROMOTE_WAIT_SECONDS: '30' },
+      });
+      expect(run.stderr).toContain('not starting as primary yet: x-pg-replica-0 still accepts writes');
+      expect(run.stderr).toContain('the leader key now names x-pg-replica-0: not starting as primary; starting over');
+      expect(run.stderr).not.toContain('not starting as primary after');
+      expect(run.status).toBe(1);
+      expect(run.calls('postgres')).toEqual([]);
+    }, SLOW);
   });
+
+  test('promotion: the leader key names another pod while a member blocks it: the server started for the promotion stops, no promote, and it exits to start over', () => {
+    const run = runScript('postgres.sh', {
+      pod: 'x-pg-replica-1',
+      prepare: (p) => {
+        standbyData(p.pgdata);
+        setLeader(p, 'x-pg-replica-1');
+      },
+      psql: 'if [ "$host" = x-pg-primary-0.x-pg-primary ]; then printf \'%s\\n\' x-pg-replica-0 > "$CONFIG_DIR/leader"; echo f; exit 0; fi',
+      env: { PROMOTE_WAIT_SECONDS: '30' },
+    });
+    expect(run.stderr).toContain('not promoting yet: x-pg-primary-0 still accepts writes');
+    expect(run.stderr).toContain('the leader key now names x-pg-replica-0: not starting as primary; starting over');
+    expect(run.calls('pg_ctl').some((a) => a.includes('promote'))).toBe(false);
+    expect(run.calls('pg_ctl').some((a) => a.includes('stop'))).toBe(true);
+    expect(run.status).toBe(1);
+  }, SLOW);
 });

@@ -185,11 +185,22 @@ max_locks_per_transaction max_locks_per_xact
 LIST
 }
 
+# Whether the leader key still names this pod: a human may name another one while this pod
+# waits to promote or to start as primary, and it then starts over as that one's standby.
+still_named() {
+  local leader
+  leader=$(current_leader)
+  [ "$leader" = "$POD_NAME" ] && return 0
+  log "the leader key now names ${leader:-no pod}: not starting as primary; starting over"
+  return 1
+}
+
 # The local server (started for the promotion) has replayed its WAL: wait until no member
 # blocks the promotion (a former primary stops by itself once it sees the leader key move).
 wait_until_promotable() {
   local i blockers
   for i in $(seq 1 "${PROMOTE_WAIT_SECONDS:-600}"); do
+    still_named || { stop_local_server || true; exit 1; }
     # shellcheck disable=SC2046
     blockers=$(promotion_blockers $(local_position || echo '- -'))
     [ -z "$blockers" ] && return 0
@@ -210,6 +221,7 @@ wait_until_startable() {
   local i blockers tli
   tli=$(pg_controldata "$PGDATA" | sed -n "s/^Latest checkpoint's TimeLineID: *//p")
   for i in $(seq 1 "${PROMOTE_WAIT_SECONDS:-600}"); do
+    still_named || exit 1
     blockers=$(promotion_blockers "" "$tli")
     [ -z "$blockers" ] && return 0
     if [ "$i" = 1 ] || [ $(( i % 30 )) = 0 ]; then
