@@ -278,7 +278,9 @@ test('a renewed PostgreSQL CA (FerretDB\'s driver read the old one at start) ask
   expect(pod.name).toBe('fdb-ferretdb-ro-a');
   writeSecretVolume(pod.dirs['postgres-ca'], { 'ca.crt': newCa });
   const expected = fingerprint(newCa, second);
-  await waitFor('the reader Deployment annotated with the new CA', 15_000, () => template('fdb-ferretdb-ro').metadata.annotations?.[ANNOTATION] === expected);
+  // The fake API server stores the object before it logs the request: wait for both.
+  await waitFor('the reader Deployment annotated with the new CA, and the request logged', 15_000,
+    () => template('fdb-ferretdb-ro').metadata.annotations?.[ANNOTATION] === expected && patches().length > count);
   expect(patches().slice(count).map((r) => `${r.path} ${r.code}`)).toEqual([`/apis/apps/v1/namespaces/${NAMESPACE}/deployments/fdb-ferretdb-ro 200`]);
 });
 
@@ -288,8 +290,8 @@ test('a rotated password (FerretDB read PGPASSWORD at start) asks for a rollout 
   expect(pod.name).toBe('fdb-ferretdb-ro-a');
   writeSecretVolume(pod.dirs['postgres-password'], { password: ROTATED_PASSWORD });
   const expected = fingerprint(newCa, second, ROTATED_PASSWORD);
-  await waitFor('the reader Deployment annotated with the new password\'s fingerprint', 15_000,
-    () => template('fdb-ferretdb-ro').metadata.annotations?.[ANNOTATION] === expected);
+  await waitFor('the reader Deployment annotated with the new password\'s fingerprint, and the request logged', 15_000,
+    () => template('fdb-ferretdb-ro').metadata.annotations?.[ANNOTATION] === expected && patches().length > count);
   expect(patches().slice(count).map((r) => `${r.path} ${r.code}`)).toEqual([`/apis/apps/v1/namespaces/${NAMESPACE}/deployments/fdb-ferretdb-ro 200`]);
 });
 
