@@ -5,6 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { mostAdvancedStandby } from './failover';
 import { insert, NAME, PgCluster, PRIMARY, PRIMARY_STS, replica, REPLICA_STS, synthCluster, TABLE, writeContinuously } from './fixture';
 import { Cluster, sampleWritability, writableOverlaps } from './harness';
 import { FerretDBClusterProps, ReplicationMode } from '../../src';
@@ -198,16 +199,20 @@ test('lost primary volume with replicas up: nothing is initialised or served emp
   expect(c.h.endpoints(RW_SERVICE)).toEqual([]);
   expect(c.h.isReady(PRIMARY)).toBe(false);
 
-  // Runbook: designate the most advanced replica; it promotes itself, the empty pod clones it.
-  await c.h.apply(synthCluster({ currentPrimary: replica(0) }), { wait: false });
-  await c.h.waitReady(replica(0), 120_000);
-  expect(await c.writablePrimaries([replica(0)])).toEqual([replica(0)]);
-  expect(await c.count(replica(0), 't')).toBe(500);
+  // Runbook: designate the most advanced replica (the primary died mid-stream, so either may have
+  // received a record more); it promotes itself, the empty pod clones it.
+  const { target, positions } = await mostAdvancedStandby(c, [replica(0), replica(1)]);
+  const other = target === replica(0) ? replica(1) : replica(0);
+  console.log(`lost primary volume: received WAL ${JSON.stringify(positions)}; naming ${target}`);
+  await c.h.apply(synthCluster({ currentPrimary: target }), { wait: false });
+  await c.h.waitUntil(`${target} promoted`, 120_000, async () => (await c.writablePrimaries([target])).length === 1);
+  await c.h.waitReady(target, 120_000);
+  expect(await c.count(target, 't')).toBe(500);
   await c.h.waitReady(PRIMARY, 240_000);
-  await c.waitStreaming(replica(0), [replica(1), PRIMARY], 180_000);
-  await c.sql(replica(0), insert(501, 510));
+  await c.waitStreaming(target, [other, PRIMARY], 180_000);
+  await c.sql(target, insert(501, 510));
   await c.waitCount(PRIMARY, 't', 510);
-  expect(await c.writablePrimaries(ALL)).toEqual([replica(0)]);
+  expect(await c.writablePrimaries(ALL)).toEqual([target]);
 });
 
 test('fencing: the leader key moves while the old primary runs; it stops taking writes (the delay is printed), rejoins as a standby, and no two servers ever accept writes', async () => {
@@ -383,17 +388,22 @@ test('kill -9 of an async primary that wrote WAL no standby saw: reports lost co
   const acked = await writer.stop();
   expect(acked.length).toBeGreaterThan(0);
 
-  // Runbook: fence, designate; the apply brings the former primary's StatefulSet back, and its
-  // pod, no longer the leader, waits for the new primary to rewind and follow it.
-  await c.h.scale(PRIMARY_STS, 0);
-  await c.h.apply(synthCluster({ currentPrimary: replica(0) }), { wait: false });
+  // Runbook: the standbys come back (still following the leader key), the one that received the
+  // most WAL is named (they were stopped one after the other, so either may be ahead), the old
+  // primary is fenced; the apply brings its StatefulSet back, and its pod, no longer the leader,
+  // waits for the new primary to rewind and follow it.
   await c.h.startPod(replica(0));
   await c.h.startPod(replica(1));
-  await c.h.waitUntil(`${replica(0)} promoted`, 180_000, async () => (await c.writablePrimaries([replica(0)])).length === 1);
-  const lost = acked.length - Number(await c.sql(replica(0), `SELECT count(*) FROM t WHERE id IN (${acked.join(',')})`));
+  const { target, positions } = await mostAdvancedStandby(c, [replica(0), replica(1)]);
+  const other = target === replica(0) ? replica(1) : replica(0);
+  console.log(`kill -9, async, standbys away: received WAL ${JSON.stringify(positions)}; naming ${target}`);
+  await c.h.scale(PRIMARY_STS, 0);
+  await c.h.apply(synthCluster({ currentPrimary: target }), { wait: false });
+  await c.h.waitUntil(`${target} promoted`, 180_000, async () => (await c.writablePrimaries([target])).length === 1);
+  const lost = acked.length - Number(await c.sql(target, `SELECT count(*) FROM t WHERE id IN (${acked.join(',')})`));
   console.log(`kill -9, async, standbys away: ${acked.length} acknowledged commits, ${lost} lost (asynchronous replication promises none of them)`);
   expect(lost).toBe(acked.length);
-  await c.sql(replica(0), insert(1001, 1010));
+  await c.sql(target, insert(1001, 1010));
 
   // The former primary came back with WAL the new primary never saw: pg_rewind must have run.
   await c.h.waitReady(PRIMARY, 240_000);
@@ -401,10 +411,10 @@ test('kill -9 of an async primary that wrote WAL no standby saw: reports lost co
   expect(log).toMatch(/former primary: rewinding/);
   expect(log).toMatch(/servers diverged at WAL location/);
   expect(log).not.toMatch(/no rewind required/);
-  await c.waitStreaming(replica(0), [replica(1), PRIMARY], 180_000);
+  await c.waitStreaming(target, [other, PRIMARY], 180_000);
   const digest = 'SELECT count(*) || \':\' || md5(string_agg(id::text || v, \',\' ORDER BY id)) FROM t';
   await c.h.waitUntil('old primary matches the new one', 60_000, async () =>
-    (await c.sql(PRIMARY, digest)) === (await c.sql(replica(0), digest)));
+    (await c.sql(PRIMARY, digest)) === (await c.sql(target, digest)));
 });
 
 test('scale down, then up again on the retained volume: the replica that was away too long re-clones by itself and streams', async () => {
