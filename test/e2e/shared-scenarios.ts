@@ -24,9 +24,17 @@ export async function expectCreateUserOfBothRoleSets(pg: PgCluster): Promise<voi
   for (const [user, list] of [['reporting', ['readAnyDatabase']], ['orders_app', ['clusterAdmin', 'readWriteAnyDatabase']]] as const) {
     const r = await pg.h.exec(PRIMARY, 'postgres', ['psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-U', 'ferretdb', '-d', 'postgres',
       '-c', `SELECT documentdb_api.create_user('${roles(user, [...list])}'::documentdb_core.bson)`]);
-    expect({ user, code: r.code, stderr: r.stderr }).toEqual({ user, code: 0, stderr: '' });
+    // { ok: 1 } as psql prints a bson without EJSON output: 13 bytes, an int32 "ok" of 1.
+    expect({ user, code: r.code, stderr: r.stderr, ok: r.stdout.trim() === 'BSONHEX0d000000106f6b000100000000' || r.stdout })
+      .toEqual({ user, code: 0, stderr: '', ok: true });
   }
-  expect(await pg.sql(PRIMARY, `SELECT string_agg(m.rolname || '>' || r.rolname, ',' ORDER BY 1)
+  const members = await pg.sql(PRIMARY, `SELECT string_agg(m.rolname || '>' || r.rolname, ',' ORDER BY 1)
     FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
-    WHERE m.rolname IN ('reporting', 'orders_app')`)).toMatch(/orders_app>documentdb_admin_role.*reporting>documentdb_readonly_role/);
+    WHERE m.rolname IN ('reporting', 'orders_app')`);
+  if (!/orders_app>documentdb_admin_role.*reporting>documentdb_readonly_role/.test(members)) {
+    // Say why: the roles as the server sees them now, and what its log says.
+    const existing = await pg.sql(PRIMARY, "SELECT string_agg(rolname || ' login=' || rolcanlogin, ', ') FROM pg_roles WHERE rolname IN ('reporting', 'orders_app')");
+    throw new Error(`memberships: '${members}'; roles: '${existing}'; recovery: ${await pg.inRecovery(PRIMARY)}\n`
+      + `--- ${PRIMARY} postgres ---\n${pg.h.logs(PRIMARY, 'postgres').split('\n').slice(-40).join('\n')}`);
+  }
 }
