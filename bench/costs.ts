@@ -7,7 +7,9 @@
  * 1. the library's cluster against bare PostgreSQL 15 of the same topology (initdb, two
  *    pg_basebackup standbys, synchronous_standby_names = 'ANY 1 (s1, s2)', everything else at
  *    PostgreSQL's defaults, Unix sockets in a temporary directory, no library script), in four
- *    variants (BareKind), the last of which streams through the harness's Service proxy;
+ *    variants (BareKind), the last of which streams through the harness's Service proxy; and
+ *    the library's cluster once more with its standbys streaming to the primary pod's address
+ *    (`direct`: no Service proxy on the path) against the floor with the library's settings;
  * 2. the same cluster with `postgresTls` (a throwaway CA and certificate made with openssl)
  *    against the cluster without TLS;
  * 3. the same cluster with `monitoring: {}` (the postgres_exporter sidecar, Debian's binary,
@@ -33,10 +35,10 @@ import { log, median, num, Options, range, ratio, row, Row, SectionResult } from
 import { EXPORTER_BIN, idleScrapes, podMonitorIntervalSeconds, ScrapeCpu, scrapeCpu, scrapeLoop } from './exporter';
 import { BootOptions, NAME, PRIMARY, pgbench, waitCaughtUp, withCluster } from './pg';
 import { DOCUMENTDB_TEST_PARAMETERS } from '../test/e2e/documentdb';
-import { replica } from '../test/e2e/fixture';
+import { PgCluster, replica, REPLICA_STS, RW_SERVICE } from '../test/e2e/fixture';
 import { ServiceProxy } from '../test/e2e/harness/service-proxy';
 
-type Variant = 'plain' | 'tls' | 'monitoring';
+type Variant = 'plain' | 'direct' | 'tls' | 'monitoring';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 const EXPORTER_IMAGES = { 'quay.io/prometheuscommunity/postgres-exporter': { entrypoint: [EXPORTER_BIN] } };
@@ -133,6 +135,7 @@ async function measureLibrary(variant: Variant, sizes: Sizes, hooks: Hooks = {})
   return withCluster(props, async (pg) => {
     const standbys = [replica(0), replica(1)];
     await pg.waitStreaming(PRIMARY, standbys);
+    if (variant === 'direct') await streamDirect(pg, props, standbys);
     const states = await pg.sql(PRIMARY, "SELECT string_agg(sync_state, ',' ORDER BY application_name) FROM pg_stat_replication");
     if (states !== 'quorum,quorum') throw new Error(`expected two quorum standbys, got ${states}`);
     if (variant === 'tls') {
@@ -161,6 +164,30 @@ async function measureLibrary(variant: Variant, sizes: Sizes, hooks: Hooks = {})
     const without = withoutReports.length > 0 ? { ...summarize(withoutReports), warmUpTps: warmUp.tps } : undefined;
     return { ...summarize(reports), warmUpTps: warmUp.tps, idle, during, without };
   }, options);
+}
+
+/**
+ * The `direct` variant: the replica StatefulSet's pod template gains a `hostAliases` entry that
+ * resolves the read-write Service's name to the primary pod's own address (a bench-only change;
+ * the replicas roll), so the standbys stream, and their scripts ask the primary, with no Service
+ * proxy on the path, as on a cluster where kube-proxy rewrites addresses in the kernel. Checked
+ * on the primary: each walsender's client is a standby pod's address, not the ClusterIP (the
+ * proxy connects from the ClusterIP).
+ */
+async function streamDirect(pg: PgCluster, props: FerretDBClusterProps, standbys: string[]): Promise<void> {
+  const ip = pg.h.podIP(PRIMARY);
+  log(`costs: direct: ${RW_SERVICE} resolves to ${PRIMARY}'s address ${ip} in the replica pods`);
+  const objects = (pg.synth(props) as any[]).map((o) => {
+    if (o.kind !== 'StatefulSet' || o.metadata.name !== REPLICA_STS) return o;
+    const copy = JSON.parse(JSON.stringify(o));
+    copy.spec.template.spec.hostAliases = [{ ip, hostnames: [RW_SERVICE] }];
+    return copy;
+  });
+  await pg.h.apply(objects, { timeoutMs: 300_000 });
+  await pg.h.waitUntil('the standbys stream from their pods\' own addresses', 300_000, async () => {
+    const clients = await pg.sql(PRIMARY, "SELECT string_agg(host(client_addr), ',' ORDER BY application_name) FROM pg_stat_replication WHERE state = 'streaming'");
+    return clients === standbys.map((pod) => pg.h.podIP(pod)).join(',');
+  });
 }
 
 /** A command as the postgres OS user; throws with its output unless it exits 0. */
@@ -307,6 +334,7 @@ export async function costsSection(opts: Options): Promise<SectionResult> {
   const bareSettings = await measureBare(sizes, 'settings');
   const bareProxied = await measureBare(sizes, 'proxied');
   const plain = await measureLibrary('plain', sizes);
+  const direct = await measureLibrary('direct', sizes);
   const tls = await measureLibrary('tls', sizes);
   const monitoring = await measureLibrary('monitoring', sizes, {
     idle: async (pg) => {
@@ -348,6 +376,11 @@ export async function costsSection(opts: Options): Promise<SectionResult> {
     row('costs', 'TPS sync quorum: the same (floor: bare, equal + settings, standbys through the userspace proxy)', num(plain.tps), num(bareProxied.tps),
       ratio(plain.tps, bareProxied.tps),
       `${lat(plain, bareProxied)}; the floor above with its standbys streaming through the harness's Service proxy on 127.0.0.1, as the library's stream through NAME-pg-rw here: what remains is the pods and the veth path`),
+    row('costs', 'TPS sync quorum, standbys streaming to the primary pod\'s address (floor: bare, equal + settings)', num(direct.tps), num(bareSettings.tps),
+      ratio(direct.tps, bareSettings.tps),
+      `${lat(direct, bareSettings)}; the library's cluster with NAME-pg-rw resolved to the primary pod in the replica pods (hostAliases, bench-only): no Service proxy on the path; what remains is the pods (agent, probes, lease and state sidecars, veth)`),
+    row('costs', 'TPS sync quorum: through NAME-pg-rw (floor: the same, standbys direct)', num(plain.tps), num(direct.tps), ratio(plain.tps, direct.tps),
+      `the proxy's cost on the library's cluster; TPS ranges ${range(plain.runsTps)} vs ${range(direct.runsTps)}`),
     row('costs', 'TPS bare: the proxy\'s cost (floor: equal + settings)', num(bareProxied.tps), num(bareSettings.tps), ratio(bareProxied.tps, bareSettings.tps),
       `the same floor, standbys through the proxy against direct; TPS ranges ${range(bareProxied.runsTps)} vs ${range(bareSettings.runsTps)}`),
     row('costs', 'TPS with postgresTls (floor: the same without TLS)', num(tls.tps), num(plain.tps), ratio(tls.tps, plain.tps),
@@ -368,8 +401,8 @@ export async function costsSection(opts: Options): Promise<SectionResult> {
   ];
   return {
     section: 'costs',
-    floor: 'TPS: bare PostgreSQL 15 of the same topology (initdb --data-checksums, 2 pg_basebackup standbys streaming over TCP as a scram-authenticated replication role, synchronous_standby_names = \'ANY 1 (s1, s2)\', defaults otherwise, pgbench on the primary\'s Unix socket, no library script) for the library\'s cluster, beside the old floor (Unix sockets, no checksums), the equal floor with the library\'s postgresql.conf, and that floor with its standbys streaming through the harness\'s userspace Service proxy on 127.0.0.1; the library\'s cluster without TLS and without monitoring for the TLS and monitoring rows. CPU: the same pod over windows of the same length without scrapes. The scrape time has no floor',
+    floor: 'TPS: bare PostgreSQL 15 of the same topology (initdb --data-checksums, 2 pg_basebackup standbys streaming over TCP as a scram-authenticated replication role, synchronous_standby_names = \'ANY 1 (s1, s2)\', defaults otherwise, pgbench on the primary\'s Unix socket, no library script) for the library\'s cluster, beside the old floor (Unix sockets, no checksums), the equal floor with the library\'s postgresql.conf, and that floor with its standbys streaming through the harness\'s userspace Service proxy on 127.0.0.1; the library\'s cluster with its standbys streaming to the primary pod\'s address (hostAliases, bench-only) against the floor with the library\'s settings, and the library\'s cluster without TLS and without monitoring for the TLS and monitoring rows. CPU: the same pod over windows of the same length without scrapes. The scrape time has no floor',
     rows,
-    data: { sizes, pgbench: FLAGS.join(' '), bare, bareOld, bareSettings, bareProxied, plain, tls, monitoring, idleScrapes: idle, loadedScrapes: loaded, scrapeEverySeconds: SCRAPE_EVERY_S, intervalS, nproc },
+    data: { sizes, pgbench: FLAGS.join(' '), bare, bareOld, bareSettings, bareProxied, plain, direct, tls, monitoring, idleScrapes: idle, loadedScrapes: loaded, scrapeEverySeconds: SCRAPE_EVERY_S, intervalS, nproc },
   };
 }
